@@ -1,0 +1,158 @@
+"""MLflow tracking for every `kedro run`: our own small hook (kedro-mlflow breaks on MLflow 3.13+).
+
+One MLflow run per `kedro run`, tagged with the Kedro run id, git commit, pipelines and the
+catalog versions loaded and saved, holding every parameter. A catalog entry opts into logging
+with `metadata: {mlflow: metrics}` (numbers of a dict as metrics, the dict as JSON) or
+`{mlflow: artifact}` (a figure, dict or text file). Later pipelines open child runs under the
+active run with `mlflow.start_run(nested=True)` from this module's helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+from kedro.io import AbstractVersionedDataset
+from matplotlib.figure import Figure
+from pydantic import BaseModel
+
+logger = logging.getLogger(__name__)
+
+MLFLOW_KEY = re.compile(r"[^\w\-. /]")
+MAX_PARAM_LENGTH = 6000
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and pydantic models → {'a.b.c': leaf}."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def numeric_leaves(value: Any) -> dict[str, float]:
+    """Metric-ready numbers of a nested dict, with keys MLflow accepts."""
+    return {
+        MLFLOW_KEY.sub("_", key): float(leaf)
+        for key, leaf in flatten(value).items()
+        if isinstance(leaf, int | float) and not isinstance(leaf, bool)
+    }
+
+
+def git_commit(path: Path) -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def resolve_tracking_uri(settings: dict[str, Any], project_path: Path) -> str:
+    """MLFLOW_TRACKING_URI wins; otherwise conf's URI, a relative sqlite path taken from the project root."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or settings.get("tracking_uri", "sqlite:///mlruns/mlflow.db")
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        database = project_path / uri[len(prefix):]
+        database.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"{prefix}{database}"
+    return uri
+
+
+def log_dataset(name: str, data: Any, mode: str) -> None:
+    """Log one saved data set as its catalog metadata asks."""
+    if mode == "metrics":
+        mlflow.log_metrics({f"{name}.{key}": number for key, number in numeric_leaves(data).items()})
+    if isinstance(data, Figure):
+        mlflow.log_figure(data, f"{name}.png")
+    elif isinstance(data, dict):
+        mlflow.log_dict(data, f"{name}.json")
+    elif isinstance(data, str):
+        mlflow.log_text(data, f"{name}.txt")
+    elif hasattr(data, "to_csv"):
+        mlflow.log_text(data.to_csv(index=False), f"{name}.csv")
+
+
+class MlflowTrackingHook:
+    def __init__(self) -> None:
+        self._settings: dict[str, Any] = {}
+        self._project_path = Path.cwd()
+        self._catalog = None
+        self._versions: dict[str, dict[str, str]] = {"loaded": {}, "saved": {}}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._project_path = Path(context.project_path)
+        try:
+            self._settings = dict(context.config_loader["mlflow"])
+        except KeyError:
+            self._settings = {}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        self._catalog = catalog
+        self._versions = {"loaded": {}, "saved": {}}
+        mlflow.set_tracking_uri(resolve_tracking_uri(self._settings, self._project_path))
+        experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or self._settings.get("experiment_name", "headstart")
+        mlflow.set_experiment(experiment_name)  # artifacts land beside a sqlite store, under mlruns/
+        pipelines = run_params.get("pipeline_names") or ["__default__"]
+        tags = {
+            "kedro.run_id": run_params["run_id"],
+            "kedro.env": run_params.get("env") or "",
+            "kedro.pipelines": ",".join(pipelines),
+            "kedro.namespaces": ",".join(run_params.get("namespaces") or []),
+            "git.commit": git_commit(self._project_path) or "unknown",
+        }
+        mlflow.start_run(run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags)
+        parameters = flatten(catalog.load("parameters"))
+        mlflow.log_params({MLFLOW_KEY.sub("_", k): str(v)[:MAX_PARAM_LENGTH] for k, v in parameters.items()})
+
+    def _record_version(self, direction: str, dataset_name: str) -> None:
+        dataset = self._catalog.get(dataset_name) if self._catalog is not None else None
+        if isinstance(dataset, AbstractVersionedDataset):
+            version = dataset.resolve_load_version() if direction == "loaded" else dataset.resolve_save_version()
+            self._versions[direction][dataset_name] = str(version)
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node) -> None:
+        if mlflow.active_run():
+            self._record_version("loaded", dataset_name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        if not mlflow.active_run():
+            return
+        self._record_version("saved", dataset_name)
+        dataset = self._catalog.get(dataset_name)
+        mode = (getattr(dataset, "metadata", None) or {}).get("mlflow")
+        if mode:
+            log_dataset(dataset_name, data, mode)
+
+    def _end_run(self, status: str) -> None:
+        if not mlflow.active_run():
+            return
+        mlflow.set_tags(
+            {f"kedro.{direction}.{name}": version for direction, versions in self._versions.items() for name, version in versions.items()}
+        )
+        mlflow.log_dict(self._versions, "catalog_versions.json")
+        while mlflow.active_run():  # close child runs a failing node left open, then the parent
+            mlflow.end_run(status=status)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], run_result, pipeline, catalog) -> None:
+        self._end_run("FINISHED")
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline, catalog) -> None:
+        if mlflow.active_run():
+            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        self._end_run("FAILED")

@@ -1,0 +1,1 @@
+"""The headstart library: torch, numpy and scikit-learn only (never kedro or mlflow)."""

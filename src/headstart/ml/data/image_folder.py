@@ -1,0 +1,73 @@
+"""Users' own images: `<root>/<class>/<file>` (PNG or JPEG, any size and mode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from headstart.ml.data.images import LabelledImages, to_uint8_images
+from headstart.ml.errors import InvalidDataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+def pil_to_tensor(image: Image.Image, image_size: int, channels: int) -> torch.Tensor:
+    """A PIL image of any mode → uint8 C×H×W of the configured size and channels."""
+    mode = "L" if channels == 1 else "RGB"
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: rescale to 8 bits first
+        array = np.asarray(image, dtype=np.float32)
+        image = Image.fromarray((array * 255.0 / max(float(array.max()), 1.0)).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "P", "PA"):  # flatten transparency onto black
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image)
+    array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(array).view(image.height, image.width, channels).permute(2, 0, 1)
+    return to_uint8_images(tensor.unsqueeze(0), image_size, channels)[0]
+
+
+def read_image(path: Path, image_size: int, channels: int) -> torch.Tensor:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return pil_to_tensor(image, image_size, channels)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidDataError(f"{path}: unreadable or corrupt image ({error})") from error
+
+
+def load_image_folder(
+    root: str | Path, image_size: int, channels: int, classes: list[str] | None = None
+) -> LabelledImages:
+    """Every image under `<root>/<class>/`; `classes` (optional) fixes the class list and its order.
+
+    Other files (a README, .DS_Store) are ignored; an image that cannot be decoded is an error.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidDataError(f"image folder {root} does not exist")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        classes = folders
+    unknown = [name for name in folders if name not in classes]
+    if unknown:
+        raise InvalidDataError(
+            f"{root / unknown[0]}: label '{unknown[0]}' is outside the class list {classes}"
+        )
+    if not classes:
+        raise InvalidDataError(f"image folder {root} has no class folders (expected <root>/<class>/<image>)")
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(
+            p for p in (root / name).glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        ) if (root / name).is_dir() else []
+        if not files:
+            raise InvalidDataError(f"{root / name}: class folder is empty or missing (no PNG or JPEG images)")
+        images.extend(read_image(path, image_size, channels) for path in files)
+        labels.extend([label] * len(files))
+    return LabelledImages(
+        images=torch.stack(images), labels={"label": torch.tensor(labels)}, classes={"label": list(classes)}
+    )

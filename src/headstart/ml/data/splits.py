@@ -1,0 +1,75 @@
+"""Seeded, stratified splits and k-labels-per-class draws, each refusing data it cannot split honestly."""
+
+from __future__ import annotations
+
+import torch
+from sklearn.model_selection import train_test_split
+
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.errors import InvalidDataError
+
+
+def stratified_split(
+    data: LabelledImages, held_out_fraction: float, seed: int, name: str
+) -> tuple[LabelledImages, LabelledImages]:
+    """(kept, held out), stratified by the primary task; every class needs two images at least."""
+    too_small = {cls: n for cls, n in data.class_counts().items() if n < 2}
+    if too_small:
+        cls, n = next(iter(too_small.items()))
+        raise InvalidDataError(
+            f"{name}: class '{cls}' has {n} image(s); a stratified split needs at least 2 per class"
+        )
+    kept, held = train_test_split(
+        torch.arange(len(data)).numpy(),
+        test_size=held_out_fraction,
+        random_state=seed,
+        stratify=data.primary_labels.numpy(),
+    )
+    return data.subset(sorted(kept)), data.subset(sorted(held))
+
+
+def check_classes_present(train: LabelledImages, other: LabelledImages, other_name: str) -> None:
+    """Every class with training images must be evaluated too."""
+    missing = [cls for cls, n in other.class_counts().items() if n == 0 and train.class_counts()[cls] > 0]
+    if missing:
+        raise InvalidDataError(
+            f"class '{missing[0]}' is in the training data but absent from the {other_name} split"
+            + (f" (also absent: {missing[1:]})" if len(missing) > 1 else "")
+        )
+
+
+def split_target(
+    pool: LabelledImages,
+    test: LabelledImages | None,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> dict[str, LabelledImages]:
+    """Train pool / validation / test. A separately given test set is used as is."""
+    if test is None:
+        pool, test = stratified_split(pool, test_fraction, seed, "target")
+    elif test.classes != pool.classes:
+        raise InvalidDataError(
+            f"target test classes {test.primary_classes} differ from the train classes {pool.primary_classes}"
+        )
+    train_pool, validation = stratified_split(pool, validation_fraction, seed, "target train pool")
+    check_classes_present(train_pool, test, "test")
+    check_classes_present(train_pool, validation, "validation")
+    return {"train_pool": train_pool, "validation": validation, "test": test}
+
+
+def draw_labelled_subset(pool: LabelledImages, labels_per_class: int | str, seed: int) -> LabelledImages:
+    """k labelled examples per class of the primary task, drawn without replacement; 'all' keeps the pool."""
+    if labels_per_class == "all":
+        return pool
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for index, (cls, count) in enumerate(pool.class_counts().items()):
+        if count < labels_per_class:
+            raise InvalidDataError(
+                f"class '{cls}' has {count} image(s) in the target train pool, "
+                f"fewer than labels_per_class={labels_per_class}"
+            )
+        members = torch.nonzero(pool.primary_labels == index).flatten()
+        chosen.append(members[torch.randperm(count, generator=generator)[:labels_per_class]])
+    return pool.subset(torch.cat(chosen).sort().values)

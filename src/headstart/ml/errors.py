@@ -1,0 +1,5 @@
+"""Errors raised for bad input, before anything trains."""
+
+
+class InvalidDataError(ValueError):
+    """Input data that cannot be used; the message names the file, class or field at fault."""

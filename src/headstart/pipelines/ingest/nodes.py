@@ -1,0 +1,95 @@
+"""Thin nodes over headstart.ml.data: every check that can refuse the data runs before any save."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from headstart.ml.data.handwritten import load_handwritten_digits
+from headstart.ml.data.image_folder import load_image_folder
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.data.printed import PrintedDigitsConfig, render_printed_digits
+from headstart.ml.data.splits import draw_labelled_subset, split_target, stratified_split
+from headstart.ml.data.torchvision_sets import load_torchvision_dataset
+from headstart.ml.plots import plot_sample_grid
+from headstart.params import DataSourceParams, ImageParams, IngestParams, PrintedDigitsParams
+
+
+def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str, LabelledImages]:
+    """{'pool': images} plus {'test': images} when the source brings its own test split."""
+    size, channels = image.size, image.channels
+    if isinstance(source, PrintedDigitsParams):
+        settings = source.model_dump(exclude={"kind"})
+        return {"pool": render_printed_digits(PrintedDigitsConfig(image_size=size, channels=channels, **settings))}
+    if source.kind == "handwritten_digits":
+        return {"pool": load_handwritten_digits(size, channels)}
+    if source.kind == "torchvision":
+        def load(split: str) -> LabelledImages:
+            return load_torchvision_dataset(source.name, split, source.root, source.download, size, channels, source.limit)
+
+        loaded = {"pool": load(source.split)}
+        if source.test_split:
+            loaded["test"] = load(source.test_split)
+        return loaded
+    loaded = {"pool": load_image_folder(source.root, size, channels, source.classes)}
+    if source.test_root:
+        loaded["test"] = load_image_folder(source.test_root, size, channels, loaded["pool"].primary_classes)
+    return loaded
+
+
+def load_source_images(ingest: IngestParams) -> LabelledImages:
+    return _load_data_source(ingest.source, ingest.image)["pool"]
+
+
+def load_target_images(ingest: IngestParams) -> dict[str, LabelledImages]:
+    return _load_data_source(ingest.target, ingest.image)
+
+
+def split_source_and_target(
+    source_images: LabelledImages, target_images: dict[str, LabelledImages], ingest: IngestParams
+) -> tuple[LabelledImages, ...]:
+    """All six model inputs at once, so a refused target saves no new source version either."""
+    split = ingest.split
+    source_train, source_validation = stratified_split(
+        source_images, split.source_validation_fraction, split.seed, "source"
+    )
+    target = split_target(
+        target_images["pool"],
+        target_images.get("test"),
+        split.target_validation_fraction,
+        split.target_test_fraction,
+        split.seed,
+    )
+    target_train = draw_labelled_subset(target["train_pool"], split.labels_per_class, split.seed)
+    return source_train, source_validation, target["train_pool"], target_train, target["validation"], target["test"]
+
+
+def summarise_datasets(
+    source_train: LabelledImages,
+    source_validation: LabelledImages,
+    target_train_pool: LabelledImages,
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    target_test: LabelledImages,
+    ingest: IngestParams,
+) -> tuple[dict, Figure]:
+    """Images per class and split, image shape, and a grid of sample source and target images."""
+    splits = {
+        "source_train": source_train,
+        "source_validation": source_validation,
+        "target_train_pool": target_train_pool,
+        "target_train": target_train,
+        "target_validation": target_validation,
+        "target_test": target_test,
+    }
+    statistics = {
+        name: {
+            "images": len(data),
+            "images_per_class": data.class_counts(),
+            "image_channels": int(data.images.shape[1]),
+            "image_height": int(data.images.shape[2]),
+            "image_width": int(data.images.shape[3]),
+        }
+        for name, data in splits.items()
+    }
+    grid = plot_sample_grid({"source": source_train, "target": target_train}, ingest.samples_per_grid)
+    return statistics, grid

@@ -1,0 +1,19 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader
+
+from headstart.hooks import MlflowTrackingHook
+
+HOOKS = (MlflowTrackingHook(),)
+
+# kedro-mlflow crashes on MLflow 3.13+ and wraps versioned datasets badly; our hook replaces it.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Soft merge: an environment such as conf/test overrides single keys, keeping their siblings.
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+}
