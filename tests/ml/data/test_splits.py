@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.data.splits import draw_labelled_subset, split_target
+from headstart.ml.errors import InvalidDataError
+
+
+def images(labels, classes=("a", "b", "c")):
+    labels = torch.tensor(labels)
+    pixels = torch.arange(len(labels), dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).clone()
+    return LabelledImages(pixels, {"label": labels}, {"label": list(classes)})
+
+
+def test_split_is_stratified_seeded_and_disjoint():
+    pool = images([0, 1, 2] * 20)
+    first, second = split_target(pool, None, 0.25, 0.3, seed=1), split_target(pool, None, 0.25, 0.3, seed=1)
+    assert torch.equal(first["test"].images, second["test"].images)
+    ids = [set(part.images[:, 0, 0, 0].tolist()) for part in first.values()]
+    assert sum(map(len, ids)) == 60 and len(set.union(*ids)) == 60
+    assert all(n > 0 for part in first.values() for n in part.class_counts().values())
+
+
+def test_class_in_train_absent_from_given_test_names_the_class():
+    with pytest.raises(InvalidDataError, match=r"class 'c' is in the training data but absent from the test split"):
+        split_target(images([0, 1, 2] * 10), images([0, 1] * 5), 0.2, 0.3, seed=0)
+
+
+def test_k_labels_per_class():
+    subset = draw_labelled_subset(images([0, 1, 2] * 10), 4, seed=0)
+    assert subset.class_counts() == {"a": 4, "b": 4, "c": 4}
+    assert torch.equal(subset.images, draw_labelled_subset(images([0, 1, 2] * 10), 4, seed=0).images)
+
+
+def test_all_keeps_the_pool():
+    pool = images([0, 1, 2] * 3)
+    assert draw_labelled_subset(pool, "all", seed=0) is pool
+
+
+def test_fewer_images_than_k_names_the_class():
+    with pytest.raises(InvalidDataError, match=r"class 'c' has 2 image\(s\) in the target train pool, fewer than labels_per_class=3"):
+        draw_labelled_subset(images([0, 1, 2, 0, 1, 2, 0, 1]), 3, seed=0)

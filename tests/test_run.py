@@ -1,0 +1,85 @@
+"""End to end: `kedro run` in a scratch copy of the project, as a user runs it."""
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from PIL import Image
+
+from tests.conftest import copy_project, kedro_run
+
+pytestmark = pytest.mark.slow
+MODEL_INPUTS = ("source_train", "source_validation", "target_train_pool", "target_train", "target_validation", "target_test")
+
+
+def versions(project: Path) -> dict[str, set[str]]:
+    root = project / "data" / "05_model_input"
+    return {name: {p.name for p in (root / f"{name}.safetensors").glob("*")} for name in MODEL_INPUTS}
+
+
+def mlflow_runs(project: Path):
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["headstart"], output_format="list", order_by=["start_time ASC"])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The project after two ingest runs (k=3, then k=5 labels per class)."""
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    for k in (3, 5):
+        result = kedro_run(project, "--pipelines=ingest", f"--params=ingest.split.labels_per_class={k}")
+        assert result.returncode == 0, result.stderr[-3000:]
+    return project
+
+
+def test_two_runs_keep_both_versions(project):
+    assert all(len(found) == 2 for found in versions(project).values()), versions(project)
+    assert len(list((project / "data/08_reporting/ingest_sample_grid.png").glob("*/*.png"))) == 2
+
+
+def test_each_run_is_a_finished_mlflow_run_with_statistics_grid_and_versions(project):
+    runs = mlflow_runs(project)
+    assert [run.info.status for run in runs] == ["FINISHED", "FINISHED"]
+    run = runs[-1]
+    assert run.data.metrics["ingest_statistics.target_train.images"] == 50
+    assert run.data.metrics["ingest_statistics.target_train.images_per_class.7"] == 5
+    assert run.data.params["ingest.split.labels_per_class"] == "5"
+    assert run.data.tags["kedro.pipelines"] == "ingest" and run.data.tags["kedro.run_id"]
+    assert "git.commit" in run.data.tags
+    assert run.data.tags["kedro.saved.target_train"] in versions(project)["target_train"]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"ingest_sample_grid.png", "ingest_statistics.json", "catalog_versions.json"} <= artifacts
+
+
+def test_load_versions_reproduces_an_earlier_input(project):
+    first = min(versions(project)["target_train"])
+    result = kedro_run(project, "--pipelines=ingest", "--from-nodes=summarise_datasets", f"--load-versions=target_train:{first}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = mlflow_runs(project)[-1]
+    assert run.data.metrics["ingest_statistics.target_train.images"] == 30  # the k=3 version
+    assert run.data.tags["kedro.loaded.target_train"] == first
+
+
+def test_bad_parameter_stops_before_any_node_and_saves_nothing(project):
+    before = versions(project)
+    result = kedro_run(project, "--pipelines=ingest", "--params=ingest.split.labels_per_class=0")
+    assert result.returncode != 0
+    assert "split.labels_per_class" in result.stderr and "greater than or equal to 1" in result.stderr
+    assert versions(project) == before
+
+
+def test_corrupt_image_names_the_file_marks_the_run_failed_and_keeps_versions(project, tmp_path):
+    for cls in ("cat", "dog"):
+        for i in range(6):
+            (tmp_path / cls).mkdir(exist_ok=True)
+            Image.new("L", (20, 20), 40 * i).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "dog" / "zz_broken.png").write_bytes(b"not a png")
+    before = versions(project)
+    result = kedro_run(
+        project, "--pipelines=ingest", f"--params=ingest.target.kind=image_folder,ingest.target.root={tmp_path}"
+    )
+    assert result.returncode != 0
+    assert "zz_broken.png: unreadable or corrupt image" in " ".join(result.stderr.split())
+    assert versions(project) == before
+    run = mlflow_runs(project)[-1]
+    assert run.info.status == "FAILED" and "zz_broken.png" in run.data.tags["error"]
