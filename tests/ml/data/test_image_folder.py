@@ -55,3 +55,13 @@ def test_class_list_fixes_order(folder):
     data = load_image_folder(folder, 8, 1, classes=["dog", "cat"])
     assert data.classes == {"label": ["dog", "cat"]}
     assert data.class_counts() == {"dog": 3, "cat": 2}
+
+
+def test_test_folder_may_lack_a_class_but_not_hold_an_unknown_one(folder, tmp_path):
+    test_root = tmp_path / "test"
+    write(test_root / "cat" / "x.png")
+    data = load_image_folder(test_root, 8, 1, classes=["cat", "dog"], every_class_required=False)
+    assert data.class_counts() == {"cat": 1, "dog": 0}
+    write(test_root / "fox" / "y.png")
+    with pytest.raises(InvalidDataError, match="label 'fox' is outside the class list"):
+        load_image_folder(test_root, 8, 1, classes=["cat", "dog"], every_class_required=False)

@@ -39,11 +39,16 @@ def read_image(path: Path, image_size: int, channels: int) -> torch.Tensor:
 
 
 def load_image_folder(
-    root: str | Path, image_size: int, channels: int, classes: list[str] | None = None
+    root: str | Path,
+    image_size: int,
+    channels: int,
+    classes: list[str] | None = None,
+    every_class_required: bool = True,
 ) -> LabelledImages:
     """Every image under `<root>/<class>/`; `classes` (optional) fixes the class list and its order.
 
     Other files (a README, .DS_Store) are ignored; an image that cannot be decoded is an error.
+    A test folder may lack a class (`every_class_required=False`): the split check then says which.
     """
     root = Path(root)
     if not root.is_dir():
@@ -64,10 +69,12 @@ def load_image_folder(
         files = sorted(
             p for p in (root / name).glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         ) if (root / name).is_dir() else []
-        if not files:
+        if not files and every_class_required:
             raise InvalidDataError(f"{root / name}: class folder is empty or missing (no PNG or JPEG images)")
         images.extend(read_image(path, image_size, channels) for path in files)
         labels.extend([label] * len(files))
+    if not images:
+        raise InvalidDataError(f"image folder {root} holds no PNG or JPEG images")
     return LabelledImages(
-        images=torch.stack(images), labels={"label": torch.tensor(labels)}, classes={"label": list(classes)}
+        images=torch.stack(images), labels={"label": torch.tensor(labels, dtype=torch.long)}, classes={"label": list(classes)}
     )

@@ -32,7 +32,9 @@ def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str,
         return loaded
     loaded = {"pool": load_image_folder(source.root, size, channels, source.classes)}
     if source.test_root:
-        loaded["test"] = load_image_folder(source.test_root, size, channels, loaded["pool"].primary_classes)
+        loaded["test"] = load_image_folder(
+            source.test_root, size, channels, loaded["pool"].primary_classes, every_class_required=False
+        )
     return loaded
 
 
