@@ -1,0 +1,158 @@
+"""Fit and evaluate loops (after torchvision's references: train_one_epoch / evaluate).
+
+Data stays on the training device as uint8 and is scaled per batch (no per-step host copies);
+bf16 autocast on CUDA; early stopping on validation loss; a checkpoint each epoch (a plain dict of
+tensors and numbers, loaded with weights_only=True) from which a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score
+from torch import nn
+from tqdm.auto import tqdm
+
+from headstart.ml.transfer import parameter_groups, train_mode
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    body_lr: float = 1e-3
+    head_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int | None = None  # epochs without a better validation loss before stopping
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def scale_images(images: torch.Tensor) -> torch.Tensor:
+    return images.float().div_(255.0)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> dict:
+    """Accuracy, macro-F1 and NLL (mean cross-entropy) of `model` on labelled images, plus predictions."""
+    device = next(model.parameters()).device
+    model.eval()
+    logits = []
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for start in range(0, len(images), batch_size):
+            logits.append(model(scale_images(images[start : start + batch_size].to(device))).float())
+    logits = torch.cat(logits)
+    labels = labels.to(device)
+    predictions = logits.argmax(dim=1)
+    return {
+        "accuracy": float((predictions == labels).float().mean()),
+        "macro_f1": float(f1_score(labels.cpu(), predictions.cpu(), average="macro", zero_division=0)),
+        "nll": float(F.cross_entropy(logits, labels)),
+        "predictions": predictions.cpu(),
+    }
+
+
+def fit(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    config: TrainConfig,
+    checkpoint_path: Path | None = None,
+) -> TrainResult:
+    """Train in place; on return `model` holds the weights of the best validation epoch.
+
+    With `checkpoint_path`, an existing checkpoint is resumed from and a new one written each epoch.
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    images, labels = (t.to(device) for t in train)
+    validation = tuple(t.to(device) for t in validation)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, config.body_lr, config.head_lr), weight_decay=config.weight_decay
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    result, best_loss, best_state, start_epoch = TrainResult(), math.inf, None, 0
+
+    if checkpoint_path is not None and checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        generator.set_state(checkpoint["generator"])
+        result = TrainResult(history=checkpoint["history"], best_epoch=checkpoint["best_epoch"])
+        best_loss, best_state, start_epoch = checkpoint["best_loss"], checkpoint["best_state"], checkpoint["epoch"]
+
+    use_bf16 = device.type == "cuda"
+    epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
+    for epoch in epochs:
+        train_mode(model)
+        order = torch.randperm(len(images), generator=generator).to(device)
+        total_loss, total_correct = 0.0, 0
+        for step, start in enumerate(range(0, len(images), config.batch_size)):
+            batch = order[start : start + config.batch_size]
+            targets = labels[batch]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(scale_images(images[batch]))
+                loss = F.cross_entropy(logits.float(), targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
+                    "lower the learning rate or check the inputs for NaN or infinite values"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(batch)
+            total_correct += int((logits.argmax(1) == targets).sum())
+        measured = evaluate(model, *validation)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": total_loss / len(images),
+            "train_accuracy": total_correct / len(images),
+            "validation_loss": measured["nll"],
+            "validation_accuracy": measured["accuracy"],
+        }
+        result.history.append(record)
+        epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{record['validation_accuracy']:.3f}")
+        if measured["nll"] < best_loss:
+            best_loss, result.best_epoch = measured["nll"], epoch + 1
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if checkpoint_path is not None:
+            checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = checkpoint_path.with_suffix(".tmp")
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": result.history,
+                    "best_epoch": result.best_epoch,
+                    "best_loss": best_loss,
+                    "best_state": best_state,
+                    "epoch": epoch + 1,
+                },
+                temporary,
+            )
+            temporary.replace(checkpoint_path)  # atomic: a kill mid-write leaves the previous checkpoint
+        if config.patience is not None and epoch + 1 - result.best_epoch >= config.patience:
+            result.stopped_early = True
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return result

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from headstart.ml.training import TrainConfig, evaluate, fit
+from tests.ml.test_transfer import tiny, toy_data
+
+CONFIG = TrainConfig(epochs=4, batch_size=16, body_lr=3e-3, head_lr=3e-3, progress=False, device="cpu")
+
+
+def test_loss_goes_down_and_metrics_are_reported():
+    torch.manual_seed(0)
+    model = tiny()
+    images, labels = toy_data()
+    result = fit(model, (images, labels), (images, labels), TrainConfig(**{**CONFIG.__dict__, "epochs": 20}))
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    metrics = evaluate(model, images, labels)
+    assert metrics["accuracy"] > 0.6 and 0 <= metrics["macro_f1"] <= 1 and metrics["nll"] > 0
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    images, labels = toy_data()
+    torch.manual_seed(0)
+    uninterrupted = tiny()
+    expected = fit(uninterrupted, (images, labels), (images, labels), CONFIG)
+
+    torch.manual_seed(0)
+    interrupted = tiny()
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    fit(interrupted, (images, labels), (images, labels), TrainConfig(**{**CONFIG.__dict__, "epochs": 2}), checkpoint)
+    resumed_model = tiny()  # a fresh process: only the checkpoint survives
+    resumed = fit(resumed_model, (images, labels), (images, labels), CONFIG, checkpoint)
+
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    assert resumed.history[-1]["train_loss"] == pytest.approx(expected.history[-1]["train_loss"], rel=1e-5)
+    for name, tensor in uninterrupted.state_dict().items():
+        assert torch.allclose(tensor.float(), resumed_model.state_dict()[name].float(), atol=1e-5), name
+
+
+def test_non_finite_loss_stops_with_a_clear_error():
+    model = tiny()
+    with torch.no_grad():
+        model.head.weight.fill_(float("nan"))
+    images, labels = toy_data()
+    with pytest.raises(FloatingPointError, match="training loss is nan at epoch 1, step 1"):
+        fit(model, (images, labels), (images, labels), CONFIG)
+
+
+@pytest.mark.gpu
+def test_bf16_training_step_on_cuda():
+    torch.manual_seed(0)
+    model = tiny()
+    images, labels = toy_data()
+    result = fit(model, (images, labels), (images, labels), TrainConfig(epochs=3, batch_size=16, progress=False, device="cuda"))
+    assert next(model.parameters()).device.type == "cuda"
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from headstart.ml.models import SmallCNN
+from headstart.ml.training import TrainConfig, fit
+from headstart.ml.transfer import (
+    CheckpointMismatchError,
+    block_prefixes,
+    copy_weights,
+    count_parameters,
+    freeze,
+    parameter_groups,
+)
+
+
+def tiny(num_classes: int = 3, widths=(4, 8)) -> SmallCNN:
+    return SmallCNN(in_channels=1, num_classes=num_classes, widths=widths)
+
+
+def toy_data(n: int = 48, classes: int = 3):
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % classes
+    images = torch.randint(0, 60, (n, 1, 8, 8), dtype=torch.uint8, generator=generator)
+    images[torch.arange(n), 0, labels * 2, :] = 250  # a bright row per class: learnable
+    return images, labels
+
+
+def test_copied_tensors_equal_the_source_and_report_lists_each_tensor():
+    torch.manual_seed(0)
+    source, model = tiny(num_classes=10), tiny(num_classes=3)
+    report = copy_weights(model, source.state_dict(), block_prefixes(1))
+    assert torch.equal(model.blocks[0][0].weight, source.blocks[0][0].weight)
+    assert torch.equal(model.blocks[0][1].running_var, source.blocks[0][1].running_var)
+    assert not torch.equal(model.blocks[1][0].weight, source.blocks[1][0].weight)
+    assert report.copied == [n for n in source.state_dict() if n.startswith("blocks.0.")]
+    assert "head.weight" in report.reinitialised and "blocks.1.0.weight" in report.reinitialised
+    assert report.skipped["head.weight"] == "not selected for transfer"
+    freeze(model, block_prefixes(1))
+    count_parameters(model, report)
+    frozen = sum(p.numel() for p in model.blocks[0].parameters())
+    assert report.frozen_parameters == frozen
+    assert report.trainable_parameters == sum(p.numel() for p in model.parameters()) - frozen
+
+
+def test_checkpoint_that_does_not_fit_names_every_mismatch():
+    source_state = tiny(widths=(4, 16)).state_dict()
+    del source_state["blocks.0.1.running_mean"]
+    with pytest.raises(CheckpointMismatchError) as error:
+        copy_weights(tiny(widths=(4, 8)), source_state, block_prefixes(2))
+    message = str(error.value)
+    assert "blocks.0.1.running_mean: missing from the source" in message
+    assert "blocks.1.0.weight: source (16, 4, 3, 3) vs model (8, 4, 3, 3)" in message
+
+
+def test_frozen_block_weights_and_batch_norm_statistics_do_not_move_in_training():
+    torch.manual_seed(0)
+    model = tiny()
+    freeze(model, block_prefixes(1))
+    frozen_before = {k: v.clone() for k, v in model.blocks[0].state_dict().items()}
+    trained_before = model.blocks[1][0].weight.clone()
+    images, labels = toy_data()
+    fit(model, (images, labels), (images, labels), TrainConfig(epochs=2, batch_size=16, progress=False))
+    for name, tensor in model.blocks[0].state_dict().items():
+        assert torch.equal(tensor, frozen_before[name]), name
+    assert not torch.equal(model.blocks[1][0].weight, trained_before)
+    assert all(p.grad is None for p in model.blocks[0].parameters())
+
+
+def test_optimizer_holds_only_trainable_parameters_at_body_and_head_rates():
+    model = tiny()
+    freeze(model, block_prefixes(1))
+    groups = parameter_groups(model, body_lr=1e-5, head_lr=1e-3)
+    held = {id(p) for group in groups for p in group["params"]}
+    assert held == {id(p) for p in model.parameters() if p.requires_grad}
+    assert [g["lr"] for g in groups] == [1e-5, 1e-3]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.head.parameters()}
