@@ -3,8 +3,9 @@
 One MLflow run per `kedro run`, tagged with the Kedro run id, git commit, pipelines and the
 catalog versions loaded and saved, holding every parameter. A catalog entry opts into logging
 with `metadata: {mlflow: metrics}` (numbers of a dict as metrics, the dict as JSON) or
-`{mlflow: artifact}` (a figure, dict or text file). Later pipelines open child runs under the
-active run with `mlflow.start_run(nested=True)` from this module's helpers.
+`{mlflow: artifact}` (a figure, dict or text file), or `{mlflow: child_runs}`: a list of run
+records (run_name, params, history, metrics) logged as child runs of the `kedro run`'s run, one
+per strategy × seed, so nodes return data and never call MLflow themselves.
 """
 
 from __future__ import annotations
@@ -68,8 +69,30 @@ def resolve_tracking_uri(settings: dict[str, Any], project_path: Path) -> str:
     return uri
 
 
+def log_child_run(
+    run_name: str,
+    params: dict[str, Any],
+    history: list[dict[str, float]] = (),
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """One nested run under the active run: params, per-epoch metrics (step = epoch), final metrics."""
+    with mlflow.start_run(run_name=run_name, nested=True, tags=tags) as run:
+        mlflow.log_params({MLFLOW_KEY.sub("_", k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()})
+        for record in history:
+            step = int(record.get("epoch", 0))
+            mlflow.log_metrics({k: float(v) for k, v in record.items() if k != "epoch"}, step=step)
+        if metrics:
+            mlflow.log_metrics(numeric_leaves(metrics))
+    return run.info.run_id
+
+
 def log_dataset(name: str, data: Any, mode: str) -> None:
     """Log one saved data set as its catalog metadata asks."""
+    if mode == "child_runs":
+        for record in data:
+            log_child_run(**record)
+        return
     if mode == "metrics":
         mlflow.log_metrics({f"{name}.{key}": number for key, number in numeric_leaves(data).items()})
     if isinstance(data, Figure):
