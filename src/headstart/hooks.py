@@ -10,10 +10,10 @@ per strategy × seed, so nodes return data and never call MLflow themselves.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,6 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
 from matplotlib.figure import Figure
 from pydantic import BaseModel
-
-logger = logging.getLogger(__name__)
 
 MLFLOW_KEY = re.compile(r"[^\w\-. /]")
 MAX_PARAM_LENGTH = 6000
@@ -69,16 +67,21 @@ def resolve_tracking_uri(settings: dict[str, Any], project_path: Path) -> str:
     return uri
 
 
+def log_params(params: Any) -> None:
+    """Nested parameters, flattened, with keys and lengths MLflow accepts."""
+    mlflow.log_params({MLFLOW_KEY.sub("_", k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()})
+
+
 def log_child_run(
     run_name: str,
     params: dict[str, Any],
-    history: list[dict[str, float]] = (),
+    history: Sequence[dict[str, float]] = (),
     metrics: dict[str, float] | None = None,
     tags: dict[str, str] | None = None,
 ) -> str:
     """One nested run under the active run: params, per-epoch metrics (step = epoch), final metrics."""
     with mlflow.start_run(run_name=run_name, nested=True, tags=tags) as run:
-        mlflow.log_params({MLFLOW_KEY.sub("_", k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()})
+        log_params(params)
         for record in history:
             step = int(record.get("epoch", 0))
             mlflow.log_metrics({k: float(v) for k, v in record.items() if k != "epoch"}, step=step)
@@ -115,10 +118,7 @@ class MlflowTrackingHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
-        try:
-            self._settings = dict(context.config_loader["mlflow"])
-        except KeyError:
-            self._settings = {}
+        self._settings = dict(context.config_loader["mlflow"])  # {} when conf has no mlflow file
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
@@ -136,8 +136,7 @@ class MlflowTrackingHook:
             "git.commit": git_commit(self._project_path) or "unknown",
         }
         mlflow.start_run(run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags)
-        parameters = flatten(catalog.load("parameters"))
-        mlflow.log_params({MLFLOW_KEY.sub("_", k): str(v)[:MAX_PARAM_LENGTH] for k, v in parameters.items()})
+        log_params(catalog.load("parameters"))
 
     def _record_version(self, direction: str, dataset_name: str) -> None:
         dataset = self._catalog.get(dataset_name) if self._catalog is not None else None

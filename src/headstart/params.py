@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from headstart.ml.data.printed import PrintedDigitsConfig
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -20,18 +22,20 @@ class ImageParams(Strict):
 
 
 class PrintedDigitsParams(Strict):
+    """Defaults are the renderer's own (`PrintedDigitsConfig`), so the two cannot drift."""
+
     kind: Literal["printed_digits"]
     count: int = Field(10000, ge=20)
     seed: int = 0
-    max_rotation_deg: float = Field(10.0, ge=0, le=180)
-    scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.85, 1.05)
-    max_shear: float = Field(0.15, ge=0, le=1)
-    max_shift: float = Field(0.05, ge=0, le=0.5)
-    stroke_widths: tuple[Annotated[int, Field(ge=0, le=8)], ...] = (0, 1, 2)
-    blur_sigma_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.3, 1.0)
-    elastic_alpha: float = Field(34.0, ge=0)
-    elastic_sigma: float = Field(5.0, gt=0)
-    uci_preprocess: bool = True
+    max_rotation_deg: float = Field(PrintedDigitsConfig.max_rotation_deg, ge=0, le=180)
+    scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = PrintedDigitsConfig.scale_range
+    max_shear: float = Field(PrintedDigitsConfig.max_shear, ge=0, le=1)
+    max_shift: float = Field(PrintedDigitsConfig.max_shift, ge=0, le=0.5)
+    stroke_widths: tuple[Annotated[int, Field(ge=0, le=8)], ...] = PrintedDigitsConfig.stroke_widths
+    blur_sigma_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = PrintedDigitsConfig.blur_sigma_range
+    elastic_alpha: float = Field(PrintedDigitsConfig.elastic_alpha, ge=0)
+    elastic_sigma: float = Field(PrintedDigitsConfig.elastic_sigma, gt=0)
+    uci_preprocess: bool = PrintedDigitsConfig.uci_preprocess
 
 
 class HandwrittenDigitsParams(Strict):

@@ -29,3 +29,11 @@ def test_versions_are_kept_and_loadable(tmp_path):
     latest = LabelledImagesDataset(filepath=path, version=Version(None, None)).load()
     first = LabelledImagesDataset(filepath=path, version=Version("2026-01-01T00.00.00.000Z", None)).load()
     assert int(latest.images[0, 0, 0, 0]) == 2 and int(first.images[0, 0, 0, 0]) == 1
+
+
+def test_preview_tables_images_per_class_of_the_primary_task(tmp_path):
+    dataset = LabelledImagesDataset(filepath=str(tmp_path / "set.safetensors"))
+    dataset.save(sample(0))
+    preview = dataset.preview()
+    assert preview["columns"] == ["class", "images"]
+    assert preview["data"] == [["zero", 2], ["one", 2]]

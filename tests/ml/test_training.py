@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ def test_loss_goes_down_and_metrics_are_reported():
     torch.manual_seed(0)
     model = tiny()
     images, labels = toy_data()
-    result = fit(model, (images, labels), (images, labels), TrainConfig(**{**CONFIG.__dict__, "epochs": 20}))
+    result = fit(model, (images, labels), (images, labels), replace(CONFIG, epochs=20))
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     metrics = evaluate(model, images, labels)
     assert metrics["accuracy"] > 0.6 and 0 <= metrics["macro_f1"] <= 1 and metrics["nll"] > 0
@@ -26,7 +28,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     torch.manual_seed(0)
     interrupted = tiny()
     checkpoint = tmp_path / "run" / "checkpoint.pt"
-    fit(interrupted, (images, labels), (images, labels), TrainConfig(**{**CONFIG.__dict__, "epochs": 2}), checkpoint)
+    fit(interrupted, (images, labels), (images, labels), replace(CONFIG, epochs=2), checkpoint)
     resumed_model = tiny()  # a fresh process: only the checkpoint survives
     resumed = fit(resumed_model, (images, labels), (images, labels), CONFIG, checkpoint)
 

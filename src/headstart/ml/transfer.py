@@ -7,7 +7,7 @@ reported tensor by tensor; a checkpoint that does not fit fails with every misma
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -27,13 +27,7 @@ class TransferReport:
     frozen_parameters: int = 0
 
     def to_dict(self) -> dict:
-        return {
-            "copied": self.copied,
-            "reinitialised": self.reinitialised,
-            "skipped": self.skipped,
-            "trainable_parameters": self.trainable_parameters,
-            "frozen_parameters": self.frozen_parameters,
-        }
+        return asdict(self)
 
 
 def block_prefixes(count: int) -> list[str]:

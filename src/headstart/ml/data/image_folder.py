@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 
 from headstart.ml.data.images import LabelledImages, to_uint8_images
@@ -24,8 +25,7 @@ def pil_to_tensor(image: Image.Image, image_size: int, channels: int) -> torch.T
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, image)
-    array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
-    tensor = torch.from_numpy(array).view(image.height, image.width, channels).permute(2, 0, 1)
+    tensor = TF.pil_to_tensor(image.convert(mode)).float() / 255.0
     return to_uint8_images(tensor.unsqueeze(0), image_size, channels)[0]
 
 
@@ -66,9 +66,7 @@ def load_image_folder(
 
     images, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(
-            p for p in (root / name).glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        ) if (root / name).is_dir() else []
+        files = sorted(p for p in (root / name).glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files and every_class_required:
             raise InvalidDataError(f"{root / name}: class folder is empty or missing (no PNG or JPEG images)")
         images.extend(read_image(path, image_size, channels) for path in files)

@@ -5,6 +5,8 @@ a random affine map (rotation, scale, shear, shift) plus an elastic displacement
 (Simard et al., 2003: uniform noise smoothed by a Gaussian of σ px, scaled by α px), a random
 Gaussian blur, and — by default — the UCI optical-digits preprocessing (a 32×32 binary bitmap
 reduced to 8×8 counts of on-pixels in 4×4 blocks), so that source and target share it exactly.
+torchvision's functional affine/elastic/blur take one parameter set per call; drawing them per
+image over the whole batch is what affine_grid + grid_sample and a grouped convolution do here.
 """
 
 from __future__ import annotations

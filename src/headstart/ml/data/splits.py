@@ -30,7 +30,8 @@ def stratified_split(
 
 def check_classes_present(train: LabelledImages, other: LabelledImages, other_name: str) -> None:
     """Every class with training images must be evaluated too."""
-    missing = [cls for cls, n in other.class_counts().items() if n == 0 and train.class_counts()[cls] > 0]
+    train_counts = train.class_counts()
+    missing = [cls for cls, n in other.class_counts().items() if n == 0 and train_counts[cls] > 0]
     if missing:
         raise InvalidDataError(
             f"class '{missing[0]}' is in the training data but absent from the {other_name} split"

@@ -11,13 +11,13 @@ from headstart.ml.data.printed import PrintedDigitsConfig, render_printed_digits
 from headstart.ml.data.splits import draw_labelled_subset, split_target, stratified_split
 from headstart.ml.data.torchvision_sets import load_torchvision_dataset
 from headstart.ml.plots import plot_sample_grid
-from headstart.params import DataSourceParams, ImageParams, IngestParams, PrintedDigitsParams
+from headstart.params import DataSourceParams, ImageParams, IngestParams
 
 
 def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str, LabelledImages]:
     """{'pool': images} plus {'test': images} when the source brings its own test split."""
     size, channels = image.size, image.channels
-    if isinstance(source, PrintedDigitsParams):
+    if source.kind == "printed_digits":
         settings = source.model_dump(exclude={"kind"})
         return {"pool": render_printed_digits(PrintedDigitsConfig(image_size=size, channels=channels, **settings))}
     if source.kind == "handwritten_digits":
