@@ -22,7 +22,7 @@ def test_child_runs_nest_under_the_active_run_with_per_epoch_metrics(tracking):
              "metrics": {"test": {"accuracy": 0.5 + seed / 10}}}
             for seed in (0, 1)
         ]
-        log_dataset("training_runs", records, "child_runs")
+        log_dataset("training_runs", records, {"mlflow": "child_runs"})
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", output_format="list")
     assert sorted(run.data.params["seed"] for run in children) == ["0", "1"]
     assert {run.data.metrics["test.accuracy"] for run in children} == {0.5, 0.6}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
+from kedro.io.core import VersionNotFoundError
+import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from pydantic import BaseModel
 
@@ -72,14 +75,36 @@ def log_params(params: Any) -> None:
     mlflow.log_params({MLFLOW_KEY.sub("_", k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()})
 
 
+def log_artifact(data: Any, file_name: str) -> None:
+    """A figure, dict, text, table or raw bytes (e.g. safetensors weights) as an artifact of the active run."""
+    if isinstance(data, Figure):
+        mlflow.log_figure(data, file_name)
+        plt.close(data)
+    elif isinstance(data, dict):
+        mlflow.log_dict(data, file_name)
+    elif isinstance(data, str):
+        mlflow.log_text(data, file_name)
+    elif isinstance(data, bytes):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(file_name).name
+            path.write_bytes(data)
+            mlflow.log_artifact(str(path), str(Path(file_name).parent) if Path(file_name).parent != Path(".") else None)
+    elif hasattr(data, "to_csv"):
+        mlflow.log_text(data.to_csv(index=False), file_name)
+
+
+DEFAULT_SUFFIXES = ((Figure, ".png"), (dict, ".json"), (str, ".txt"), (bytes, ".bin"))
+
+
 def log_child_run(
     run_name: str,
     params: dict[str, Any],
     history: Sequence[dict[str, float]] = (),
     metrics: dict[str, float] | None = None,
     tags: dict[str, str] | None = None,
+    artifacts: dict[str, Any] | None = None,
 ) -> str:
-    """One nested run under the active run: params, per-epoch metrics (step = epoch), final metrics."""
+    """One nested run under the active run: params, per-epoch metrics (step = epoch), final metrics, artifacts."""
     with mlflow.start_run(run_name=run_name, nested=True, tags=tags) as run:
         log_params(params)
         for record in history:
@@ -87,25 +112,22 @@ def log_child_run(
             mlflow.log_metrics({k: float(v) for k, v in record.items() if k != "epoch"}, step=step)
         if metrics:
             mlflow.log_metrics(numeric_leaves(metrics))
+        for file_name, data in (artifacts or {}).items():
+            log_artifact(data, file_name)
     return run.info.run_id
 
 
-def log_dataset(name: str, data: Any, mode: str) -> None:
-    """Log one saved data set as its catalog metadata asks."""
+def log_dataset(name: str, data: Any, metadata: dict[str, Any]) -> None:
+    """Log one saved data set as its catalog metadata asks (`artifact_file` names the artifact)."""
+    mode = metadata["mlflow"]
     if mode == "child_runs":
         for record in data:
             log_child_run(**record)
         return
     if mode == "metrics":
         mlflow.log_metrics({f"{name}.{key}": number for key, number in numeric_leaves(data).items()})
-    if isinstance(data, Figure):
-        mlflow.log_figure(data, f"{name}.png")
-    elif isinstance(data, dict):
-        mlflow.log_dict(data, f"{name}.json")
-    elif isinstance(data, str):
-        mlflow.log_text(data, f"{name}.txt")
-    elif hasattr(data, "to_csv"):
-        mlflow.log_text(data.to_csv(index=False), f"{name}.csv")
+    suffix = next((s for kind, s in DEFAULT_SUFFIXES if isinstance(data, kind)), ".csv")
+    log_artifact(data, metadata.get("artifact_file", f"{name}{suffix}"))
 
 
 class MlflowTrackingHook:
@@ -141,7 +163,10 @@ class MlflowTrackingHook:
     def _record_version(self, direction: str, dataset_name: str) -> None:
         dataset = self._catalog.get(dataset_name) if self._catalog is not None else None
         if isinstance(dataset, AbstractVersionedDataset):
-            version = dataset.resolve_load_version() if direction == "loaded" else dataset.resolve_save_version()
+            try:
+                version = dataset.resolve_load_version() if direction == "loaded" else dataset.resolve_save_version()
+            except VersionNotFoundError:  # an optional input (`missing_ok`) with nothing saved yet
+                return
             self._versions[direction][dataset_name] = str(version)
 
     @hook_impl
@@ -154,10 +179,9 @@ class MlflowTrackingHook:
         if not mlflow.active_run():
             return
         self._record_version("saved", dataset_name)
-        dataset = self._catalog.get(dataset_name)
-        mode = (getattr(dataset, "metadata", None) or {}).get("mlflow")
-        if mode:
-            log_dataset(dataset_name, data, mode)
+        metadata = getattr(self._catalog.get(dataset_name), "metadata", None) or {}
+        if metadata.get("mlflow"):
+            log_dataset(dataset_name, data, metadata)
 
     def _end_run(self, status: str) -> None:
         if not mlflow.active_run():

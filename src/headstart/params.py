@@ -3,11 +3,14 @@ so a wrong type, range or unknown key stops `kedro run` with a message naming th
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headstart.ml.data.printed import PrintedDigitsConfig
+from headstart.ml.strategies import StrategyConfig
+from headstart.ml.training import TrainConfig
+from headstart.ml.transfer import TransferSpec
 
 
 class Strict(BaseModel):
@@ -79,3 +82,129 @@ class IngestParams(Strict):
     target: DataSourceParams
     split: SplitParams = SplitParams()
     samples_per_grid: int = Field(20, ge=1, le=100)
+
+
+# --- Training, pretraining and transfer --------------------------------------------------------
+
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+BlockCount = int | Literal["all"]
+
+
+class RuntimeParams(Strict):
+    """Where and how every training pipeline runs."""
+
+    device: Device = "auto"  # CUDA when present, else CPU
+    progress: bool = True  # a progress bar per training
+    checkpoint_dir: str = "data/06_models/checkpoints"  # per-epoch checkpoints a killed run resumes from
+
+
+class AugmentParams(Strict):
+    max_rotation_deg: float = Field(0.0, ge=0, le=180)
+    max_shift: float = Field(0.0, ge=0, le=0.5)  # fraction of the image size
+
+
+class TrainingParams(Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    body_lr: float = Field(1e-3, gt=0)
+    head_lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int | None = Field(None, ge=1)  # early stopping on validation loss; null: never
+    augment: AugmentParams = AugmentParams()
+
+    def to_config(self, seed: int, runtime: RuntimeParams) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            body_lr=self.body_lr,
+            head_lr=self.head_lr,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            seed=seed,
+            device=runtime.device,
+            progress=runtime.progress,
+            augment_max_rotation_deg=self.augment.max_rotation_deg,
+            augment_max_shift=self.augment.max_shift,
+        )
+
+
+class ArchitectureParams(Strict):
+    name: Literal["small_cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0"] = "small_cnn"
+    widths: list[Annotated[int, Field(ge=1)]] | None = None  # small_cnn: channels per block
+    input_size: int | None = Field(None, ge=8)  # torchvision models: resize inputs to this side first
+
+    @model_validator(mode="after")
+    def _fits_the_architecture(self) -> ArchitectureParams:
+        if self.widths is not None and self.name != "small_cnn":
+            raise ValueError(f"widths applies to small_cnn only, not {self.name}")
+        if self.input_size is not None and self.name == "small_cnn":
+            raise ValueError("input_size applies to torchvision architectures only")
+        return self
+
+    def to_config(self, in_channels: int, num_classes: int) -> dict[str, Any]:
+        config: dict[str, Any] = {"name": self.name, "in_channels": in_channels, "num_classes": num_classes}
+        if self.widths is not None:
+            config["widths"] = list(self.widths)
+        if self.input_size is not None:
+            config["input_size"] = self.input_size
+        return config
+
+
+class PretrainParams(Strict):
+    """The source model: trained on the source data (`init: train`, nanoGPT's init_from=scratch),
+    or loaded from a torchvision weights enum or a local checkpoint."""
+
+    init: Literal["train", "torchvision_weights", "checkpoint"] = "train"
+    retrain: bool = False  # train anew even when the catalog holds a model made from the same data and params
+    architecture: ArchitectureParams = ArchitectureParams()
+    weights: str | None = None  # init: torchvision_weights, e.g. ResNet18_Weights.IMAGENET1K_V1
+    checkpoint: str | None = None  # init: checkpoint, a .safetensors file or a state dict
+    seed: int = 0
+    training: TrainingParams = TrainingParams()
+
+    @model_validator(mode="after")
+    def _names_its_weights(self) -> PretrainParams:
+        if self.init == "torchvision_weights" and not self.weights:
+            raise ValueError("init: torchvision_weights needs `weights`, e.g. ResNet18_Weights.IMAGENET1K_V1")
+        if self.init == "checkpoint" and not self.checkpoint:
+            raise ValueError("init: checkpoint needs `checkpoint`, the path of a .safetensors or state-dict file")
+        return self
+
+
+class StrategyParams(Strict):
+    """One transfer strategy: what it takes from the source, and how it trains."""
+
+    procedure: Literal["fit", "linear_classifier", "probe_then_finetune"] = "fit"
+    copy_blocks: BlockCount = "all"  # n first blocks, -n all but the last n, "all" the whole body
+    copy_modules: list[str] = []  # more modules to copy, by name (e.g. "neck")
+    freeze_blocks: BlockCount = 0
+    freeze_modules: list[str] = []
+    head_hidden: list[Annotated[int, Field(ge=1)]] = []  # layers added before the new output layer
+    training: TrainingParams = TrainingParams()
+    probe: TrainingParams | None = None  # probe_then_finetune: the linear-probe phase
+    classifier: Literal["logistic_regression", "linear_svm"] = "logistic_regression"  # linear_classifier
+    regularisation_c: float = Field(1.0, gt=0)  # linear_classifier: scikit-learn's C
+
+    def to_config(self, seed: int, runtime: RuntimeParams) -> StrategyConfig:
+        spec = TransferSpec(self.copy_blocks, tuple(self.copy_modules), self.freeze_blocks, tuple(self.freeze_modules), tuple(self.head_hidden))
+        return StrategyConfig(
+            procedure=self.procedure,
+            spec=spec,
+            training=self.training.to_config(seed, runtime),
+            probe=self.probe.to_config(seed, runtime) if self.probe else None,
+            classifier=self.classifier,
+            regularisation_c=self.regularisation_c,
+        )
+
+
+class TransferParams(Strict):
+    seeds: list[int] = Field([0, 1, 2], min_length=1)  # every strategy trains once per seed, paired by seed
+    baseline: str = "scratch"
+    confidence: float = Field(0.95, gt=0, lt=1)
+    strategies: dict[str, StrategyParams]
+
+    @model_validator(mode="after")
+    def _has_its_baseline(self) -> TransferParams:
+        if self.baseline not in self.strategies:
+            raise ValueError(f"baseline '{self.baseline}' is not among the strategies ({', '.join(self.strategies)})")
+        return self

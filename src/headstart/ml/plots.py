@@ -29,3 +29,32 @@ def plot_sample_grid(named_sets: dict[str, LabelledImages], samples_per_set: int
                                            ha="right", va="center", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def plot_confusion_matrix(matrix, class_names: list[str], title: str) -> Figure:
+    """scikit-learn's confusion-matrix display on a figure of our own (true rows, predicted columns)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    ConfusionMatrixDisplay(matrix, display_labels=class_names).plot(ax=axis, colorbar=False, values_format="d")
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_comparison(comparison, baseline: str = "scratch") -> Figure:
+    """Mean test accuracy per strategy with its interval over seeds; the baseline's mean as a line."""
+    figure, axis = plt.subplots(figsize=(1.2 * len(comparison) + 2, 4))
+    means = comparison["accuracy"] * 100
+    errors = [means - comparison["accuracy_ci_low"] * 100, comparison["accuracy_ci_high"] * 100 - means]
+    colours = ["tab:gray" if s == baseline else ("tab:red" if neg else "tab:blue")
+               for s, neg in zip(comparison["strategy"], comparison["negative_transfer"])]
+    axis.bar(comparison["strategy"], means, yerr=[e.fillna(0) for e in errors], color=colours, capsize=4)
+    baseline_rows = comparison[comparison["strategy"] == baseline]
+    if len(baseline_rows):
+        axis.axhline(float(baseline_rows["accuracy"].iloc[0]) * 100, color="tab:gray", linestyle="--", linewidth=1)
+    axis.set_ylabel("test accuracy (%), 95% interval over seeds")
+    axis.set_title("transfer strategies vs the from-scratch baseline (grey); red = negative transfer", fontsize=9)
+    axis.tick_params(axis="x", rotation=20)
+    figure.tight_layout()
+    return figure

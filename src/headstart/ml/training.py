@@ -31,6 +31,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    augment_max_rotation_deg: float = 0.0  # random rotation of each training image, in degrees
+    augment_max_shift: float = 0.0  # random shift, as a fraction of the image size
 
 
 @dataclass
@@ -48,6 +50,17 @@ def resolve_device(name: str) -> torch.device:
 
 def scale_images(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0)
+
+
+def augment_images(images: torch.Tensor, generator: torch.Generator, max_rotation_deg: float, max_shift: float) -> torch.Tensor:
+    """A random rotation and shift per image, in one batched affine resampling on the images' device."""
+    count = len(images)
+    angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(max_rotation_deg)
+    shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * (2 * max_shift)  # grid units span 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> dict:
@@ -99,6 +112,7 @@ def fit(
         best_loss, best_state, start_epoch = checkpoint["best_loss"], checkpoint["best_state"], checkpoint["epoch"]
 
     use_bf16 = device.type == "cuda"
+    augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         train_mode(model)
@@ -107,8 +121,11 @@ def fit(
         for step, start in enumerate(range(0, len(images), config.batch_size)):
             batch = order[start : start + config.batch_size]
             targets = labels[batch]
+            inputs = scale_images(images[batch])
+            if augment:
+                inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(scale_images(images[batch]))
+                logits = model(inputs)
                 loss = F.cross_entropy(logits.float(), targets)
             if not torch.isfinite(loss):
                 raise FloatingPointError(

@@ -6,12 +6,15 @@ reported tensor by tensor; a checkpoint that does not fit fails with every misma
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from headstart.ml.models import build_model
 
 
 class CheckpointMismatchError(ValueError):
@@ -30,9 +33,64 @@ class TransferReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TransferSpec:
+    """What the target model takes from the source. Block counts: n first blocks, -n all but the
+    last n, "all" the whole body (every module but the head). Module names add to the blocks."""
+
+    copy_blocks: int | Literal["all"] = "all"
+    copy_modules: Sequence[str] = ()
+    freeze_blocks: int | Literal["all"] = 0
+    freeze_modules: Sequence[str] = ()
+    head_hidden: Sequence[int] = ()  # widths of layers added before the new output layer
+
+
 def block_prefixes(count: int) -> list[str]:
     """State-dict prefixes of the first `count` body blocks."""
     return [f"blocks.{index}." for index in range(count)]
+
+
+def body_prefixes(model: nn.Module) -> list[str]:
+    return [f"{name}." for name, _ in model.named_children() if name != "head"]
+
+
+def select_prefixes(model: nn.Module, blocks: int | Literal["all"], modules: Sequence[str], field_name: str) -> list[str]:
+    """State-dict prefixes for a block count and module names; an unknown module or count is refused by name."""
+    total = len(model.blocks)
+    if blocks == "all":
+        prefixes = body_prefixes(model)
+    else:
+        count = blocks if blocks >= 0 else total + blocks
+        if not 0 <= count <= total:
+            raise ValueError(f"{field_name}_blocks: {blocks} is outside the model's {total} blocks")
+        prefixes = block_prefixes(count)
+    known = dict(model.named_modules())
+    for name in modules:
+        if name not in known:
+            tops = ", ".join(name for name, _ in model.named_children())
+            raise ValueError(f"{field_name}_modules: no module '{name}' in the model (top-level modules: {tops})")
+        prefixes.append(f"{name}.")
+    return prefixes
+
+
+def _mismatches(model_state: Mapping[str, torch.Tensor], source_state: Mapping[str, torch.Tensor], names: Iterable[str]) -> list[str]:
+    found = []
+    for name in names:
+        if name not in source_state:
+            found.append(f"{name}: missing from the source")
+        elif source_state[name].shape != model_state[name].shape:
+            found.append(f"{name}: source {tuple(source_state[name].shape)} vs model {tuple(model_state[name].shape)}")
+    return found
+
+
+def load_full_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """`load_state_dict(strict=True)`, failing with every missing, unexpected and mis-shaped tensor named."""
+    model_state = model.state_dict()
+    problems = _mismatches(model_state, state, model_state)
+    problems += [f"{name}: not in the model" for name in state if name not in model_state]
+    if problems:
+        raise CheckpointMismatchError("checkpoint does not fit the architecture:\n  " + "\n  ".join(problems))
+    model.load_state_dict(state)
 
 
 def copy_weights(model: nn.Module, source_state: Mapping[str, torch.Tensor], prefixes: Iterable[str]) -> TransferReport:
@@ -40,16 +98,10 @@ def copy_weights(model: nn.Module, source_state: Mapping[str, torch.Tensor], pre
     prefixes = tuple(prefixes)
     target_state = model.state_dict()
     report = TransferReport()
-    mismatches = []
-    for name, tensor in target_state.items():
-        if not name.startswith(prefixes):
-            report.reinitialised.append(name)
-        elif name not in source_state:
-            mismatches.append(f"{name}: missing from the source")
-        elif source_state[name].shape != tensor.shape:
-            mismatches.append(f"{name}: source {tuple(source_state[name].shape)} vs model {tuple(tensor.shape)}")
-        else:
-            report.copied.append(name)
+    selected = [name for name in target_state if name.startswith(prefixes)]
+    report.reinitialised = [name for name in target_state if not name.startswith(prefixes)]
+    mismatches = _mismatches(target_state, source_state, selected)
+    report.copied = [name for name in selected if name in source_state]
     if mismatches:
         raise CheckpointMismatchError("source weights do not fit the model:\n  " + "\n  ".join(mismatches))
     for name in source_state:
@@ -95,3 +147,18 @@ def parameter_groups(model: nn.Module, body_lr: float, head_lr: float, head_pref
         if parameter.requires_grad:
             (head if name.startswith(head_prefix) else body).append(parameter)
     return [group for group in ({"params": body, "lr": body_lr}, {"params": head, "lr": head_lr}) if group["params"]]
+
+
+def target_config(source_config: dict[str, Any], num_classes: int, spec: TransferSpec) -> dict[str, Any]:
+    """The source architecture with an output layer for the target's classes (and any added layers)."""
+    return {**source_config, "num_classes": num_classes, "head_hidden": list(spec.head_hidden)}
+
+
+def transfer_model(
+    source_config: dict[str, Any], source_state: Mapping[str, torch.Tensor], num_classes: int, spec: TransferSpec
+) -> tuple[nn.Module, TransferReport]:
+    """The source architecture with a fresh head for `num_classes`, the chosen layers copied and frozen."""
+    model = build_model(target_config(source_config, num_classes, spec))
+    report = copy_weights(model, source_state, select_prefixes(model, spec.copy_blocks, spec.copy_modules, "copy"))
+    freeze(model, select_prefixes(model, spec.freeze_blocks, spec.freeze_modules, "freeze"))
+    return model, count_parameters(model, report)

@@ -1,5 +1,29 @@
-"""Backbones with a timm-style split: `blocks` (the body, in order), `head`, `forward_features`, `reset_classifier`."""
+"""Backbones with a timm-style split: `blocks` (the body, in order), `head`, `forward_features`, `reset_classifier`.
 
-from headstart.ml.models.small_cnn import SmallCNN, build_model
+A model is rebuilt from a JSON-able architecture config, e.g. {"name": "small_cnn", "in_channels": 1,
+"num_classes": 10}; that config is saved beside the weights.
+"""
 
-__all__ = ["SmallCNN", "build_model"]
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from headstart.ml.models.small_cnn import SmallCNN
+from headstart.ml.models.torchvision_backbones import TORCHVISION_ARCHITECTURES, TorchvisionBackbone
+
+ARCHITECTURES = ("small_cnn", *TORCHVISION_ARCHITECTURES)
+
+
+def build_model(config: dict[str, Any]) -> nn.Module:
+    settings = dict(config)
+    name = settings.pop("name")
+    if name == "small_cnn":
+        return SmallCNN(**settings)
+    if name in TORCHVISION_ARCHITECTURES:
+        return TorchvisionBackbone(name, **settings)
+    raise ValueError(f"unknown architecture '{name}'; known: {', '.join(ARCHITECTURES)}")
+
+
+__all__ = ["ARCHITECTURES", "SmallCNN", "TorchvisionBackbone", "build_model"]

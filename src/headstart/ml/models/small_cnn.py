@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from headstart.ml.models.heads import make_head
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -20,13 +22,19 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """`blocks[i]` are the transferable units, general first; `head` is the task-specific classifier."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, ...] = (32, 64, 128)) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        widths: Sequence[int] = (32, 64, 128),
+        head_hidden: Sequence[int] = (),
+    ) -> None:
         super().__init__()
         channels = (in_channels, *widths)
         self.blocks = nn.ModuleList(conv_block(a, b) for a, b in zip(channels, channels[1:]))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = widths[-1]
-        self.head = nn.Linear(self.num_features, num_classes)
+        self.head = make_head(self.num_features, num_classes, head_hidden)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -36,19 +44,5 @@ class SmallCNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(images))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head = nn.Linear(self.num_features, num_classes)
-
-
-ARCHITECTURES = {"small_cnn": SmallCNN}
-
-
-def build_model(config: dict[str, Any]) -> nn.Module:
-    """A model from its JSON-able architecture config, e.g. {"name": "small_cnn", "num_classes": 10}."""
-    settings = dict(config)
-    name = settings.pop("name")
-    if name not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture '{name}'; known: {', '.join(ARCHITECTURES)}")
-    if "widths" in settings:
-        settings["widths"] = tuple(settings["widths"])
-    return ARCHITECTURES[name](**settings)
+    def reset_classifier(self, num_classes: int, hidden: Sequence[int] = ()) -> None:
+        self.head = make_head(self.num_features, num_classes, hidden)

@@ -1,0 +1,53 @@
+"""Kedro dataset for named models: per model, `<name>.safetensors` (weights, loadable by anyone)
+beside `<name>.json` (architecture config and how the model was made). One version is a folder,
+so the models of all seeds of a strategy are saved, and versioned, together."""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+from typing import Any
+
+import safetensors.torch
+
+from headstart.datasets.versioned_files import VersionedFileDataset
+from headstart.ml.models.stored import StoredModel
+
+
+class ModelDataset(VersionedFileDataset):
+    """Loads and saves `dict[name, StoredModel]`. With `missing_ok`, loading before any version
+    exists gives None, so a node can reuse a model the catalog already holds."""
+
+    def __init__(self, *args: Any, missing_ok: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._missing_ok = missing_ok
+
+    def load(self) -> dict[str, StoredModel] | None:
+        if self._missing_ok and not self._exists():
+            return None
+        folder = self._load_path()
+        models = {}
+        for weights_path in sorted(self._fs.glob(f"{folder}/*.safetensors")):
+            name = PurePosixPath(weights_path).stem
+            with self._fs.open(weights_path, "rb") as file:
+                state = safetensors.torch.load(file.read())
+            with self._fs.open(f"{folder}/{name}.json", "r") as file:
+                described = json.load(file)
+            models[name] = StoredModel(described["config"], state, described.get("info", {}))
+        return models
+
+    def save(self, data: dict[str, StoredModel]) -> None:
+        folder = self._save_path()
+        self._fs.makedirs(folder, exist_ok=True)
+        for name, model in data.items():
+            with self._fs.open(f"{folder}/{name}.safetensors", "wb") as file:
+                file.write(safetensors.torch.save(model.state, metadata={"config": json.dumps(model.config)}))
+            with self._fs.open(f"{folder}/{name}.json", "w") as file:
+                json.dump({"config": model.config, "info": model.info}, file, indent=2, default=str)
+
+    def preview(self) -> dict[str, Any]:
+        """Kedro-Viz: each model's architecture config and parameter count."""
+        return {
+            name: {**model.config, "parameters": sum(t.numel() for t in model.state.values() if t.is_floating_point())}
+            for name, model in (self.load() or {}).items()
+        }

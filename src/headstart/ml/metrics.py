@@ -1,0 +1,62 @@
+"""Intervals over seeds and gains against a baseline.
+
+A 95% interval over n seeds is the Student-t interval mean ± t(0.975, n-1)·s/√n (t = 4.303 for
+n = 3). The gain over the baseline is paired by seed: the interval of the per-seed differences,
+which removes what a seed does to both. Transfer is flagged negative when the gain's whole
+interval lies below zero (REFERENCE.md: negative transfer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+METRICS = ("accuracy", "macro_f1", "nll")
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high); the interval is NaN with fewer than two values."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def compare_to_baseline(
+    results: pd.DataFrame, baseline: str = "scratch", confidence: float = 0.95
+) -> pd.DataFrame:
+    """One row per strategy from rows of (strategy, seed, accuracy, macro_f1, nll, ...): means with
+    intervals, and the accuracy gain over `baseline` in points, paired by seed."""
+    if baseline not in set(results["strategy"]):
+        raise ValueError(f"the baseline strategy '{baseline}' has no results; run it with the others")
+    baseline_accuracy = results[results["strategy"] == baseline].set_index("seed")["accuracy"]
+    rows = []
+    for strategy, group in results.groupby("strategy", sort=False):
+        group = group.set_index("seed")
+        mean, low, high = t_interval(group["accuracy"], confidence)
+        paired = group.index.intersection(baseline_accuracy.index)
+        gain, gain_low, gain_high = t_interval(100 * (group.loc[paired, "accuracy"] - baseline_accuracy[paired]), confidence)
+        rows.append(
+            {
+                "strategy": strategy,
+                "seeds": len(group),
+                "accuracy": mean,
+                "accuracy_ci_low": low,
+                "accuracy_ci_high": high,
+                "macro_f1": group["macro_f1"].mean(),
+                "nll": group["nll"].mean(),
+                "gain_points": gain,
+                "gain_ci_low": gain_low,
+                "gain_ci_high": gain_high,
+                "negative_transfer": bool(gain_high < 0),  # False when the interval is NaN (one seed)
+                "trainable_parameters": int(group["trainable_parameters"].iloc[0]),
+                "train_seconds": group["train_seconds"].mean(),
+            }
+        )
+    return pd.DataFrame(rows)

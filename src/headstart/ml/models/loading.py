@@ -1,0 +1,90 @@
+"""Source weights from elsewhere: a torchvision weights enum, or a local checkpoint file.
+
+Everything is loaded with `weights_only=True` (no pickle code runs) and renamed to our layout;
+torchvision-format keys (`conv1.weight`, `features.0.0.weight`, ...) are accepted as they are.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from urllib.parse import urlparse
+
+import safetensors.torch
+import torch
+import torchvision
+from torch import nn
+
+from headstart.ml.errors import InvalidDataError
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither in the torch cache nor downloadable (we are offline)."""
+
+
+def read_state_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a .safetensors file or a torch file (plain dict, or under 'state_dict'/'model')."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidDataError(f"{path}: checkpoint file not found")
+    if path.suffix == ".safetensors":
+        try:
+            return safetensors.torch.load_file(path)
+        except Exception as error:  # safetensors raises its own SafetensorError
+            raise InvalidDataError(f"{path}: not a readable safetensors file ({error})") from error
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise InvalidDataError(
+            f"{path}: not a plain state dict that loads with weights_only=True ({str(error).splitlines()[0]})"
+        ) from error
+    for key in ("state_dict", "model"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise InvalidDataError(f"{path}: expected a dict of tensors (a state dict)")
+    return {key.removeprefix("module."): tensor for key, tensor in loaded.items()}  # DDP checkpoints
+
+
+def to_our_names(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename torchvision-format keys to the backbone's; keys already in our layout pass unchanged."""
+    names = getattr(model, "torchvision_names", {})
+    return {names.get(key, key): tensor for key, tensor in state.items()}
+
+
+def adapt_input_channels(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fit the first convolution of RGB weights to a grey (or other) input, as timm's adapt_input_conv does."""
+    first = next(key for key, tensor in model.state_dict().items() if tensor.ndim == 4)
+    wanted, weight = model.state_dict()[first].shape[1], state.get(first)
+    if weight is None or weight.ndim != 4 or weight.shape[1] == wanted:
+        return state
+    summed = weight.sum(dim=1, keepdim=True)
+    adapted = summed if wanted == 1 else summed.repeat(1, wanted, 1, 1) / wanted
+    return {**state, first: adapted}
+
+
+def head_classes(state: dict[str, torch.Tensor]) -> int:
+    """Classes of a checkpoint's output layer (the last `head.*weight`)."""
+    weights = [tensor for key, tensor in state.items() if key.startswith("head.") and key.endswith("weight")]
+    if not weights:
+        raise InvalidDataError("checkpoint has no output layer ('head.*weight', 'fc.weight' or 'classifier.*.weight')")
+    return int(weights[-1].shape[0])
+
+
+def load_torchvision_weights(weights_name: str) -> tuple[dict[str, torch.Tensor], int]:
+    """(state dict, number of classes) of a pinned torchvision weights enum, e.g. 'ResNet18_Weights.IMAGENET1K_V1'."""
+    try:
+        weights = torchvision.models.get_weight(weights_name)
+    except (ValueError, KeyError, AttributeError) as error:
+        raise InvalidDataError(f"pretrain.weights: unknown torchvision weights '{weights_name}' ({error})") from error
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+    try:
+        state = weights.get_state_dict(progress=False, map_location="cpu", weights_only=True)
+    except OSError as error:  # URLError is an OSError
+        raise WeightsUnavailableError(
+            f"{weights_name} is not in the torch cache ({cached}) and cannot be downloaded ({error}). "
+            f"On a machine with internet run `python -c \"import torchvision; torchvision.models.get_weight('{weights_name}')"
+            f".get_state_dict()\"`, copy {cached.name} into {cached.parent} here (or set TORCH_HOME), "
+            "or point pretrain.checkpoint at a local file."
+        ) from error
+    return state, len(weights.meta["categories"])

@@ -1,0 +1,117 @@
+"""The three training procedures behind every transfer strategy, for one seed.
+
+- `fit`: transfer (copy/freeze per the spec), then train what is trainable (scratch,
+  feature_extractor, finetune_top, finetune_full differ only in their spec and rates);
+- `linear_classifier`: scikit-learn logistic regression or linear SVM on features extracted once
+  from the frozen body, folded back into the linear head so every strategy is evaluated alike;
+- `probe_then_finetune`: LP-FT (Kumar et al. 2022): train the head on the frozen body, then
+  fine-tune everything from that head.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+from torch import nn
+
+from headstart.ml.training import TrainConfig, evaluate, fit, resolve_device, scale_images
+from headstart.ml.transfer import TransferReport, TransferSpec, count_parameters, transfer_model
+
+Procedure = Literal["fit", "linear_classifier", "probe_then_finetune"]
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    procedure: Procedure
+    spec: TransferSpec
+    training: TrainConfig
+    probe: TrainConfig | None = None  # probe_then_finetune's first phase
+    classifier: Literal["logistic_regression", "linear_svm"] = "logistic_regression"
+    regularisation_c: float = 1.0  # scikit-learn's C: inverse regularisation strength
+
+
+@dataclass
+class StrategyResult:
+    model: nn.Module
+    report: TransferReport
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        return torch.cat(
+            [model.forward_features(scale_images(images[i : i + batch_size].to(device))).float().cpu() for i in range(0, len(images), batch_size)]
+        )
+
+
+def fit_linear_classifier(
+    model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], config: StrategyConfig
+) -> None:
+    """Fit scikit-learn on frozen features and write the (scaler-folded) coefficients into `model.head`."""
+    if not isinstance(model.head, nn.Linear):
+        raise ValueError("linear_classifier needs a linear head: leave head_hidden empty")
+    features = extract_features(model, train[0]).numpy()
+    labels = train[1].cpu().numpy()
+    if config.classifier == "logistic_regression":
+        classifier = LogisticRegression(C=config.regularisation_c, max_iter=2000)
+    else:
+        classifier = LinearSVC(C=config.regularisation_c, max_iter=10000)
+    fitted = make_pipeline(StandardScaler(), classifier).fit(features, labels)
+    scaler, linear = fitted[0], fitted[1]
+    weight = torch.as_tensor(linear.coef_, dtype=torch.float32) / torch.as_tensor(scaler.scale_, dtype=torch.float32)
+    bias = torch.as_tensor(linear.intercept_, dtype=torch.float32) - weight @ torch.as_tensor(scaler.mean_, dtype=torch.float32)
+    classes = model.head.out_features
+    if weight.shape[0] == 1 and classes == 2:  # scikit-learn keeps one row for two classes
+        weight, bias = torch.cat([-weight / 2, weight / 2]), torch.cat([-bias / 2, bias / 2])
+    full_weight = torch.zeros(classes, weight.shape[1])
+    full_bias = torch.full((classes,), -1e4)  # classes absent from the training labels are never predicted
+    full_weight[linear.classes_], full_bias[linear.classes_] = weight, bias
+    with torch.no_grad():
+        model.head.weight.copy_(full_weight)
+        model.head.bias.copy_(full_bias)
+
+
+def train_strategy(
+    source_config: dict[str, Any],
+    source_state: dict[str, torch.Tensor],
+    num_classes: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    config: StrategyConfig,
+    checkpoint_path: Path | None = None,
+) -> StrategyResult:
+    """Build the target model from the source and train it by the strategy's procedure (seeded by `training.seed`)."""
+    torch.manual_seed(config.training.seed)  # the fresh head, and every layer a strategy does not copy
+    model, report = transfer_model(source_config, source_state, num_classes, config.spec)
+    started = time.perf_counter()
+    result = StrategyResult(model, report)
+    if config.procedure == "linear_classifier":
+        model.to(resolve_device(config.training.device))
+        fit_linear_classifier(model, train, config)
+        measured = evaluate(model, *validation)
+        result.history = [{"epoch": 1, "validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}]
+    elif config.procedure == "probe_then_finetune":
+        probe = config.probe or config.training
+        probe_path = checkpoint_path.with_name(f"probe-{checkpoint_path.name}") if checkpoint_path else None
+        result.history = fit(model, train, validation, replace(probe, seed=config.training.seed), probe_path).history
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        finetuned = fit(model, train, validation, config.training, checkpoint_path).history
+        result.history += [{**record, "epoch": record["epoch"] + len(result.history)} for record in finetuned]
+    else:
+        result.history = fit(model, train, validation, config.training, checkpoint_path).history
+    result.train_seconds = time.perf_counter() - started
+    count_parameters(model, report)  # after LP-FT's unfreezing, the count of the final phase
+    model.cpu()
+    return result

@@ -1,0 +1,128 @@
+"""Thin nodes over headstart.ml: train one strategy over seeds, evaluate it, compare all strategies."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import safetensors.torch
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix
+
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.fingerprints import fingerprint
+from headstart.ml.metrics import compare_to_baseline
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.plots import plot_comparison, plot_confusion_matrix
+from headstart.ml.strategies import train_strategy
+from headstart.ml.training import evaluate, resolve_device
+from headstart.ml.transfer import target_config
+from headstart.params import RuntimeParams, TransferParams
+
+logger = logging.getLogger(__name__)
+
+
+def _labelled(data: LabelledImages) -> tuple:
+    """Images and primary-task labels of the entries that have a label."""
+    keep = data.primary_labels >= 0
+    return data.images[keep], data.primary_labels[keep]
+
+
+def train_target_models(
+    source_model: dict[str, StoredModel],
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    transfer: TransferParams,
+    runtime: RuntimeParams,
+    *,
+    strategy: str,
+) -> dict[str, StoredModel]:
+    """One target model per seed, made by the strategy from the source model."""
+    if strategy not in transfer.strategies:
+        raise ValueError(f"transfer.strategies has no '{strategy}'; define its parameters in parameters_transfer.yml")
+    params = transfer.strategies[strategy]
+    source = source_model["source"]
+    train, validation = _labelled(target_train), _labelled(target_validation)
+    num_classes = len(target_train.primary_classes)
+    models = {}
+    for seed in transfer.seeds:
+        config = params.to_config(seed, runtime)
+        made_from = fingerprint(params.model_dump(mode="json"), seed, source.state, *train, *validation)
+        checkpoint = Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
+        logger.info("Training strategy %s, seed %d", strategy, seed)
+        result = train_strategy(source.config, source.state, num_classes, train, validation, config, checkpoint)
+        for path in checkpoint.parent.glob(f"*{checkpoint.name}"):  # finished: its checkpoints are spent
+            path.unlink()
+        info = {
+            "strategy": strategy,
+            "seed": seed,
+            "strategy_params": params.model_dump(mode="json"),
+            "classes": target_train.primary_classes,
+            "history": result.history,
+            "transfer_report": result.report.to_dict(),
+            "train_seconds": result.train_seconds,
+        }
+        models[f"seed_{seed}"] = StoredModel.from_module(result.model, target_config(source.config, num_classes, config.spec), info)
+    return models
+
+
+def evaluate_target_models(
+    target_models: dict[str, StoredModel], target_test: LabelledImages, runtime: RuntimeParams, *, strategy: str
+) -> tuple[dict, list[dict]]:
+    """Test metrics per seed, and one MLflow child run per seed (params, curves, weights, confusion matrix, report)."""
+    images, labels = _labelled(target_test)
+    device = resolve_device(runtime.device)
+    evaluation = {"strategy": strategy, "classes": target_test.primary_classes, "seeds": []}
+    runs = []
+    for stored in target_models.values():
+        info = stored.info
+        measured = evaluate(stored.build().to(device), images, labels)
+        matrix = confusion_matrix(labels.numpy(), measured["predictions"].numpy(), labels=range(len(evaluation["classes"])))
+        report = info["transfer_report"]
+        metrics = {
+            "accuracy": measured["accuracy"],
+            "macro_f1": measured["macro_f1"],
+            "nll": measured["nll"],
+            "trainable_parameters": report["trainable_parameters"],
+            "frozen_parameters": report["frozen_parameters"],
+            "train_seconds": info["train_seconds"],
+        }
+        evaluation["seeds"].append({"seed": info["seed"], **metrics, "confusion_matrix": matrix.tolist()})
+        runs.append(
+            {
+                "run_name": f"{strategy} seed {info['seed']}",
+                "params": {"strategy": strategy, "seed": info["seed"], **info["strategy_params"]},
+                "history": info["history"],
+                "metrics": {f"test_{k}" if k in ("accuracy", "macro_f1", "nll") else k: v for k, v in metrics.items()},
+                "tags": {"strategy": strategy, "seed": str(info["seed"])},
+                "artifacts": {
+                    "model.safetensors": safetensors.torch.save(stored.state),
+                    "confusion_matrix.png": plot_confusion_matrix(matrix, evaluation["classes"], f"{strategy}, seed {info['seed']}"),
+                    "transfer_report.json": report,
+                },
+            }
+        )
+    return evaluation, runs
+
+
+def compare_strategies(transfer: TransferParams, *evaluations: dict) -> tuple[pd.DataFrame, str, Figure]:
+    """The comparison table (CSV and Markdown) and its bar chart."""
+    results = pd.DataFrame(
+        [{"strategy": e["strategy"], **{k: v for k, v in seed.items() if k != "confusion_matrix"}} for e in evaluations for seed in e["seeds"]]
+    )
+    comparison = compare_to_baseline(results, transfer.baseline, transfer.confidence)
+    level = round(transfer.confidence * 100)
+    markdown = "\n".join(
+        [
+            "# Transfer strategies against the from-scratch baseline",
+            "",
+            f"Test accuracy: mean over {len(transfer.seeds)} seeds with its {level}% t-interval. "
+            f"gain_points: accuracy minus `{transfer.baseline}`'s, in percentage points, paired by seed, "
+            f"with its {level}% t-interval. negative_transfer: the whole gain interval is below zero.",
+            "",
+            comparison.to_markdown(index=False, floatfmt=".3f"),
+            "",
+        ]
+    )
+    return comparison, markdown, plot_comparison(comparison, transfer.baseline)

@@ -1,0 +1,50 @@
+"""One `transfer` template, instanced once per strategy namespace, so the baseline runs the same code.
+
+To add a strategy: give it parameters under `transfer.strategies` and its name here.
+"""
+
+from functools import partial, update_wrapper
+
+from kedro.pipeline import Node, Pipeline
+
+from headstart.pipelines.transfer.nodes import compare_strategies, evaluate_target_models, train_target_models
+
+STRATEGIES = ("scratch", "feature_extractor", "feature_svm", "finetune_top", "finetune_full", "lp_ft")
+SHARED_INPUTS = {"source_model", "target_train", "target_validation", "target_test"}
+
+
+def _for_strategy(function, strategy: str):
+    return update_wrapper(partial(function, strategy=strategy), function)
+
+
+def strategy_template(strategy: str) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                _for_strategy(train_target_models, strategy),
+                ["source_model", "target_train", "target_validation", "params:transfer", "params:runtime"],
+                "target_models",
+                name="train_target_models",
+            ),
+            Node(
+                _for_strategy(evaluate_target_models, strategy),
+                ["target_models", "target_test", "params:runtime"],
+                ["test_evaluation", "training_runs"],
+                name="evaluate_target_models",
+            ),
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    strategies = [
+        Pipeline(strategy_template(s), namespace=s, inputs=SHARED_INPUTS, parameters={"params:transfer", "params:runtime"})
+        for s in STRATEGIES
+    ]
+    comparison = Node(
+        compare_strategies,
+        ["params:transfer", *(f"{s}.test_evaluation" for s in STRATEGIES)],
+        ["transfer_comparison", "transfer_comparison_markdown", "transfer_comparison_chart"],
+        name="compare_strategies",
+    )
+    return sum(strategies, Pipeline([comparison]))
