@@ -9,7 +9,10 @@ from headstart.ml.transfer import (
     copy_weights,
     count_parameters,
     freeze,
+    TransferSpec,
     parameter_groups,
+    select_prefixes,
+    transfer_model,
 )
 
 
@@ -74,3 +77,22 @@ def test_optimizer_holds_only_trainable_parameters_at_body_and_head_rates():
     assert held == {id(p) for p in model.parameters() if p.requires_grad}
     assert [g["lr"] for g in groups] == [1e-5, 1e-3]
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.head.parameters()}
+
+
+def test_transfer_spec_copies_and_freezes_by_block_count_and_module_name():
+    torch.manual_seed(0)
+    source = SmallCNN(num_classes=10, widths=(4, 8, 8))
+    spec = TransferSpec(copy_blocks="all", freeze_blocks=-1, head_hidden=(6,))
+    model, report = transfer_model({"name": "small_cnn", "widths": [4, 8, 8]}, source.state_dict(), 3, spec)
+    assert report.copied == [n for n in source.state_dict() if n.startswith("blocks.")]
+    assert report.reinitialised == ["head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias"]
+    assert [p.requires_grad for p in model.blocks[1].parameters()] == [False] * 3
+    assert all(p.requires_grad for p in model.blocks[2].parameters())
+    assert model(torch.rand(2, 1, 16, 16)).shape == (2, 3)
+    scratch, report = transfer_model({"name": "small_cnn", "widths": [4, 8, 8]}, source.state_dict(), 3, TransferSpec(copy_blocks=0))
+    assert report.copied == [] and report.frozen_parameters == 0
+    assert select_prefixes(scratch, 1, ["pool"], "copy") == ["blocks.0.", "pool."]
+    with pytest.raises(ValueError, match="copy_modules: no module 'stem' in the model"):
+        select_prefixes(scratch, 0, ["stem"], "copy")
+    with pytest.raises(ValueError, match="freeze_blocks: 5 is outside the model's 3 blocks"):
+        select_prefixes(scratch, 5, [], "freeze")

@@ -1,0 +1,35 @@
+import math
+
+import pandas as pd
+import pytest
+
+from headstart.ml.metrics import compare_to_baseline, t_interval
+
+
+def test_t_interval_of_three_seeds_uses_t_4_303():
+    mean, low, high = t_interval([0.80, 0.82, 0.84])
+    assert mean == pytest.approx(0.82)
+    assert high - mean == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-5)
+    assert math.isnan(t_interval([0.5])[1])
+
+
+def results(strategy, accuracies):
+    return [
+        {"strategy": strategy, "seed": seed, "accuracy": a, "macro_f1": a, "nll": 1.0, "trainable_parameters": 10, "train_seconds": 1.0}
+        for seed, a in enumerate(accuracies)
+    ]
+
+
+def test_gain_is_paired_by_seed_and_negative_transfer_needs_the_whole_interval_below_zero():
+    table = pd.DataFrame(
+        results("scratch", [0.70, 0.80, 0.90]) + results("good", [0.75, 0.85, 0.95]) + results("bad", [0.60, 0.71, 0.80])
+        + results("noisy", [0.90, 0.60, 0.85])
+    )
+    comparison = compare_to_baseline(table).set_index("strategy")
+    assert comparison.loc["good", "gain_points"] == pytest.approx(5.0)
+    assert comparison.loc["good", "gain_ci_low"] == pytest.approx(5.0)  # the same gain at every seed: no spread
+    assert comparison.loc["bad", "negative_transfer"]
+    assert not comparison.loc["noisy", "negative_transfer"]  # interval straddles zero
+    assert not comparison.loc["good", "negative_transfer"]
+    with pytest.raises(ValueError, match="baseline strategy 'scratch' has no results"):
+        compare_to_baseline(table[table["strategy"] != "scratch"])

@@ -1,0 +1,82 @@
+"""End to end: the default `kedro run` (ingest → pretrain → six strategies → comparison) on tiny data."""
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from headstart.pipelines.transfer.pipeline import STRATEGIES
+from tests.conftest import copy_project, kedro_run
+from tests.test_run import mlflow_runs
+
+pytestmark = pytest.mark.slow
+
+
+def parent_runs(project: Path):
+    return [r for r in mlflow_runs(project) if "mlflow.parentRunId" not in r.data.tags]
+
+
+def latest(project: Path, relative: str) -> Path:
+    return sorted((project / relative).glob(f"*/{Path(relative).name}"))[-1]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    result = kedro_run(project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return project
+
+
+def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(project):
+    comparison = pd.read_csv(latest(project, "data/08_reporting/transfer_comparison.csv"))
+    assert list(comparison["strategy"]) == list(STRATEGIES)
+    assert (comparison["seeds"] == 2).all()
+    assert comparison.set_index("strategy").loc["scratch", "gain_points"] == 0
+    assert comparison["accuracy"].between(0, 1).all() and comparison["negative_transfer"].dtype == bool
+    markdown = latest(project, "data/08_reporting/transfer_comparison.md").read_text()
+    assert "| finetune_full" in markdown and "paired by seed" in markdown
+    assert latest(project, "data/08_reporting/transfer_comparison.png").stat().st_size > 1000
+    weights = latest(project, "data/06_models/finetune_full/target_models")
+    assert sorted(p.name for p in weights.iterdir()) == ["seed_0.json", "seed_0.safetensors", "seed_1.json", "seed_1.safetensors"]
+
+
+def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(project):
+    runs = mlflow_runs(project)
+    parent = parent_runs(project)[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    names = {r.data.tags["mlflow.runName"] for r in children}
+    assert names == {"pretrain source"} | {f"{s} seed {seed}" for s in STRATEGIES for seed in (0, 1)}
+    client = mlflow.MlflowClient()
+    child = next(r for r in children if r.data.tags["mlflow.runName"] == "finetune_full seed 1")
+    assert {"test_accuracy", "test_macro_f1", "test_nll", "trainable_parameters", "validation_accuracy"} <= child.data.metrics.keys()
+    assert child.data.params["strategy"] == "finetune_full" and child.data.params["training.body_lr"] == "0.0001"
+    assert len(client.get_metric_history(child.info.run_id, "train_loss")) == 2  # one point per epoch
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert artifacts == {"model.safetensors", "confusion_matrix.png", "transfer_report.json"}
+    report = mlflow.artifacts.load_dict(f"runs:/{child.info.run_id}/transfer_report.json")
+    assert "head.weight" in report["reinitialised"] and "blocks.0.0.weight" in report["copied"]
+    parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"transfer_comparison.csv", "transfer_comparison.md", "transfer_comparison.png"} <= parent_artifacts
+
+
+def test_one_strategy_runs_alone_on_the_catalogued_source_model_and_splits(project):
+    before = {p.name for p in (project / "data/06_models/scratch/target_models").iterdir()}
+    result = kedro_run(project, "--pipelines=transfer", "--namespaces=finetune_full")
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent = parent_runs(project)[-1]
+    children = [r.data.tags["mlflow.runName"] for r in mlflow_runs(project) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(children) == ["finetune_full seed 0", "finetune_full seed 1"]
+    assert len(list((project / "data/06_models/finetune_full/target_models").iterdir())) == 2
+    assert {p.name for p in (project / "data/06_models/scratch/target_models").iterdir()} == before
+
+
+def test_pretrain_reuses_the_catalogued_model_unless_told_to_retrain(project):
+    result = kedro_run(project, "--pipelines=pretrain")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Reusing the catalogued source model" in result.stderr + result.stdout
+    assert parent_runs(project)[-1].data.metrics["pretrain_summary.reused"] == 1
+    result = kedro_run(project, "--pipelines=pretrain", "--params=pretrain.retrain=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert parent_runs(project)[-1].data.metrics["pretrain_summary.reused"] == 0
