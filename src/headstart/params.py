@@ -112,12 +112,12 @@ class TrainingParams(Strict):
     patience: int | None = Field(None, ge=1)  # early stopping on validation loss; null: never
     augment: AugmentParams = AugmentParams()
 
-    def to_config(self, seed: int, runtime: RuntimeParams) -> TrainConfig:
+    def to_config(self, seed: int, runtime: RuntimeParams, lr_scale: float = 1.0) -> TrainConfig:
         return TrainConfig(
             epochs=self.epochs,
             batch_size=self.batch_size,
-            body_lr=self.body_lr,
-            head_lr=self.head_lr,
+            body_lr=self.body_lr * lr_scale,
+            head_lr=self.head_lr * lr_scale,
             weight_decay=self.weight_decay,
             patience=self.patience,
             seed=seed,
@@ -185,20 +185,25 @@ class StrategyParams(Strict):
     classifier: Literal["logistic_regression", "linear_svm"] = "logistic_regression"  # linear_classifier
     regularisation_c: float = Field(1.0, gt=0)  # linear_classifier: scikit-learn's C
 
-    def to_config(self, seed: int, runtime: RuntimeParams) -> StrategyConfig:
+    def to_config(self, seed: int, runtime: RuntimeParams, lr_scale: float = 1.0) -> StrategyConfig:
+        """`lr_scale` multiplies every learning rate (and C, a linear classifier's counterpart)."""
         spec = TransferSpec(self.copy_blocks, tuple(self.copy_modules), self.freeze_blocks, tuple(self.freeze_modules), tuple(self.head_hidden))
         return StrategyConfig(
             procedure=self.procedure,
             spec=spec,
-            training=self.training.to_config(seed, runtime),
-            probe=self.probe.to_config(seed, runtime) if self.probe else None,
+            training=self.training.to_config(seed, runtime, lr_scale),
+            probe=self.probe.to_config(seed, runtime, lr_scale) if self.probe else None,
             classifier=self.classifier,
-            regularisation_c=self.regularisation_c,
+            regularisation_c=self.regularisation_c * lr_scale,
         )
 
 
 class TransferParams(Strict):
     seeds: list[int] = Field([0, 1, 2], min_length=1)  # every strategy trains once per seed, paired by seed
+    # The same tuning for every strategy, the baseline included: each multiplier of the learning
+    # rates (C for a linear classifier) is tried over all seeds, and the one with the best mean
+    # validation accuracy is kept. The test split plays no part in the choice.
+    lr_scales: list[Annotated[float, Field(gt=0)]] = Field([1.0], min_length=1)
     baseline: str = "scratch"
     confidence: float = Field(0.95, gt=0, lt=1)
     strategies: dict[str, StrategyParams]

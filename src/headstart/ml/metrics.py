@@ -57,6 +57,7 @@ def compare_to_baseline(
                 "negative_transfer": bool(gain_high < 0),  # False when the interval is NaN (one seed)
                 "trainable_parameters": int(group["trainable_parameters"].iloc[0]),
                 "train_seconds": group["train_seconds"].mean(),
+                **({"lr_scale": group["lr_scale"].iloc[0]} if "lr_scale" in group else {}),
             }
         )
     return pd.DataFrame(rows)

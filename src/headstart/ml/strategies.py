@@ -44,6 +44,8 @@ class StrategyResult:
     report: TransferReport
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
+    validation_accuracy: float = 0.0  # of the returned (best) model: what learning-rate tuning compares
+    validation_loss: float = 0.0
 
 
 def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
@@ -112,6 +114,8 @@ def train_strategy(
     else:
         result.history = fit(model, train, validation, config.training, checkpoint_path).history
     result.train_seconds = time.perf_counter() - started
+    measured = evaluate(model, *validation)
+    result.validation_accuracy, result.validation_loss = measured["accuracy"], measured["nll"]
     count_parameters(model, report)  # after LP-FT's unfreezing, the count of the final phase
     model.cpu()
     return result

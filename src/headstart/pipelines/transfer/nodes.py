@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from statistics import mean
 
 import pandas as pd
 import safetensors.torch
@@ -45,25 +46,37 @@ def train_target_models(
     source = source_model["source"]
     train, validation = _labelled(target_train), _labelled(target_validation)
     num_classes = len(target_train.primary_classes)
-    models = {}
-    for seed in transfer.seeds:
-        config = params.to_config(seed, runtime)
-        made_from = fingerprint(params.model_dump(mode="json"), seed, source.state, *train, *validation)
-        checkpoint = Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
-        logger.info("Training strategy %s, seed %d", strategy, seed)
-        result = train_strategy(source.config, source.state, num_classes, train, validation, config, checkpoint)
-        for path in checkpoint.parent.glob(f"*{checkpoint.name}"):  # finished: its checkpoints are spent
-            path.unlink()
-        info = {
-            "strategy": strategy,
-            "seed": seed,
-            "strategy_params": params.model_dump(mode="json"),
-            "classes": target_train.primary_classes,
-            "history": result.history,
-            "transfer_report": result.report.to_dict(),
-            "train_seconds": result.train_seconds,
-        }
-        models[f"seed_{seed}"] = StoredModel.from_module(result.model, target_config(source.config, num_classes, config.spec), info)
+    best_score, models = None, {}
+    for scale in transfer.lr_scales:
+        trained = {}
+        for seed in transfer.seeds:
+            config = params.to_config(seed, runtime, scale)
+            made_from = fingerprint(params.model_dump(mode="json"), scale, seed, source.state, *train, *validation)
+            checkpoint = Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
+            logger.info("Training strategy %s, seed %d, learning-rate scale %g", strategy, seed, scale)
+            result = train_strategy(source.config, source.state, num_classes, train, validation, config, checkpoint)
+            for path in checkpoint.parent.glob(f"*{checkpoint.name}"):  # finished: its checkpoints are spent
+                path.unlink()
+            info = {
+                "strategy": strategy,
+                "seed": seed,
+                "lr_scale": scale,
+                "strategy_params": params.model_dump(mode="json"),
+                "classes": target_train.primary_classes,
+                "history": result.history,
+                "transfer_report": result.report.to_dict(),
+                "train_seconds": result.train_seconds,
+                "validation_accuracy": result.validation_accuracy,
+                "validation_loss": result.validation_loss,
+            }
+            config_out = target_config(source.config, num_classes, config.spec)
+            trained[f"seed_{seed}"] = StoredModel.from_module(result.model, config_out, info)
+        score = (mean(m.info["validation_accuracy"] for m in trained.values()), -mean(m.info["validation_loss"] for m in trained.values()))
+        if best_score is None or score > best_score:
+            best_score, models = score, trained
+    if len(transfer.lr_scales) > 1:
+        logger.info("Strategy %s: learning-rate scale %g has the best validation accuracy (%.4f)", strategy,
+                    next(iter(models.values())).info["lr_scale"], best_score[0])
     return models
 
 
@@ -87,12 +100,14 @@ def evaluate_target_models(
             "trainable_parameters": report["trainable_parameters"],
             "frozen_parameters": report["frozen_parameters"],
             "train_seconds": info["train_seconds"],
+            "selected_validation_accuracy": info["validation_accuracy"],
+            "lr_scale": info["lr_scale"],
         }
         evaluation["seeds"].append({"seed": info["seed"], **metrics, "confusion_matrix": matrix.tolist()})
         runs.append(
             {
                 "run_name": f"{strategy} seed {info['seed']}",
-                "params": {"strategy": strategy, "seed": info["seed"], **info["strategy_params"]},
+                "params": {"strategy": strategy, "seed": info["seed"], "lr_scale": info["lr_scale"], **info["strategy_params"]},
                 "history": info["history"],
                 "metrics": {f"test_{k}" if k in ("accuracy", "macro_f1", "nll") else k: v for k, v in metrics.items()},
                 "tags": {"strategy": strategy, "seed": str(info["seed"])},
