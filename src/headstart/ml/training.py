@@ -1,6 +1,7 @@
 """Fit and evaluate loops (after torchvision's references: train_one_epoch / evaluate).
 
-Data stays on the training device as uint8 and is scaled per batch (no per-step host copies);
+Data stays on the training device as uint8 when it fits in half its free memory, and is scaled per
+batch (no per-step host copies; larger sets are copied a batch at a time);
 bf16 autocast on CUDA; early stopping on validation loss; a checkpoint each epoch (a plain dict of
 tensors and numbers, loaded with weights_only=True) from which a killed run resumes.
 """
@@ -46,6 +47,14 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def fits_on_device(images: torch.Tensor, device: torch.device, share: float = 0.5) -> bool:
+    """Whether the uint8 training images fit in `share` of the accelerator's free memory."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.element_size() * images.nelement() < share * free
 
 
 def scale_images(images: torch.Tensor) -> torch.Tensor:
@@ -95,8 +104,9 @@ def fit(
     """
     device = resolve_device(config.device)
     model.to(device)
-    images, labels = (t.to(device) for t in train)
-    validation = tuple(t.to(device) for t in validation)
+    data_device = device if fits_on_device(train[0], device) else torch.device("cpu")
+    images, labels = (t.to(data_device) for t in train)
+    validation = tuple(t.to(data_device) for t in validation)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, config.body_lr, config.head_lr), weight_decay=config.weight_decay
     )
@@ -116,12 +126,12 @@ def fit(
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         train_mode(model)
-        order = torch.randperm(len(images), generator=generator).to(device)
+        order = torch.randperm(len(images), generator=generator).to(data_device)
         total_loss, total_correct = 0.0, 0
         for step, start in enumerate(range(0, len(images), config.batch_size)):
             batch = order[start : start + config.batch_size]
-            targets = labels[batch]
-            inputs = scale_images(images[batch])
+            targets = labels[batch].to(device, non_blocking=True)  # no-ops when the data lives on the device
+            inputs = scale_images(images[batch].to(device, non_blocking=True))
             if augment:
                 inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
