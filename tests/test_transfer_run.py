@@ -80,3 +80,28 @@ def test_pretrain_reuses_the_catalogued_model_unless_told_to_retrain(project):
     result = kedro_run(project, "--pipelines=pretrain", "--params=pretrain.retrain=true")
     assert result.returncode == 0, result.stderr[-3000:]
     assert parent_runs(project)[-1].data.metrics["pretrain_summary.reused"] == 0
+
+
+def test_learning_curve_and_layer_sweep_run_on_the_catalogued_model_and_splits(project):
+    result = kedro_run(project, "--pipelines=learning_curve,layer_sweep")
+    assert result.returncode == 0, result.stderr[-3000:]
+    curve = pd.read_csv(latest(project, "data/08_reporting/learning_curve.csv"))
+    assert len(curve) == 2 * 2 * 2  # budgets (1, 3) × seeds × (scratch, feature_svm)
+    assert set(curve["strategy"]) == {"scratch", "feature_svm"} and set(curve["k"]) == {1.0, 3.0}
+    saved = pd.read_csv(latest(project, "data/08_reporting/learning_curve_labels_saved.csv"))
+    assert list(saved["strategy"]) == ["feature_svm", "feature_svm"]
+    sweep = pd.read_csv(latest(project, "data/08_reporting/layer_sweep.csv"))
+    assert len(sweep) == 2 * 3 * 2  # n (0, 3) × arms × seeds
+    at_zero = sweep[sweep["blocks"] == 0].groupby("seed")["accuracy"].nunique()
+    assert (at_zero == 1).all()  # n = 0: the three arms are one model
+    frozen = sweep[(sweep["blocks"] == 3) & (sweep["arm"] != "copied_finetuned")]
+    assert (frozen["trainable_parameters"] < sweep[sweep["blocks"] == 0]["trainable_parameters"].min()).all()
+    for name in ("learning_curve.png", "layer_sweep.png", "layer_sweep.md", "learning_curve_labels_saved.md"):
+        assert latest(project, f"data/08_reporting/{name}").stat().st_size > 100
+    parent = parent_runs(project)[-1]
+    children = [r for r in mlflow_runs(project) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 8 + 2 + 6  # every curve point; the sweep trains n = 0 once per seed
+    point = next(r for r in children if r.data.tags["mlflow.runName"] == "learning_curve feature_svm k=3 seed 1")
+    assert point.data.params["labels_per_class"] == "3" and point.data.metrics["k"] == 3.0
+    arm = next(r for r in children if r.data.tags["mlflow.runName"] == "layer_sweep random_frozen n=3 seed 0")
+    assert arm.data.params["blocks"] == "3" and "test_accuracy" in arm.data.metrics

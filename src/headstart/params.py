@@ -213,3 +213,23 @@ class TransferParams(Strict):
         if self.baseline not in self.strategies:
             raise ValueError(f"baseline '{self.baseline}' is not among the strategies ({', '.join(self.strategies)})")
         return self
+
+
+LabelBudget = Annotated[int, Field(ge=1)] | Literal["all"]
+
+
+class LearningCurveParams(Strict):
+    labels_per_class: list[LabelBudget] = Field([1, 2, 5, 10, 20, 50, "all"], min_length=2)
+    # strategies by name from transfer.strategies, trained with their own parameters (the baseline always runs)
+    strategies: list[str] = ["finetune_top", "feature_svm"]
+    seeds: list[int] = Field([0, 1, 2], min_length=1)  # each seed draws its own k labels per class and init
+
+
+class LayerSweepParams(Strict):
+    blocks: list[Annotated[int, Field(ge=0)]] | None = None  # n blocks transferred; null: 0 … every block
+    arms: list[Literal["copied_frozen", "copied_finetuned", "random_frozen"]] = [
+        "copied_frozen", "copied_finetuned", "random_frozen",
+    ]
+    labels_per_class: LabelBudget = 10
+    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    training: TrainingParams = TrainingParams()  # one budget and set of rates for every arm and n

@@ -1,10 +1,14 @@
-"""Project pipelines."""
+"""Project pipelines. The default run is the experiment (ingest → pretrain → transfer); the
+studies (learning_curve, layer_sweep) train tens of models each and run when named."""
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
+DEFAULT = ("ingest", "pretrain", "transfer")
+
 
 def register_pipelines() -> dict[str, Pipeline]:
-    pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values())
+    pipelines = find_pipelines(raise_errors=True)  # Kedro 1.7 loads only the pipelines a run names
+    if all(name in pipelines for name in DEFAULT):
+        pipelines["__default__"] = sum((pipelines[name] for name in DEFAULT), Pipeline([]))
     return pipelines

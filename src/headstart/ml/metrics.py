@@ -61,3 +61,28 @@ def compare_to_baseline(
             }
         )
     return pd.DataFrame(rows)
+
+
+def summarise_over_seeds(results: pd.DataFrame, keys: list[str], confidence: float = 0.95) -> pd.DataFrame:
+    """Per group of `keys`: seeds, mean accuracy with its t-interval (also as text), mean macro-F1 and NLL."""
+    rows = []
+    for values, group in results.groupby(keys, sort=False):
+        mean, low, high = t_interval(group["accuracy"], confidence)
+        rows.append(
+            {
+                **dict(zip(keys, values if isinstance(values, tuple) else (values,))),
+                "seeds": len(group),
+                "accuracy": mean,
+                "accuracy_ci_low": low,
+                "accuracy_ci_high": high,
+                "accuracy_text": f"{mean:.3f} [{low:.3f}, {high:.3f}]",
+                "macro_f1": group["macro_f1"].mean(),
+                "nll": group["nll"].mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def prefix_test_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """Metrics named for MLflow: accuracy, macro_f1 and nll measured on the test split get a `test_` prefix."""
+    return {f"test_{name}" if name in METRICS else name: value for name, value in metrics.items()}

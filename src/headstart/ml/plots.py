@@ -58,3 +58,47 @@ def plot_comparison(comparison, baseline: str = "scratch") -> Figure:
     axis.tick_params(axis="x", rotation=20)
     figure.tight_layout()
     return figure
+
+
+def _line_with_band(axis, x, table, label: str) -> None:
+    means = table["accuracy"] * 100
+    axis.plot(x, means, marker="o", label=label)
+    axis.fill_between(x, table["accuracy_ci_low"].fillna(table["accuracy"]) * 100,
+                      table["accuracy_ci_high"].fillna(table["accuracy"]) * 100, alpha=0.2)
+
+
+def plot_learning_curve(curve, baseline: str = "scratch", confidence: float = 0.95) -> Figure:
+    """Test accuracy against labels per class (log axis), one line per strategy with its interval band."""
+    from headstart.ml.metrics import summarise_over_seeds
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for strategy, rows in curve.groupby("strategy", sort=False):
+        table = summarise_over_seeds(rows, ["labels_per_class"], confidence)
+        budgets = rows.groupby("labels_per_class", sort=False)["k"].mean().loc[table["labels_per_class"]].to_numpy()
+        _line_with_band(axis, budgets, table, f"{strategy} (baseline)" if strategy == baseline else strategy)
+    ticks = curve.groupby("labels_per_class", sort=False)["k"].mean()
+    axis.set_xscale("log")
+    axis.set_xticks(ticks.to_numpy(), [f"{label}\n({k:.0f})" if label == "all" else label for label, k in ticks.items()])
+    axis.minorticks_off()
+    axis.set_xlabel("labelled target images per class")
+    axis.set_ylabel(f"test accuracy (%), {round(confidence * 100)}% interval over seeds")
+    axis.set_title("Learning curve: transfer strategies vs the from-scratch baseline", fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_layer_sweep(table) -> Figure:
+    """Yosinski et al.'s figure: test accuracy against blocks transferred, one line per arm."""
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    for arm, rows in table.groupby("arm", sort=False):
+        _line_with_band(axis, rows["blocks"].to_numpy(), rows, arm)
+    axis.set_xticks(sorted(table["blocks"].unique()))
+    axis.set_xlabel("blocks transferred from the source (n)")
+    axis.set_ylabel("test accuracy (%), 95% interval over seeds")
+    axis.set_title("Layer-transfer sweep: where frozen transfer falls, features stop being general", fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

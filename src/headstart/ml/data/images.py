@@ -62,6 +62,11 @@ class LabelledImages:
     def primary_classes(self) -> list[str]:
         return self.classes[self.primary_task]
 
+    def primary_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of the primary task, entries with a missing label left out."""
+        keep = self.primary_labels >= 0
+        return self.images[keep], self.primary_labels[keep]
+
     def subset(self, indices: torch.Tensor | list[int]) -> LabelledImages:
         index = torch.as_tensor(indices, dtype=torch.long)
         return LabelledImages(

@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
-from headstart.ml.metrics import compare_to_baseline
+from headstart.ml.metrics import compare_to_baseline, prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_comparison, plot_confusion_matrix
 from headstart.ml.strategies import train_strategy
@@ -22,12 +22,6 @@ from headstart.ml.transfer import target_config
 from headstart.params import RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
-
-
-def _labelled(data: LabelledImages) -> tuple:
-    """Images and primary-task labels of the entries that have a label."""
-    keep = data.primary_labels >= 0
-    return data.images[keep], data.primary_labels[keep]
 
 
 def train_target_models(
@@ -44,7 +38,7 @@ def train_target_models(
         raise ValueError(f"transfer.strategies has no '{strategy}'; define its parameters in parameters_transfer.yml")
     params = transfer.strategies[strategy]
     source = source_model["source"]
-    train, validation = _labelled(target_train), _labelled(target_validation)
+    train, validation = target_train.primary_pairs(), target_validation.primary_pairs()
     num_classes = len(target_train.primary_classes)
     best_score, models = None, {}
     for scale in transfer.lr_scales:
@@ -84,7 +78,7 @@ def evaluate_target_models(
     target_models: dict[str, StoredModel], target_test: LabelledImages, runtime: RuntimeParams, *, strategy: str
 ) -> tuple[dict, list[dict]]:
     """Test metrics per seed, and one MLflow child run per seed (params, curves, weights, confusion matrix, report)."""
-    images, labels = _labelled(target_test)
+    images, labels = target_test.primary_pairs()
     device = resolve_device(runtime.device)
     evaluation = {"strategy": strategy, "classes": target_test.primary_classes, "seeds": []}
     runs = []
@@ -109,7 +103,7 @@ def evaluate_target_models(
                 "run_name": f"{strategy} seed {info['seed']}",
                 "params": {"strategy": strategy, "seed": info["seed"], "lr_scale": info["lr_scale"], **info["strategy_params"]},
                 "history": info["history"],
-                "metrics": {f"test_{k}" if k in ("accuracy", "macro_f1", "nll") else k: v for k, v in metrics.items()},
+                "metrics": prefix_test_metrics(metrics),
                 "tags": {"strategy": strategy, "seed": str(info["seed"])},
                 "artifacts": {
                     "model.safetensors": safetensors.torch.save(stored.state),

@@ -1,0 +1,85 @@
+"""Thin nodes over headstart.ml.studies: the Yosinski layer-transfer sweep on one budget and split."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.data.splits import draw_labelled_subset
+from headstart.ml.metrics import summarise_over_seeds, prefix_test_metrics
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.plots import plot_layer_sweep
+from headstart.ml.strategies import StrategyConfig
+from headstart.ml.studies import layer_sweep_config, train_and_test
+from headstart.ml.transfer import TransferSpec
+from headstart.params import LayerSweepParams, RuntimeParams
+
+logger = logging.getLogger(__name__)
+
+
+def run_layer_sweep(
+    source_model: dict[str, StoredModel],
+    target_train_pool: LabelledImages,
+    target_validation: LabelledImages,
+    target_test: LabelledImages,
+    layer_sweep: LayerSweepParams,
+    runtime: RuntimeParams,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Rows of (arm, blocks, seed, test metrics), and one MLflow child run per row. At n = 0 the
+    arms are the same model (nothing copied or frozen): it is trained once and reported for each."""
+    source = source_model["source"]
+    total = len(source.build().blocks)
+    blocks = layer_sweep.blocks if layer_sweep.blocks is not None else list(range(total + 1))
+    too_deep = [n for n in blocks if n > total]
+    if too_deep:
+        raise ValueError(f"layer_sweep.blocks: {too_deep} exceed the source model's {total} blocks")
+    num_classes = len(target_train_pool.primary_classes)
+    validation, test = target_validation.primary_pairs(), target_test.primary_pairs()
+    rows, runs = [], []
+    for seed in layer_sweep.seeds:
+        train = draw_labelled_subset(target_train_pool, layer_sweep.labels_per_class, seed).primary_pairs()
+        base = StrategyConfig("fit", TransferSpec(), layer_sweep.training.to_config(seed, runtime))
+        for n in blocks:
+            for position, arm in enumerate(layer_sweep.arms):
+                if n == 0 and position > 0:  # the same model as the first arm's
+                    rows.append({**rows[-1], "arm": arm})
+                    continue
+                logger.info("Layer sweep: %s, %d blocks, seed %d", arm, n, seed)
+                result, metrics = train_and_test(
+                    source.config, source.state, num_classes, train, validation, test, layer_sweep_config(base, arm, n)
+                )
+                point = {"arm": arm, "blocks": n, "seed": seed}
+                rows.append({**point, **metrics})
+                runs.append(
+                    {
+                        "run_name": f"layer_sweep {arm} n={n} seed {seed}",
+                        "params": {"study": "layer_sweep", **point, "labels_per_class": layer_sweep.labels_per_class,
+                                   **layer_sweep.training.model_dump(mode="json")},
+                        "history": result.history,
+                        "metrics": {"blocks": n, **prefix_test_metrics(metrics)},
+                        "tags": {"study": "layer_sweep", "arm": arm},
+                    }
+                )
+    return pd.DataFrame(rows), runs
+
+
+def summarise_layer_sweep(sweep: pd.DataFrame, layer_sweep: LayerSweepParams) -> tuple[pd.DataFrame, str, Figure]:
+    """Mean test accuracy with its 95% interval per arm and n (CSV-ready and Markdown), and the plot."""
+    table = summarise_over_seeds(sweep, ["arm", "blocks"])
+    markdown = "\n".join(
+        [
+            "# Layer-transfer sweep (Yosinski et al. 2014)",
+            "",
+            f"Test accuracy at {layer_sweep.labels_per_class} labels per class, mean over {len(layer_sweep.seeds)} seeds "
+            "with its 95% t-interval, for n blocks copied from the source and frozen (copied_frozen), copied and "
+            "fine-tuned (copied_finetuned), or randomly initialised and frozen (random_frozen, the control).",
+            "",
+            table.pivot(index="blocks", columns="arm", values="accuracy_text")[list(layer_sweep.arms)]
+            .reset_index().to_markdown(index=False),
+            "",
+        ]
+    )
+    return table.drop(columns="accuracy_text"), markdown, plot_layer_sweep(table)
