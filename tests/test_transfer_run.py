@@ -1,8 +1,10 @@
-"""End to end: the default `kedro run` (ingest → pretrain → six strategies → comparison) on tiny data."""
+"""End to end: the default `kedro run` (ingest → pretrain → six strategies → comparison; multi-task)
+on tiny data, then single stages and the studies on what it catalogued."""
 
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -46,7 +48,7 @@ def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(pr
     runs = mlflow_runs(project)
     parent = parent_runs(project)[0]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    names = {r.data.tags["mlflow.runName"] for r in children}
+    names = {r.data.tags["mlflow.runName"] for r in children if r.data.tags.get("study") != "multitask"}
     assert names == {"pretrain source"} | {f"{s} seed {seed}" for s in STRATEGIES for seed in (0, 1)}
     client = mlflow.MlflowClient()
     child = next(r for r in children if r.data.tags["mlflow.runName"] == "finetune_full seed 1")
@@ -105,3 +107,28 @@ def test_learning_curve_and_layer_sweep_run_on_the_catalogued_model_and_splits(p
     assert point.data.params["labels_per_class"] == "3" and point.data.metrics["k"] == 3.0
     arm = next(r for r in children if r.data.tags["mlflow.runName"] == "layer_sweep random_frozen n=3 seed 0")
     assert arm.data.params["blocks"] == "3" and "test_accuracy" in arm.data.metrics
+
+
+def test_default_run_compares_multitask_methods_with_single_task_networks_on_partly_labelled_data(project):
+    from headstart.datasets.labelled_images import LabelledImagesDataset
+    from kedro.io import Version
+
+    train = LabelledImagesDataset(filepath=str(project / "data/05_model_input/multitask_train.safetensors"), version=Version(None, None)).load()
+    assert list(train.labels) == ["left", "right"]
+    assert (train.labels["right"] == -1).float().mean().item() == pytest.approx(0.3)  # conf/test hides 30%
+    comparison = pd.read_csv(latest(project, "data/08_reporting/multitask_comparison.csv"))
+    assert list(comparison["method"]) == ["single_task", "hard_equal", "hard_uncertainty", "hard_gradnorm", "hard_pcgrad", "soft"]
+    rows = comparison.set_index("method")
+    assert rows.loc["single_task", "delta_m"] == 0 and rows.loc["single_task", "parameters"] == rows.loc["soft", "parameters"]
+    assert rows.loc["hard_equal", "parameters"] < rows.loc["single_task", "parameters"]
+    assert np.allclose(comparison["delta_p"], -comparison["delta_m"])  # same metrics for every task
+    assert "positive = worse" in latest(project, "data/08_reporting/multitask_comparison.md").read_text()
+    assert latest(project, "data/08_reporting/multitask_comparison.png").stat().st_size > 1000
+    parent = parent_runs(project)[0]
+    runs = [r for r in mlflow_runs(project) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+            and r.data.tags.get("study") == "multitask"]
+    assert len(runs) == 6 * 2
+    single = next(r for r in runs if r.data.tags["mlflow.runName"] == "multitask single_task seed 0")
+    assert {"left.test_accuracy", "right.test_accuracy", "validation_accuracy_right", "train_loss_left"} <= single.data.metrics.keys()
+    uncertainty = next(r for r in runs if r.data.tags["mlflow.runName"] == "multitask hard_uncertainty seed 1")
+    assert mlflow.MlflowClient().get_metric_history(uncertainty.info.run_id, "weight_right")

@@ -233,3 +233,95 @@ class LayerSweepParams(Strict):
     labels_per_class: LabelBudget = 10
     seeds: list[int] = Field([0, 1, 2], min_length=1)
     training: TrainingParams = TrainingParams()  # one budget and set of rates for every arm and n
+
+
+# --- Multi-task learning --------------------------------------------------------------------------
+
+
+class MultiDigitsParams(Strict):
+    """MultiMNIST-style pairs of the target's handwritten digits, drawn within each split."""
+
+    kind: Literal["multi_digits"]
+    train_pairs: int = Field(2000, ge=10)
+    validation_pairs: int = Field(500, ge=10)
+    test_pairs: int = Field(1000, ge=10)
+    seed: int = 0
+
+
+class PrintedTasksParams(Strict):
+    """The printed-digits source's own tasks: digit, font_family, bold, italic (its validation
+    split is halved into validation and test)."""
+
+    kind: Literal["printed_digits_tasks"]
+    tasks: list[str] | None = None  # null: every task
+    seed: int = 0
+
+
+class ManifestParams(Strict):
+    """A CSV: an image path column (relative to the CSV) and one column per task; empty = missing."""
+
+    kind: Literal["manifest"]
+    path: str
+    image_column: str = "image"
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.3, gt=0, lt=1)
+    seed: int = 0
+
+
+MultitaskDataParams = Annotated[MultiDigitsParams | PrintedTasksParams | ManifestParams, Field(discriminator="kind")]
+
+
+class MissingLabelsParams(Strict):
+    """Hide a fraction of one task's training labels (a real run of the missing-label path)."""
+
+    task: str
+    fraction: float = Field(0.3, ge=0, lt=1)
+    seed: int = 0
+
+
+class WeightingParams(Strict):
+    kind: Literal["fixed", "uncertainty", "gradnorm", "pcgrad"] = "fixed"
+    weights: dict[str, float] | None = None  # fixed: per task (default 1 each), as Keras loss_weights
+    alpha: float = Field(1.5, gt=0)  # gradnorm's restoring force
+    lr: float = Field(1e-2, gt=0)  # learning rate of learned weights (uncertainty, gradnorm)
+
+
+class MultitaskMethodParams(Strict):
+    sharing: Literal["single_task", "hard", "soft"]
+    weighting: WeightingParams = WeightingParams()
+    penalty: float = Field(0.0, ge=0)  # soft sharing: λ of Σ‖w_t − w_s‖²
+
+    @model_validator(mode="after")
+    def _fits_its_sharing(self) -> MultitaskMethodParams:
+        if self.weighting.kind in ("gradnorm", "pcgrad") and self.sharing != "hard":
+            raise ValueError(f"{self.weighting.kind} needs shared parameters: use sharing: hard")
+        if self.penalty and self.sharing != "soft":
+            raise ValueError("penalty applies to sharing: soft only")
+        return self
+
+
+class TrunkParams(Strict):
+    init: Literal["scratch", "source"] = "scratch"  # source: the catalogued source model's body
+    architecture: ArchitectureParams = ArchitectureParams()  # ignored with init: source
+
+
+class MultitaskParams(Strict):
+    data: MultitaskDataParams
+    missing_labels: MissingLabelsParams | None = None
+    trunk: TrunkParams = TrunkParams()
+    head_depth: int = Field(1, ge=1)  # layers per task head
+    head_width: int = Field(64, ge=1)
+    methods: dict[str, MultitaskMethodParams]
+    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    training: TrainingParams = TrainingParams()
+
+    @model_validator(mode="after")
+    def _has_single_task_baselines(self) -> MultitaskParams:
+        baselines = [name for name, method in self.methods.items() if method.sharing == "single_task"]
+        if len(baselines) != 1:
+            raise ValueError(f"methods need exactly one single_task baseline, found {baselines or 'none'}")
+        return self
+
+    @property
+    def baseline(self) -> str:
+        return next(name for name, method in self.methods.items() if method.sharing == "single_task")

@@ -1,10 +1,10 @@
-"""Project pipelines. The default run is the experiment (ingest → pretrain → transfer); the
+"""Project pipelines. The default run is the experiment (ingest → pretrain → transfer, multitask); the
 studies (learning_curve, layer_sweep) train tens of models each and run when named."""
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-DEFAULT = ("ingest", "pretrain", "transfer")
+DEFAULT = ("ingest", "pretrain", "transfer", "multitask")
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -86,3 +86,44 @@ def summarise_over_seeds(results: pd.DataFrame, keys: list[str], confidence: flo
 def prefix_test_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Metrics named for MLflow: accuracy, macro_f1 and nll measured on the test split get a `test_` prefix."""
     return {f"test_{name}" if name in METRICS else name: value for name, value in metrics.items()}
+
+
+HIGHER_IS_BETTER = ("accuracy", "macro_f1")
+
+
+def compare_multitask(results: pd.DataFrame, baseline: str, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per method from rows of (method, seed, task, accuracy, macro_f1, parameters, ...).
+
+    Δm (Maninis et al., CVPR 2019) = (1/K) Σ_k (−1)^{l_k} (M_m,k − M_b,k) / M_b,k · 100 over every
+    task's accuracy and macro-F1 (l_k = 1: higher is better), so positive = worse than `baseline`.
+    Δp (LibMTL): each task's mean relative change (positive = better), averaged over tasks.
+    Both per seed, paired with the baseline's run of that seed, then a t-interval over seeds."""
+    reference = results[results["method"] == baseline].set_index(["seed", "task"])
+    tasks = list(dict.fromkeys(results["task"]))
+    rows = []
+    for method, group in results.groupby("method", sort=False):
+        indexed = group.set_index(["seed", "task"])
+        delta_m, delta_p = [], []
+        for seed in sorted(set(indexed.index.get_level_values(0)) & set(reference.index.get_level_values(0))):
+            changes = {
+                task: [100 * (indexed.loc[(seed, task), m] - reference.loc[(seed, task), m]) / reference.loc[(seed, task), m]
+                       for m in HIGHER_IS_BETTER]
+                for task in tasks
+            }
+            delta_m.append(-np.mean([c for task_changes in changes.values() for c in task_changes]))
+            delta_p.append(np.mean([np.mean(task_changes) for task_changes in changes.values()]))
+        row: dict = {"method": method, "seeds": group["seed"].nunique()}
+        for task in tasks:
+            mean, low, high = t_interval(group[group["task"] == task]["accuracy"], confidence)
+            row.update({f"{task}_accuracy": mean, f"{task}_ci_low": low, f"{task}_ci_high": high})
+        for name, values in (("delta_m", delta_m), ("delta_p", delta_p)):
+            mean, low, high = t_interval(values, confidence)
+            row.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
+        per_seed = group.drop_duplicates("seed")
+        row.update({
+            "parameters": int(per_seed["parameters"].iloc[0]),
+            "train_seconds": per_seed["train_seconds"].mean(),
+            "inference_seconds": per_seed["inference_seconds"].mean(),
+        })
+        rows.append(row)
+    return pd.DataFrame(rows)

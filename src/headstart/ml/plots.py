@@ -102,3 +102,24 @@ def plot_layer_sweep(table) -> Figure:
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def plot_multitask_comparison(results, baseline: str) -> Figure:
+    """Each method's mean test accuracy on the first two tasks, with 95% intervals; single-task marked ★."""
+    from headstart.ml.metrics import t_interval
+
+    tasks = list(dict.fromkeys(results["task"]))[:2]
+    figure, axis = plt.subplots(figsize=(6, 5))
+    for method, group in results.groupby("method", sort=False):
+        points = [t_interval(group[group["task"] == task]["accuracy"] * 100) for task in tasks]
+        (x, x_low, x_high), (y, y_low, y_high) = points if len(points) == 2 else (points[0], points[0])
+        error = lambda m, lo, hi: [[m - lo if lo == lo else 0], [hi - m if hi == hi else 0]]  # NaN-safe
+        axis.errorbar(x, y, xerr=error(x, x_low, x_high), yerr=error(y, y_low, y_high), capsize=3,
+                      marker="*" if method == baseline else "o", markersize=14 if method == baseline else 7, label=method)
+    axis.set_xlabel(f"{tasks[0]} test accuracy (%)")
+    axis.set_ylabel(f"{tasks[-1]} test accuracy (%)")
+    axis.set_title(f"Multi-task methods; ★ = {baseline} (one network per task)", fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

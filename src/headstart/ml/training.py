@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -91,24 +92,66 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     }
 
 
+class CrossEntropyObjective:
+    """What `fit` optimises and validates. This one: single-task cross-entropy; headstart.ml.multitask
+    supplies objectives with several tasks, missing labels and loss weighting."""
+
+    def parameter_groups(self) -> list[dict]:
+        return []  # learnable loss weights, if any
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return F.cross_entropy(outputs.float(), targets), None
+
+    def backward(self, model: nn.Module, total: torch.Tensor, parts: Any) -> None:
+        total.backward()
+
+    def after_step(self) -> None:
+        pass
+
+    def correct(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
+        return int((outputs.argmax(1) == targets).sum()), len(targets)
+
+    def validate(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        measured = evaluate(model, images, targets)
+        return {"validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def _to_device(labels, device: torch.device):
+    return {k: v.to(device, non_blocking=True) for k, v in labels.items()} if isinstance(labels, dict) else labels.to(device, non_blocking=True)
+
+
+def _take(labels, index: torch.Tensor):
+    return {k: v[index] for k, v in labels.items()} if isinstance(labels, dict) else labels[index]
+
+
 def fit(
     model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[torch.Tensor, Any],
+    validation: tuple[torch.Tensor, Any],
     config: TrainConfig,
     checkpoint_path: Path | None = None,
+    objective: Any = None,
 ) -> TrainResult:
     """Train in place; on return `model` holds the weights of the best validation epoch.
 
+    Labels are a tensor, or a dict of tensors (one per task) for a multi-task `objective`.
     With `checkpoint_path`, an existing checkpoint is resumed from and a new one written each epoch.
     """
+    objective = objective or CrossEntropyObjective()
     device = resolve_device(config.device)
     model.to(device)
     data_device = device if fits_on_device(train[0], device) else torch.device("cpu")
-    images, labels = (t.to(data_device) for t in train)
-    validation = tuple(t.to(data_device) for t in validation)
+    images, labels = train[0].to(data_device), _to_device(train[1], data_device)
+    validation = validation[0].to(data_device), _to_device(validation[1], data_device)
     optimizer = torch.optim.AdamW(
-        parameter_groups(model, config.body_lr, config.head_lr), weight_decay=config.weight_decay
+        parameter_groups(model, config.body_lr, config.head_lr) + objective.parameter_groups(),
+        weight_decay=config.weight_decay,
     )
     generator = torch.Generator().manual_seed(config.seed)
     result, best_loss, best_state, start_epoch = TrainResult(), math.inf, None, 0
@@ -117,6 +160,7 @@ def fit(
         checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        objective.load_state_dict(checkpoint["objective"])
         generator.set_state(checkpoint["generator"])
         result = TrainResult(history=checkpoint["history"], best_epoch=checkpoint["best_epoch"])
         best_loss, best_state, start_epoch = checkpoint["best_loss"], checkpoint["best_state"], checkpoint["epoch"]
@@ -127,38 +171,39 @@ def fit(
     for epoch in epochs:
         train_mode(model)
         order = torch.randperm(len(images), generator=generator).to(data_device)
-        total_loss, total_correct = 0.0, 0
+        total_loss, total_correct, total_counted = 0.0, 0, 0
         for step, start in enumerate(range(0, len(images), config.batch_size)):
             batch = order[start : start + config.batch_size]
-            targets = labels[batch].to(device, non_blocking=True)  # no-ops when the data lives on the device
+            targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
             inputs = scale_images(images[batch].to(device, non_blocking=True))
             if augment:
                 inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(inputs)
-                loss = F.cross_entropy(logits.float(), targets)
+                outputs = model(inputs)
+                loss, parts = objective.loss(outputs, targets)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
                     "lower the learning rate or check the inputs for NaN or infinite values"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward(model, loss, parts)
             optimizer.step()
+            objective.after_step()
             total_loss += loss.item() * len(batch)
-            total_correct += int((logits.argmax(1) == targets).sum())
-        measured = evaluate(model, *validation)
+            correct, counted = objective.correct(outputs, targets)
+            total_correct, total_counted = total_correct + correct, total_counted + counted
+        measured = objective.validate(model, *validation)
         record = {
             "epoch": epoch + 1,
             "train_loss": total_loss / len(images),
-            "train_accuracy": total_correct / len(images),
-            "validation_loss": measured["nll"],
-            "validation_accuracy": measured["accuracy"],
+            "train_accuracy": total_correct / max(total_counted, 1),
+            **measured,
         }
         result.history.append(record)
         epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{record['validation_accuracy']:.3f}")
-        if measured["nll"] < best_loss:
-            best_loss, result.best_epoch = measured["nll"], epoch + 1
+        if measured["validation_loss"] < best_loss:
+            best_loss, result.best_epoch = measured["validation_loss"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if checkpoint_path is not None:
             checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +212,7 @@ def fit(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
+                    "objective": objective.state_dict(),
                     "generator": generator.get_state(),
                     "history": result.history,
                     "best_epoch": result.best_epoch,

@@ -140,12 +140,17 @@ def count_parameters(model: nn.Module, report: TransferReport | None = None) -> 
     return report
 
 
-def parameter_groups(model: nn.Module, body_lr: float, head_lr: float, head_prefix: str = "head.") -> list[dict]:
-    """Optimizer groups of trainable parameters only: the body at `body_lr`, the head at `head_lr`."""
+def is_head(name: str) -> bool:
+    """A parameter of a classifier head: `head.*`, or a multi-task model's `heads.<task>.*` / `<net>.head.*`."""
+    return any(part in ("head", "heads") for part in name.split("."))
+
+
+def parameter_groups(model: nn.Module, body_lr: float, head_lr: float) -> list[dict]:
+    """Optimizer groups of trainable parameters only: the body at `body_lr`, the heads at `head_lr`."""
     body, head = [], []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (head if name.startswith(head_prefix) else body).append(parameter)
+            (head if is_head(name) else body).append(parameter)
     return [group for group in ({"params": body, "lr": body_lr}, {"params": head, "lr": head_lr}) if group["params"]]
 
 

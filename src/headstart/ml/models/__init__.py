@@ -23,6 +23,10 @@ def build_model(config: dict[str, Any]) -> nn.Module:
         return SmallCNN(**settings)
     if name in TORCHVISION_ARCHITECTURES:
         return TorchvisionBackbone(name, **settings)
+    if name in ("hard_sharing", "soft_sharing"):
+        from headstart.ml.models.multitask import build_multitask_model
+
+        return build_multitask_model(config)
     raise ValueError(f"unknown architecture '{name}'; known: {', '.join(ARCHITECTURES)}")
 
 

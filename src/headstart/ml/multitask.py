@@ -1,0 +1,233 @@
+"""Multi-task training: masked per-task losses and loss weighting behind one small interface.
+
+Missing labels are -1. Each task's loss averages over its labelled entries only; a task with no
+labelled entry in a batch contributes nothing (no NaN) under every weighting (REFERENCE.md).
+
+Weightings (a `LossWeighting` subclass each; add one by subclassing and registering in WEIGHTINGS):
+- fixed: Σ w_t·L_t with weights from parameters (Keras `loss_weights`);
+- uncertainty (Kendall et al., CVPR 2018): Σ exp(−s_t)·L_t + s_t, s_t = log σ_t² learned;
+- gradnorm (Chen et al., ICML 2018): weights learned so each task's gradient norm on the last
+  shared layer tracks the mean norm × (relative inverse training rate)^α, renormalised to sum to T;
+- pcgrad (Yu et al., NeurIPS 2020): per-task gradients on the shared parameters; a gradient
+  conflicting with another (negative dot product) is projected onto the other's normal plane; summed.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from headstart.ml.training import evaluate
+
+
+def masked_losses(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Mean cross-entropy per task over its labelled entries; tasks without any are left out."""
+    losses = {}
+    for task, logits in outputs.items():
+        labelled = targets[task] >= 0
+        if labelled.any():
+            losses[task] = F.cross_entropy(logits[labelled].float(), targets[task][labelled])
+    return losses
+
+
+class LossWeighting(nn.Module):
+    """Turns per-task losses into gradients. `combine` gives the scalar that is logged and checked
+    for NaN; `backward` fills the gradients (plain backprop of that scalar unless overridden)."""
+
+    def __init__(self, tasks: list[str]) -> None:
+        super().__init__()
+        self.tasks = list(tasks)
+
+    def parameter_groups(self) -> list[dict]:
+        return []
+
+    def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def backward(self, model: nn.Module, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
+        total.backward()
+
+    def after_step(self) -> None:
+        pass
+
+    def weights(self) -> dict[str, float]:
+        return {task: 1.0 for task in self.tasks}
+
+
+class FixedWeighting(LossWeighting):
+    def __init__(self, tasks: list[str], weights: dict[str, float] | None = None) -> None:
+        super().__init__(tasks)
+        self.fixed = {task: float((weights or {}).get(task, 1.0)) for task in tasks}
+
+    def combine(self, losses):
+        return sum(self.fixed[task] * loss for task, loss in losses.items())
+
+    def weights(self):
+        return dict(self.fixed)
+
+
+class UncertaintyWeighting(LossWeighting):
+    def __init__(self, tasks: list[str], lr: float = 1e-2) -> None:
+        super().__init__(tasks)
+        self.log_variance = nn.Parameter(torch.zeros(len(tasks)))
+        self.lr = lr
+
+    def parameter_groups(self):
+        return [{"params": [self.log_variance], "lr": self.lr, "weight_decay": 0.0}]
+
+    def combine(self, losses):
+        s = {task: self.log_variance[i] for i, task in enumerate(self.tasks)}
+        return sum(torch.exp(-s[task]) * loss + s[task] for task, loss in losses.items())
+
+    def weights(self):
+        return {task: float(torch.exp(-self.log_variance[i].detach())) for i, task in enumerate(self.tasks)}
+
+
+class GradNormWeighting(LossWeighting):
+    def __init__(self, tasks: list[str], alpha: float = 1.5, lr: float = 1e-2) -> None:
+        super().__init__(tasks)
+        self.task_weights = nn.Parameter(torch.ones(len(tasks)))
+        self.register_buffer("initial_losses", torch.full((len(tasks),), float("nan")))
+        self.alpha, self.lr = alpha, lr
+
+    def parameter_groups(self):
+        return [{"params": [self.task_weights], "lr": self.lr, "weight_decay": 0.0}]
+
+    def combine(self, losses):
+        weights = self.task_weights.detach()
+        return sum(weights[self.tasks.index(task)] * loss for task, loss in losses.items())
+
+    def backward(self, model, total, losses):
+        index = [self.tasks.index(task) for task in losses]
+        with torch.no_grad():
+            for i, task in zip(index, losses):
+                if torch.isnan(self.initial_losses[i]):
+                    self.initial_losses[i] = losses[task].detach()
+        total.backward(retain_graph=True)
+        if len(losses) < 2:
+            return
+        shared = model.last_shared_parameters()
+        norms = torch.stack([
+            self.task_weights[i] * torch.cat([g.flatten() for g in torch.autograd.grad(losses[task], shared, retain_graph=True)]).norm()
+            for i, task in zip(index, losses)
+        ])
+        ratios = torch.stack([losses[task].detach() / self.initial_losses[i] for i, task in zip(index, losses)])
+        target = norms.mean().detach() * (ratios / ratios.mean()) ** self.alpha
+        self.task_weights.grad = torch.autograd.grad((norms - target).abs().sum(), self.task_weights)[0]
+
+    def after_step(self):
+        with torch.no_grad():
+            self.task_weights.clamp_(min=1e-3)
+            self.task_weights.mul_(len(self.tasks) / self.task_weights.sum())
+
+    def weights(self):
+        return {task: float(self.task_weights[i].detach()) for i, task in enumerate(self.tasks)}
+
+
+class PCGradWeighting(LossWeighting):
+    def __init__(self, tasks: list[str], seed: int = 0) -> None:
+        super().__init__(tasks)
+        self.random = random.Random(seed)
+
+    def combine(self, losses):
+        return sum(losses.values())
+
+    def backward(self, model, total, losses):
+        shared = model.shared_parameters()
+        if len(losses) < 2:
+            total.backward()
+            return
+        grads = []
+        for loss in losses.values():
+            parts = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
+            grads.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(parts, shared)]))
+        total.backward()  # the heads' gradients; the shared ones are replaced below
+        projected = [g.clone() for g in grads]
+        for i, g in enumerate(projected):
+            others = [j for j in range(len(grads)) if j != i]
+            self.random.shuffle(others)
+            for j in others:
+                dot = torch.dot(g, grads[j])
+                if dot < 0:
+                    g -= dot / grads[j].pow(2).sum().clamp_min(1e-12) * grads[j]
+        combined, offset = torch.stack(projected).sum(0), 0
+        for p in shared:
+            p.grad = combined[offset : offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+
+
+WEIGHTINGS = {"fixed": FixedWeighting, "uncertainty": UncertaintyWeighting, "gradnorm": GradNormWeighting, "pcgrad": PCGradWeighting}
+
+
+class _OneTask(nn.Module):
+    def __init__(self, model: nn.Module, task: str) -> None:
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, images):
+        return self.model(images)[self.task]
+
+
+def evaluate_multitask(model: nn.Module, images: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, dict]:
+    """Per task: accuracy, macro-F1, NLL and predictions over that task's labelled entries only."""
+    results = {}
+    for task, task_labels in labels.items():
+        labelled = task_labels >= 0
+        if labelled.any():
+            results[task] = evaluate(_OneTask(model, task), images[labelled], task_labels[labelled])
+    return results
+
+
+class MultiTaskObjective:
+    """`fit`'s objective for a multi-task model: weighted masked losses (+ soft sharing's penalty)."""
+
+    def __init__(self, model: nn.Module, weighting: LossWeighting, penalty: float = 0.0) -> None:
+        self.model, self.weighting, self.penalty = model, weighting, penalty
+
+    def parameter_groups(self):
+        return self.weighting.parameter_groups()
+
+    def loss(self, outputs, targets):
+        losses = masked_losses(outputs, targets)
+        if losses:
+            total = self.weighting.combine(losses)
+        else:  # no labels for any task in this batch: a zero that keeps the graph, no NaN
+            total = sum(logits.float().sum() * 0.0 for logits in outputs.values())
+        if self.penalty:
+            total = total + self.penalty * self.model.penalty()
+        return total, losses
+
+    def backward(self, model, total, losses):
+        self.weighting.backward(model, total, losses) if losses else total.backward()
+
+    def after_step(self):
+        self.weighting.after_step()
+
+    def correct(self, outputs, targets):
+        correct = counted = 0
+        for task, logits in outputs.items():
+            labelled = targets[task] >= 0
+            correct += int((logits[labelled].argmax(1) == targets[task][labelled]).sum())
+            counted += int(labelled.sum())
+        return correct, counted
+
+    def validate(self, model, images, labels):
+        measured = evaluate_multitask(model, images, labels)
+        record = {
+            "validation_loss": sum(m["nll"] for m in measured.values()) / len(measured),
+            "validation_accuracy": sum(m["accuracy"] for m in measured.values()) / len(measured),
+        }
+        for task, m in measured.items():
+            record[f"validation_accuracy_{task}"] = m["accuracy"]
+            record[f"validation_loss_{task}"] = m["nll"]
+        record.update({f"weight_{task}": w for task, w in self.weighting.weights().items()})
+        return record
+
+    def state_dict(self):
+        return self.weighting.state_dict()
+
+    def load_state_dict(self, state):
+        self.weighting.load_state_dict(state)

@@ -1,0 +1,200 @@
+"""Thin nodes over headstart.ml.multitask: build the data set, train every method × seed, evaluate, compare."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay_digit_pairs
+from headstart.ml.data.splits import stratified_split
+from headstart.ml.fingerprints import fingerprint
+from headstart.ml.metrics import compare_multitask, prefix_test_metrics
+from headstart.ml.models import build_model
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.multitask import WEIGHTINGS, MultiTaskObjective, evaluate_multitask
+from headstart.ml.plots import plot_multitask_comparison
+from headstart.ml.training import fit, resolve_device, scale_images
+from headstart.ml.transfer import body_prefixes, copy_weights
+from headstart.params import IngestParams, MultitaskMethodParams, MultitaskParams, RuntimeParams
+
+logger = logging.getLogger(__name__)
+MODEL_NAMES = {"single_task": "hard_sharing", "hard": "hard_sharing", "soft": "soft_sharing"}
+
+
+def _random_split(data: LabelledImages, validation: float, test: float, seed: int) -> tuple[LabelledImages, ...]:
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    n_test, n_validation = round(test * len(data)), round(validation * len(data))
+    return data.subset(order[n_test + n_validation :]), data.subset(order[n_test : n_test + n_validation]), data.subset(order[:n_test])
+
+
+def build_multitask_data(
+    target_train_pool: LabelledImages,
+    target_validation: LabelledImages,
+    target_test: LabelledImages,
+    source_train: LabelledImages,
+    source_validation: LabelledImages,
+    multitask: MultitaskParams,
+    ingest: IngestParams,
+) -> tuple[LabelledImages, LabelledImages, LabelledImages]:
+    """Train, validation and test splits with one label tensor per task (-1 where missing)."""
+    data = multitask.data
+    if data.kind == "multi_digits":
+        splits = (
+            overlay_digit_pairs(target_train_pool, data.train_pairs, data.seed),
+            overlay_digit_pairs(target_validation, data.validation_pairs, data.seed + 1),
+            overlay_digit_pairs(target_test, data.test_pairs, data.seed + 2),
+        )
+    elif data.kind == "printed_digits_tasks":
+        validation, test = stratified_split(source_validation, 0.5, data.seed, "source_validation")
+        tasks = data.tasks or list(source_train.labels)
+        unknown = [t for t in tasks if t not in source_train.labels]
+        if unknown:
+            raise ValueError(f"multitask.data.tasks: {unknown} not among the printed digits' tasks {list(source_train.labels)}")
+        splits = tuple(
+            LabelledImages(d.images, {t: d.labels[t] for t in tasks}, {t: d.classes[t] for t in tasks})
+            for d in (source_train, validation, test)
+        )
+    else:
+        loaded = load_manifest(data.path, ingest.image.size, ingest.image.channels, data.image_column)
+        splits = _random_split(loaded, data.validation_fraction, data.test_fraction, data.seed)
+    if multitask.missing_labels:
+        hidden = multitask.missing_labels
+        splits = (hide_labels(splits[0], hidden.task, hidden.fraction, hidden.seed), *splits[1:])
+    return splits
+
+
+def _weighting(method: MultitaskMethodParams, tasks: list[str], seed: int):
+    settings = method.weighting
+    if settings.kind == "fixed":
+        return WEIGHTINGS["fixed"](tasks, settings.weights)
+    if settings.kind == "uncertainty":
+        return WEIGHTINGS["uncertainty"](tasks, lr=settings.lr)
+    if settings.kind == "gradnorm":
+        return WEIGHTINGS["gradnorm"](tasks, alpha=settings.alpha, lr=settings.lr)
+    return WEIGHTINGS["pcgrad"](tasks, seed=seed)
+
+
+def train_multitask_methods(
+    multitask_train: LabelledImages,
+    multitask_validation: LabelledImages,
+    source_model: dict[str, StoredModel],
+    multitask: MultitaskParams,
+    runtime: RuntimeParams,
+) -> dict[str, StoredModel]:
+    """Per method and seed, its network(s): `<method>-seed<s>-all`, or one per task for single-task."""
+    classes = {task: len(names) for task, names in multitask_train.classes.items()}
+    in_channels = int(multitask_train.images.shape[1])
+    source = source_model["source"]
+    if multitask.trunk.init == "source":
+        trunk = {k: v for k, v in source.config.items() if k not in ("num_classes", "head_hidden")}
+    else:
+        trunk = multitask.trunk.architecture.to_config(in_channels, 1)
+        trunk.pop("num_classes")
+    models = {}
+    for method_name, method in multitask.methods.items():
+        groups = {task: [task] for task in classes} if method.sharing == "single_task" else {"all": list(classes)}
+        for seed in multitask.seeds:
+            for part, tasks in groups.items():
+                config = {"name": MODEL_NAMES[method.sharing], "trunk": trunk, "tasks": {t: classes[t] for t in tasks},
+                          "head_depth": multitask.head_depth, "head_width": multitask.head_width}
+                torch.manual_seed(seed)
+                model = build_model(config)
+                if multitask.trunk.init == "source":
+                    for body in [model.trunk] if hasattr(model, "trunk") else list(model.networks.values()):
+                        copy_weights(body, source.state, body_prefixes(body))
+                weighting = _weighting(method, tasks, seed)
+                objective = MultiTaskObjective(model, weighting, method.penalty)
+                made_from = fingerprint(method.model_dump(mode="json"), multitask.model_dump(mode="json"), seed, part)
+                checkpoint = Path(runtime.checkpoint_dir) / f"multitask-{method_name}-{part}-seed{seed}-{made_from[:16]}.pt"
+                train = multitask_train.images, {t: multitask_train.labels[t] for t in tasks}
+                validation = multitask_validation.images, {t: multitask_validation.labels[t] for t in tasks}
+                logger.info("Multi-task: %s (%s), seed %d", method_name, part, seed)
+                started = time.perf_counter()
+                result = fit(model, train, validation, multitask.training.to_config(seed, runtime), checkpoint, objective)
+                checkpoint.unlink(missing_ok=True)
+                info = {
+                    "method": method_name, "seed": seed, "part": part, "method_params": method.model_dump(mode="json"),
+                    "history": result.history, "train_seconds": time.perf_counter() - started,
+                    "loss_weights": weighting.weights(),
+                }
+                models[f"{method_name}-seed{seed}-{part}"] = StoredModel.from_module(model.cpu(), config, info)
+    return models
+
+
+def _inference_seconds(models: list[torch.nn.Module], images: torch.Tensor, device: torch.device) -> float:
+    """Seconds to predict every task for `images` with `models` (all single-task networks, or one)."""
+    started = time.perf_counter()
+    with torch.no_grad():
+        for model in models:
+            model.eval()
+            for start in range(0, len(images), 512):
+                model(scale_images(images[start : start + 512].to(device)))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def evaluate_multitask_methods(
+    multitask_models: dict[str, StoredModel], multitask_test: LabelledImages, runtime: RuntimeParams
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Rows of (method, seed, task, test metrics, cost) and one MLflow child run per method × seed."""
+    device = resolve_device(runtime.device)
+    grouped: dict[tuple[str, int], list[StoredModel]] = {}
+    for stored in multitask_models.values():
+        grouped.setdefault((stored.info["method"], stored.info["seed"]), []).append(stored)
+    rows, runs = [], []
+    for (method, seed), parts in grouped.items():
+        built = [stored.build().to(device) for stored in parts]
+        cost = {
+            "parameters": sum(p.numel() for m in built for p in m.parameters()),
+            "train_seconds": sum(stored.info["train_seconds"] for stored in parts),
+            "inference_seconds": _inference_seconds(built, multitask_test.images, device),
+        }
+        metrics = {}
+        for model in built:
+            metrics.update(evaluate_multitask(model, multitask_test.images, {t: multitask_test.labels[t] for t in model.tasks}))
+        for task, measured in metrics.items():
+            rows.append({"method": method, "seed": seed, "task": task, "accuracy": measured["accuracy"],
+                         "macro_f1": measured["macro_f1"], "nll": measured["nll"], **cost})
+        history: dict[int, dict] = {}
+        for stored in parts:  # one network per task for single-task: their curves side by side
+            for record in stored.info["history"]:
+                suffix = "" if stored.info["part"] == "all" else f"_{stored.info['part']}"
+                entry = history.setdefault(record["epoch"], {"epoch": record["epoch"]})
+                entry.update({f"{k}{suffix}" if suffix and k != "epoch" and not k.endswith(suffix) else k: v for k, v in record.items()})
+        runs.append({
+            "run_name": f"multitask {method} seed {seed}",
+            "params": {"study": "multitask", "method": method, "seed": seed, **parts[0].info["method_params"]},
+            "history": [history[epoch] for epoch in sorted(history)],
+            "metrics": {**{f"{task}.{k}": v for task, m in metrics.items() for k, v in prefix_test_metrics(
+                {key: m[key] for key in ("accuracy", "macro_f1", "nll")}).items()}, **cost},
+            "tags": {"study": "multitask", "method": method},
+        })
+    return pd.DataFrame(rows), runs
+
+
+def compare_multitask_methods(results: pd.DataFrame, multitask: MultitaskParams) -> tuple[pd.DataFrame, str, Figure]:
+    """The comparison table (CSV and Markdown, sign conventions stated) and the two-task accuracy plot."""
+    order = {name: i for i, name in enumerate(multitask.methods)}
+    results = results.sort_values("method", key=lambda m: m.map(order), kind="stable")
+    comparison = compare_multitask(results, multitask.baseline)
+    markdown = "\n".join([
+        "# Multi-task methods against single-task networks",
+        "",
+        f"Per task: mean test accuracy over {len(multitask.seeds)} seeds with its 95% t-interval. "
+        f"Δm (Maninis et al. 2019): mean relative change of every task's accuracy and macro-F1 against "
+        f"`{multitask.baseline}`, in %, **positive = worse**. Δp (LibMTL): per task the mean relative change "
+        "of its metrics, then the mean over tasks, in %, **positive = better** (with the same metrics for every "
+        "task, Δp = −Δm). Both are computed per seed (paired) and given with their 95% interval. Cost: parameters, "
+        "training seconds and inference seconds on the test split, of one multi-task network vs all single-task networks.",
+        "",
+        comparison.to_markdown(index=False, floatfmt=".3f"),
+        "",
+    ])
+    return comparison, markdown, plot_multitask_comparison(results, multitask.baseline)

@@ -1,0 +1,42 @@
+from kedro.pipeline import Node, Pipeline
+
+from headstart.pipelines.multitask.nodes import (
+    build_multitask_data,
+    compare_multitask_methods,
+    evaluate_multitask_methods,
+    train_multitask_methods,
+)
+
+SPLITS = ["multitask_train", "multitask_validation", "multitask_test"]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                build_multitask_data,
+                ["target_train_pool", "target_validation", "target_test", "source_train", "source_validation",
+                 "params:multitask", "params:ingest"],
+                SPLITS,
+                name="build_multitask_data",
+            ),
+            Node(
+                train_multitask_methods,
+                ["multitask_train", "multitask_validation", "source_model", "params:multitask", "params:runtime"],
+                "multitask_models",
+                name="train_multitask_methods",
+            ),
+            Node(
+                evaluate_multitask_methods,
+                ["multitask_models", "multitask_test", "params:runtime"],
+                ["multitask_results", "multitask_runs"],
+                name="evaluate_multitask_methods",
+            ),
+            Node(
+                compare_multitask_methods,
+                ["multitask_results", "params:multitask"],
+                ["multitask_comparison", "multitask_comparison_markdown", "multitask_comparison_chart"],
+                name="compare_multitask_methods",
+            ),
+        ]
+    )

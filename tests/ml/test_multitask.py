@@ -1,0 +1,108 @@
+import math
+
+import pytest
+import torch
+
+from headstart.ml.models.multitask import HardSharingModel, SoftSharingModel
+from headstart.ml.multitask import WEIGHTINGS, MultiTaskObjective, evaluate_multitask, masked_losses
+from headstart.ml.training import TrainConfig, fit
+from tests.ml.test_transfer import toy_data
+
+TRUNK = {"name": "small_cnn", "in_channels": 1, "widths": [4, 8]}
+TASKS = {"left": 3, "right": 3}
+
+
+def two_task_data(n=60, hidden_fraction=0.3):
+    images, labels = toy_data(n)
+    right = labels.flip(0).clone()
+    hidden = torch.randperm(n, generator=torch.Generator().manual_seed(0))[: int(hidden_fraction * n)]
+    right[hidden] = -1  # 30% of the right task's labels are missing
+    return images, {"left": labels, "right": right}
+
+
+def make_weighting(name):
+    return WEIGHTINGS[name](list(TASKS))
+
+
+@pytest.mark.parametrize("name", sorted(WEIGHTINGS))
+def test_every_weighting_trains_with_30_percent_of_one_task_missing_and_no_nan(name):
+    torch.manual_seed(0)
+    model = HardSharingModel(TRUNK, TASKS)
+    images, labels = two_task_data()
+    objective = MultiTaskObjective(model, make_weighting(name))
+    result = fit(model, (images, labels), (images, labels), TrainConfig(epochs=3, batch_size=8, progress=False), objective=objective)
+    for record in result.history:
+        assert all(math.isfinite(v) for v in record.values()), record
+    measured = evaluate_multitask(model, images, labels)
+    assert len(measured["right"]["predictions"]) == int((labels["right"] >= 0).sum())  # labelled entries only
+    assert len(measured["left"]["predictions"]) == len(images)
+
+
+@pytest.mark.parametrize("name", sorted(WEIGHTINGS))
+def test_a_batch_without_labels_for_a_task_or_any_task_adds_nothing_and_gives_no_nan(name):
+    torch.manual_seed(0)
+    model = HardSharingModel(TRUNK, TASKS)
+    weighting = make_weighting(name)
+    objective = MultiTaskObjective(model, weighting)
+    images = torch.rand(4, 1, 8, 8)
+    one_missing = {"left": torch.tensor([0, 1, 2, 0]), "right": torch.full((4,), -1)}
+    all_missing = {"left": torch.full((4,), -1), "right": torch.full((4,), -1)}
+    for targets in (one_missing, all_missing):
+        model.zero_grad(set_to_none=True)
+        total, losses = objective.loss(model(images), targets)
+        assert torch.isfinite(total) and "right" not in losses
+        objective.backward(model, total, losses)
+        for parameter in model.heads["right"].parameters():
+            assert parameter.grad is None or torch.count_nonzero(parameter.grad) == 0
+        assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_masked_loss_averages_over_labelled_entries_only():
+    logits = {"t": torch.tensor([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]])}
+    loss = masked_losses(logits, {"t": torch.tensor([0, -1, 1])})["t"]
+    expected = torch.nn.functional.cross_entropy(logits["t"][[0, 2]], torch.tensor([0, 1]))
+    torch.testing.assert_close(loss, expected)
+
+
+def test_soft_sharing_penalty_pulls_the_task_networks_weights_together():
+    images, labels = two_task_data(hidden_fraction=0.0)
+    distances = {}
+    for penalty in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = SoftSharingModel(TRUNK, TASKS)
+        before = model.penalty().item()
+        objective = MultiTaskObjective(model, make_weighting("fixed"), penalty=penalty)
+        config = TrainConfig(epochs=4, batch_size=8, body_lr=1e-2, head_lr=1e-2, progress=False)
+        fit(model, (images, labels), (images, labels), config, objective=objective)
+        distances[penalty] = model.penalty().item()
+    assert distances[1.0] < 0.5 * before
+    assert distances[1.0] < 0.5 * distances[0.0]
+
+
+def test_gradnorm_weights_stay_positive_and_sum_to_the_number_of_tasks():
+    torch.manual_seed(0)
+    model = HardSharingModel(TRUNK, TASKS)
+    weighting = make_weighting("gradnorm")
+    images, labels = two_task_data(hidden_fraction=0.0)
+    fit(model, (images, labels), (images, labels), TrainConfig(epochs=2, batch_size=8, progress=False),
+        objective=MultiTaskObjective(model, weighting))
+    weights = weighting.weights()
+    assert sum(weights.values()) == pytest.approx(2.0) and min(weights.values()) > 0
+    assert weights["left"] != pytest.approx(1.0)  # they moved
+
+
+def test_pcgrad_removes_the_conflict_between_two_task_gradients():
+    model = HardSharingModel(TRUNK, TASKS)
+    weighting = make_weighting("pcgrad")
+    images = torch.rand(6, 1, 8, 8)
+    targets = {"left": torch.tensor([0, 1, 2, 0, 1, 2]), "right": torch.tensor([2, 1, 0, 2, 1, 0])}
+    outputs = model(images)
+    losses = masked_losses(outputs, targets)
+    shared = model.shared_parameters()
+    grads = [torch.cat([g.flatten() for g in torch.autograd.grad(l, shared, retain_graph=True)]) for l in losses.values()]
+    weighting.backward(model, sum(losses.values()), losses)
+    combined = torch.cat([p.grad.flatten() for p in shared])
+    if torch.dot(*grads) < 0:  # conflicting: the projected sum no longer opposes either task
+        assert all(torch.dot(combined, g) >= -1e-6 for g in grads)
+    else:
+        torch.testing.assert_close(combined, grads[0] + grads[1])
