@@ -220,6 +220,9 @@ LabelBudget = Annotated[int, Field(ge=1)] | Literal["all"]
 
 class LearningCurveParams(Strict):
     labels_per_class: list[LabelBudget] = Field([1, 2, 5, 10, 20, 50, "all"], min_length=2)
+    # At least this many optimizer steps per epoch at every budget: with epochs alone, 1 label per
+    # class would get a handful of steps, starving the from-scratch baseline more than transfer.
+    min_batches_per_epoch: int = Field(4, ge=1)
     # strategies by name from transfer.strategies, trained with their own parameters (the baseline always runs)
     strategies: list[str] = ["finetune_top", "feature_svm"]
     seeds: list[int] = Field([0, 1, 2], min_length=1)  # each seed draws its own k labels per class and init

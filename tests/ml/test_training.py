@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from headstart.ml.training import TrainConfig, evaluate, fit
+from headstart.ml.training import TrainConfig, epoch_order, evaluate, fit
 from tests.ml.test_transfer import tiny, toy_data
 
 CONFIG = TrainConfig(epochs=4, batch_size=16, body_lr=3e-3, head_lr=3e-3, progress=False, device="cpu")
@@ -56,3 +56,10 @@ def test_bf16_training_step_on_cuda():
     assert next(model.parameters()).device.type == "cuda"
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_an_epoch_of_a_tiny_set_makes_at_least_the_minimum_number_of_steps():
+    generator = torch.Generator().manual_seed(0)
+    order = epoch_order(10, TrainConfig(batch_size=4, min_batches_per_epoch=5), generator)
+    assert len(order) == 20 and sorted(order[:10].tolist()) == list(range(10))  # whole passes, shuffled
+    assert len(epoch_order(100, TrainConfig(batch_size=4, min_batches_per_epoch=5), generator)) == 100

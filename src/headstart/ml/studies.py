@@ -45,6 +45,12 @@ def train_and_test(
     return result, metrics
 
 
+def with_min_batches(config: StrategyConfig, batches: int) -> StrategyConfig:
+    """The strategy with every training phase making at least `batches` optimizer steps per epoch."""
+    probe = replace(config.probe, min_batches_per_epoch=batches) if config.probe else None
+    return replace(config, training=replace(config.training, min_batches_per_epoch=batches), probe=probe)
+
+
 def layer_sweep_spec(arm: str, blocks: int) -> TransferSpec:
     """The transfer of one arm at n = `blocks`; the rest of the body always trains from random."""
     if arm == "copied_frozen":

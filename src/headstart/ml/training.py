@@ -35,6 +35,9 @@ class TrainConfig:
     progress: bool = True
     augment_max_rotation_deg: float = 0.0  # random rotation of each training image, in degrees
     augment_max_shift: float = 0.0  # random shift, as a fraction of the image size
+    # An epoch cycles through the data until it has made at least this many optimizer steps, so a
+    # tiny training set (1 label per class) gets the same number of steps as a larger one.
+    min_batches_per_epoch: int | None = None
 
 
 @dataclass
@@ -48,6 +51,13 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def epoch_order(count: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """Indices of one epoch: a shuffled pass, repeated until `min_batches_per_epoch` batches are filled."""
+    wanted = max(count, (config.min_batches_per_epoch or 0) * config.batch_size)
+    passes = -(-wanted // count)
+    return torch.cat([torch.randperm(count, generator=generator) for _ in range(passes)])[:wanted]
 
 
 def fits_on_device(images: torch.Tensor, device: torch.device, share: float = 0.5) -> bool:
@@ -170,7 +180,7 @@ def fit(
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         train_mode(model)
-        order = torch.randperm(len(images), generator=generator).to(data_device)
+        order = epoch_order(len(images), config, generator).to(data_device)
         total_loss, total_correct, total_counted = 0.0, 0, 0
         for step, start in enumerate(range(0, len(images), config.batch_size)):
             batch = order[start : start + config.batch_size]
@@ -196,7 +206,7 @@ def fit(
         measured = objective.validate(model, *validation)
         record = {
             "epoch": epoch + 1,
-            "train_loss": total_loss / len(images),
+            "train_loss": total_loss / len(order),
             "train_accuracy": total_correct / max(total_counted, 1),
             **measured,
         }

@@ -12,7 +12,7 @@ from headstart.ml.data.splits import draw_labelled_subset
 from headstart.ml.metrics import prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
-from headstart.ml.studies import labels_saved, train_and_test
+from headstart.ml.studies import labels_saved, train_and_test, with_min_batches
 from headstart.params import LearningCurveParams, RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
@@ -46,9 +46,8 @@ def run_learning_curve(
             for strategy in strategies:
                 params = transfer.strategies[strategy]
                 logger.info("Learning curve: %s, %s labels per class, seed %d", strategy, budget, seed)
-                result, metrics = train_and_test(
-                    source.config, source.state, num_classes, train, validation, test, params.to_config(seed, runtime)
-                )
+                config = with_min_batches(params.to_config(seed, runtime), learning_curve.min_batches_per_epoch)
+                result, metrics = train_and_test(source.config, source.state, num_classes, train, validation, test, config)
                 point = {"strategy": strategy, "labels_per_class": str(budget), "k": k, "seed": seed}
                 rows.append({**point, **metrics})
                 runs.append(
