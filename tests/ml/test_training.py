@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from headstart.ml.training import TrainConfig, epoch_order, evaluate, fit
+from headstart.ml.training import CrossEntropyObjective, TrainConfig, epoch_order, evaluate, fit
 from tests.ml.test_transfer import tiny, toy_data
 
 CONFIG = TrainConfig(epochs=4, batch_size=16, body_lr=3e-3, head_lr=3e-3, progress=False, device="cpu")
@@ -63,3 +63,16 @@ def test_an_epoch_of_a_tiny_set_makes_at_least_the_minimum_number_of_steps():
     order = epoch_order(10, TrainConfig(batch_size=4, min_batches_per_epoch=5), generator)
     assert len(order) == 20 and sorted(order[:10].tolist()) == list(range(10))  # whole passes, shuffled
     assert len(epoch_order(100, TrainConfig(batch_size=4, min_batches_per_epoch=5), generator)) == 100
+
+
+def test_fit_makes_the_minimum_number_of_optimizer_steps_per_epoch():
+    class CountingObjective(CrossEntropyObjective):
+        steps = 0
+
+        def after_step(self):
+            CountingObjective.steps += 1
+
+    images, labels = toy_data(10)
+    config = TrainConfig(epochs=2, batch_size=4, min_batches_per_epoch=5, progress=False)
+    fit(tiny(), (images, labels), (images, labels), config, objective=CountingObjective())
+    assert CountingObjective.steps == 2 * 5

@@ -182,7 +182,7 @@ def fit(
         train_mode(model)
         order = epoch_order(len(images), config, generator).to(data_device)
         total_loss, total_correct, total_counted = 0.0, 0, 0
-        for step, start in enumerate(range(0, len(images), config.batch_size)):
+        for step, start in enumerate(range(0, len(order), config.batch_size)):
             batch = order[start : start + config.batch_size]
             targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
             inputs = scale_images(images[batch].to(device, non_blocking=True))
