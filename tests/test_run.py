@@ -53,7 +53,7 @@ def test_each_run_is_a_finished_mlflow_run_with_statistics_grid_and_versions(pro
 
 def test_load_versions_reproduces_an_earlier_input(project):
     first = min(versions(project)["target_train"])
-    result = kedro_run(project, "--pipelines=ingest", "--from-nodes=summarise_datasets", f"--load-versions=target_train:{first}")
+    result = kedro_run(project, "--pipelines=ingest", "--from-nodes=ingest.summarise_datasets", f"--load-versions=target_train:{first}")
     assert result.returncode == 0, result.stderr[-3000:]
     run = mlflow_runs(project)[-1]
     assert run.data.metrics["ingest_statistics.target_train.images"] == 30  # the k=3 version

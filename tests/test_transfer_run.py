@@ -1,6 +1,7 @@
 """End to end: the default `kedro run` (ingest → pretrain → six strategies → comparison; multi-task)
 on tiny data, then single stages and the studies on what it catalogued."""
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -132,3 +133,15 @@ def test_default_run_compares_multitask_methods_with_single_task_networks_on_par
     assert {"left.test_accuracy", "right.test_accuracy", "validation_accuracy_right", "train_loss_left"} <= single.data.metrics.keys()
     uncertainty = next(r for r in runs if r.data.tags["mlflow.runName"] == "multitask hard_uncertainty seed 1")
     assert mlflow.MlflowClient().get_metric_history(uncertainty.info.run_id, "weight_right")
+
+
+def test_promotion_makes_a_first_champion_then_keeps_it_unless_beaten(project):
+    for expected in (True, False):
+        result = kedro_run(project, "--pipelines=promote")
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads(latest(project, "data/08_reporting/promotion_report.json").read_text())
+        assert report["promoted"] is expected
+    assert report["champion_version"] == 1 and "kept it" in report["reason"]  # same model: not better
+    mlflow_runs(project)  # points MLflow at the project's store
+    champion = mlflow.MlflowClient().get_model_version_by_alias("headstart-digits", "champion")
+    assert int(champion.version) == 1 and float(champion.tags["test_accuracy"]) == pytest.approx(report["candidate_accuracy"], abs=1e-4)

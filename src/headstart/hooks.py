@@ -130,6 +130,46 @@ def log_dataset(name: str, data: Any, metadata: dict[str, Any]) -> None:
     log_artifact(data, metadata.get("artifact_file", f"{name}{suffix}"))
 
 
+PARENT_RUN_VARIABLE = "HEADSTART_MLFLOW_PARENT_RUN_ID"  # set by an orchestrator (our Airflow DAGs)
+
+
+def configure_mlflow(settings: dict[str, Any], project_path: Path) -> None:
+    """Tracking URI and experiment, from conf's mlflow settings; MLFLOW_* environment variables win."""
+    mlflow.set_tracking_uri(resolve_tracking_uri(settings, project_path))
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or settings.get("experiment_name", "headstart"))
+
+
+def _project_mlflow_settings(project_path: Path, env: str) -> dict[str, Any]:
+    from kedro.config import MissingConfigException, OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        str(project_path / "conf"), env=env, base_env="base", default_run_env="local",
+        config_patterns={"mlflow": ["mlflow*"]},
+    )
+    try:
+        return dict(loader["mlflow"])
+    except MissingConfigException:
+        return {}
+
+
+def open_parent_run(project_path: Path, env: str, run_name: str) -> str:
+    """An MLflow run that the `kedro run` of each Airflow task nests under (one per DAG run)."""
+    configure_mlflow(_project_mlflow_settings(Path(project_path), env), Path(project_path))
+    with mlflow.start_run(run_name=run_name, tags={"orchestrator": "airflow", "kedro.env": env}) as run:
+        pass  # ended now; each task resumes it to nest its own run, and close_parent_run finishes it
+    return run.info.run_id
+
+
+def close_parent_run(project_path: Path, env: str, run_id: str) -> None:
+    """FAILED when a child run failed, else FINISHED."""
+    configure_mlflow(_project_mlflow_settings(Path(project_path), env), Path(project_path))
+    client = mlflow.MlflowClient()
+    experiment = client.get_run(run_id).info.experiment_id
+    children = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
+    failed = any(child.info.status == "FAILED" for child in children)
+    client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+
+
 class MlflowTrackingHook:
     def __init__(self) -> None:
         self._settings: dict[str, Any] = {}
@@ -146,9 +186,10 @@ class MlflowTrackingHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         self._catalog = catalog
         self._versions = {"loaded": {}, "saved": {}}
-        mlflow.set_tracking_uri(resolve_tracking_uri(self._settings, self._project_path))
-        experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or self._settings.get("experiment_name", "headstart")
-        mlflow.set_experiment(experiment_name)  # artifacts land beside a sqlite store, under mlruns/
+        configure_mlflow(self._settings, self._project_path)  # artifacts land beside a sqlite store, under mlruns/
+        parent = os.environ.get(PARENT_RUN_VARIABLE)
+        if parent:  # an orchestrated task: nest this run under the DAG run's
+            mlflow.start_run(run_id=parent)
         pipelines = run_params.get("pipeline_names") or ["__default__"]
         tags = {
             "kedro.run_id": run_params["run_id"],
@@ -157,7 +198,7 @@ class MlflowTrackingHook:
             "kedro.namespaces": ",".join(run_params.get("namespaces") or []),
             "git.commit": git_commit(self._project_path) or "unknown",
         }
-        mlflow.start_run(run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags)
+        mlflow.start_run(run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags, nested=bool(parent))
         log_params(catalog.load("parameters"))
 
     def _record_version(self, direction: str, dataset_name: str) -> None:
@@ -191,7 +232,10 @@ class MlflowTrackingHook:
         )
         mlflow.log_dict(self._versions, "catalog_versions.json")
         while mlflow.active_run():  # close child runs a failing node left open, then the parent
+            run_id = mlflow.active_run().info.run_id
             mlflow.end_run(status=status)
+            if run_id == os.environ.get(PARENT_RUN_VARIABLE):
+                mlflow.MlflowClient().update_run(run_id, status="RUNNING")  # the DAG run's: still open
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], run_result, pipeline, catalog) -> None:

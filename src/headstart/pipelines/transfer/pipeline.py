@@ -37,17 +37,22 @@ def strategy_template(strategy: str) -> Pipeline:
     )
 
 
+def node_reading_strategies(function, inputs: list[str], outputs: list[str], name: str) -> Node:
+    """A node outside the namespaces that reads each strategy's outputs by their dotted names, as intended."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
+        return Node(function, inputs, outputs, name=name)
+
+
 def create_pipeline(**kwargs) -> Pipeline:
     strategies = [
         Pipeline(strategy_template(s), namespace=s, inputs=SHARED_INPUTS, parameters={"params:transfer", "params:runtime"})
         for s in STRATEGIES
     ]
-    with warnings.catch_warnings():  # reading each namespace's output by its dotted name is the intent here
-        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        comparison = Node(
-            compare_strategies,
-            ["params:transfer", *(f"{s}.test_evaluation" for s in STRATEGIES)],
-            ["transfer_comparison", "transfer_comparison_markdown", "transfer_comparison_chart"],
-            name="compare_strategies",
-        )
+    comparison = node_reading_strategies(
+        compare_strategies,
+        ["params:transfer", *(f"{s}.test_evaluation" for s in STRATEGIES)],
+        ["transfer_comparison", "transfer_comparison_markdown", "transfer_comparison_chart"],
+        "compare_strategies",
+    )
     return sum(strategies, Pipeline([comparison]))

@@ -1,0 +1,49 @@
+"""Thin node: compare the best new model with the champion on today's test split, and decide."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.training import evaluate
+
+logger = logging.getLogger(__name__)
+
+
+def choose_champion(
+    transfer_comparison: pd.DataFrame,
+    target_test: LabelledImages,
+    current_champion: dict | None,
+    *strategy_models: dict[str, StoredModel],
+) -> tuple[dict, dict]:
+    """(decision for the champion dataset, a JSON report of it). The candidate is the best strategy's
+    model (its seed with the best validation accuracy); both are tested on the same, current split."""
+    best = transfer_comparison.sort_values("accuracy", ascending=False)["strategy"].iloc[0]
+    models = next(m for m in strategy_models if next(iter(m.values())).info["strategy"] == best)
+    candidate = max(models.values(), key=lambda m: m.info["validation_accuracy"])
+    images, labels = target_test.primary_pairs()
+    candidate_accuracy = evaluate(candidate.build(), images, labels)["accuracy"]
+    report = {"candidate_strategy": best, "candidate_seed": candidate.info["seed"], "candidate_accuracy": candidate_accuracy}
+    if current_champion is None:
+        promote, reason = True, "no champion yet"
+    else:
+        report["champion_version"] = current_champion["version"]
+        try:
+            champion_accuracy = evaluate(current_champion["model"].build(), images, labels)["accuracy"]
+        except (RuntimeError, ValueError, IndexError) as error:  # another architecture, input or class count
+            champion_accuracy, reason = None, f"the champion cannot be tested on this split ({error}); kept it"
+            promote = False
+        else:
+            report["champion_accuracy"] = champion_accuracy
+            promote = candidate_accuracy > champion_accuracy
+            reason = (
+                f"candidate {candidate_accuracy:.4f} beats champion {champion_accuracy:.4f} on the same test split"
+                if promote else f"candidate {candidate_accuracy:.4f} does not beat champion {champion_accuracy:.4f}; kept it"
+            )
+    report.update({"promoted": promote, "reason": reason})
+    logger.info("Champion: %s", reason)
+    tags = {"strategy": best, "seed": candidate.info["seed"], "test_accuracy": f"{candidate_accuracy:.4f}"}
+    return {"promote": promote, "model": candidate, "tags": tags}, report
