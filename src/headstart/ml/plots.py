@@ -63,8 +63,9 @@ def plot_comparison(comparison, baseline: str = "scratch") -> Figure:
 def _line_with_band(axis, x, table, label: str) -> None:
     means = table["accuracy"] * 100
     axis.plot(x, means, marker="o", label=label)
-    axis.fill_between(x, table["accuracy_ci_low"].fillna(table["accuracy"]) * 100,
-                      table["accuracy_ci_high"].fillna(table["accuracy"]) * 100, alpha=0.2)
+    low = table["accuracy_ci_low"].fillna(table["accuracy"]).clip(0, 1) * 100  # a t-interval of 3 seeds can
+    high = table["accuracy_ci_high"].fillna(table["accuracy"]).clip(0, 1) * 100  # leave [0, 100]: drawn clipped
+    axis.fill_between(x, low, high, alpha=0.2)
 
 
 def plot_learning_curve(curve, baseline: str = "scratch", confidence: float = 0.95) -> Figure:
