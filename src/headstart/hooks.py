@@ -133,10 +133,10 @@ def log_dataset(name: str, data: Any, metadata: dict[str, Any]) -> None:
 PARENT_RUN_VARIABLE = "HEADSTART_MLFLOW_PARENT_RUN_ID"  # set by an orchestrator (our Airflow DAGs)
 
 
-def configure_mlflow(settings: dict[str, Any], project_path: Path) -> None:
+def configure_mlflow(settings: dict[str, Any], project_path: Path):
     """Tracking URI and experiment, from conf's mlflow settings; MLFLOW_* environment variables win."""
     mlflow.set_tracking_uri(resolve_tracking_uri(settings, project_path))
-    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or settings.get("experiment_name", "headstart"))
+    return mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or settings.get("experiment_name", "headstart"))
 
 
 def _project_mlflow_settings(project_path: Path, env: str) -> dict[str, Any]:
@@ -154,9 +154,10 @@ def _project_mlflow_settings(project_path: Path, env: str) -> dict[str, Any]:
 
 def open_parent_run(project_path: Path, env: str, run_name: str) -> str:
     """An MLflow run that the `kedro run` of each Airflow task nests under (one per DAG run)."""
-    configure_mlflow(_project_mlflow_settings(Path(project_path), env), Path(project_path))
-    with mlflow.start_run(run_name=run_name, tags={"orchestrator": "airflow", "kedro.env": env}) as run:
-        pass  # ended now; each task resumes it to nest its own run, and close_parent_run finishes it
+    experiment = configure_mlflow(_project_mlflow_settings(Path(project_path), env), Path(project_path))
+    run = mlflow.MlflowClient().create_run(  # left RUNNING: close_parent_run ends it
+        experiment.experiment_id, run_name=run_name, tags={"orchestrator": "airflow", "kedro.env": env}
+    )
     return run.info.run_id
 
 

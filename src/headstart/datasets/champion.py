@@ -54,9 +54,9 @@ class ChampionModelDataset(AbstractDataset[dict, dict | None]):
             mlflow.log_artifacts(folder, ARTIFACT_PATH)
         client = mlflow.MlflowClient()
         try:
+            client.get_registered_model(self._name)
+        except MlflowException:  # the first promotion
             client.create_registered_model(self._name)
-        except MlflowException:
-            pass  # it exists already
         version = client.create_model_version(
             self._name, f"{run.info.artifact_uri}/{ARTIFACT_PATH}", run_id=run.info.run_id,
             tags={k: str(v) for k, v in data.get("tags", {}).items()},

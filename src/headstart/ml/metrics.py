@@ -83,6 +83,15 @@ def summarise_over_seeds(results: pd.DataFrame, keys: list[str], confidence: flo
     return pd.DataFrame(rows)
 
 
+def evaluation_record(measured: dict, trainable_parameters: int, train_seconds: float) -> dict[str, float]:
+    """The numbers every trained model reports: `evaluate`'s metrics on the test split, and its cost."""
+    return {
+        **{name: measured[name] for name in METRICS},
+        "trainable_parameters": trainable_parameters,
+        "train_seconds": train_seconds,
+    }
+
+
 def prefix_test_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Metrics named for MLflow: accuracy, macro_f1 and nll measured on the test split get a `test_` prefix."""
     return {f"test_{name}" if name in METRICS else name: value for name, value in metrics.items()}

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,13 +100,11 @@ def train_strategy(
     result = StrategyResult(model, report)
     if config.procedure == "linear_classifier":
         model.to(resolve_device(config.training.device))
-        fit_linear_classifier(model, train, config)
-        measured = evaluate(model, *validation)
-        result.history = [{"epoch": 1, "validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}]
+        fit_linear_classifier(model, train, config)  # one fit, no epochs: its history is the final validation below
     elif config.procedure == "probe_then_finetune":
         probe = config.probe or config.training
         probe_path = checkpoint_path.with_name(f"probe-{checkpoint_path.name}") if checkpoint_path else None
-        result.history = fit(model, train, validation, replace(probe, seed=config.training.seed), probe_path).history
+        result.history = fit(model, train, validation, probe, probe_path).history
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         finetuned = fit(model, train, validation, config.training, checkpoint_path).history
@@ -116,6 +114,8 @@ def train_strategy(
     result.train_seconds = time.perf_counter() - started
     measured = evaluate(model, *validation)
     result.validation_accuracy, result.validation_loss = measured["accuracy"], measured["nll"]
+    if config.procedure == "linear_classifier":
+        result.history = [{"epoch": 1, "validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}]
     count_parameters(model, report)  # after LP-FT's unfreezing, the count of the final phase
     model.cpu()
     return result

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from headstart.ml.metrics import evaluation_record
 from headstart.ml.strategies import StrategyConfig, StrategyResult, train_strategy
 from headstart.ml.training import evaluate, resolve_device
 from headstart.ml.transfer import TransferSpec
@@ -35,14 +36,7 @@ def train_and_test(
     result = train_strategy(source_config, source_state, num_classes, train, validation, config)
     measured = evaluate(result.model.to(resolve_device(config.training.device)), *test)
     result.model.cpu()
-    metrics = {
-        "accuracy": measured["accuracy"],
-        "macro_f1": measured["macro_f1"],
-        "nll": measured["nll"],
-        "trainable_parameters": result.report.trainable_parameters,
-        "train_seconds": result.train_seconds,
-    }
-    return result, metrics
+    return result, evaluation_record(measured, result.report.trainable_parameters, result.train_seconds)
 
 
 def with_min_batches(config: StrategyConfig, batches: int) -> StrategyConfig:

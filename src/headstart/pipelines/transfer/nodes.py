@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
-from headstart.ml.metrics import compare_to_baseline, prefix_test_metrics
+from headstart.ml.metrics import compare_to_baseline, prefix_test_metrics, evaluation_record
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_comparison, plot_confusion_matrix
 from headstart.ml.strategies import train_strategy
@@ -88,12 +88,8 @@ def evaluate_target_models(
         matrix = confusion_matrix(labels.numpy(), measured["predictions"].numpy(), labels=range(len(evaluation["classes"])))
         report = info["transfer_report"]
         metrics = {
-            "accuracy": measured["accuracy"],
-            "macro_f1": measured["macro_f1"],
-            "nll": measured["nll"],
-            "trainable_parameters": report["trainable_parameters"],
+            **evaluation_record(measured, report["trainable_parameters"], info["train_seconds"]),
             "frozen_parameters": report["frozen_parameters"],
-            "train_seconds": info["train_seconds"],
             "selected_validation_accuracy": info["validation_accuracy"],
             "lr_scale": info["lr_scale"],
         }
