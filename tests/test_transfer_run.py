@@ -40,6 +40,13 @@ def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(pro
     assert comparison["accuracy"].between(0, 1).all() and comparison["negative_transfer"].dtype == bool
     markdown = latest(project, "data/08_reporting/transfer_comparison.md").read_text()
     assert "| finetune_full" in markdown and "paired by seed" in markdown
+    assert "Labels used per class: 3 to train + 3 to validate = 6 (60 labelled images in all)." in markdown
+    rows = comparison.set_index("strategy")
+    assert set(rows.loc[["scratch", "pixels_logistic", "pixels_knn"], "role"]) <= {"baseline", "best baseline"}
+    assert (rows["role"] == "best baseline").sum() == 1 and (rows.loc["finetune_top", "role"] == "transfer")
+    best = rows.index[rows["role"] == "best baseline"][0]
+    assert rows.loc[best, "validation_accuracy"] == rows.loc[["scratch", "pixels_logistic", "pixels_knn"], "validation_accuracy"].max()
+    assert rows.loc[best, "gain_over_best_points"] == 0
     assert latest(project, "data/08_reporting/transfer_comparison.png").stat().st_size > 1000
     weights = latest(project, "data/06_models/finetune_full/target_models")
     assert sorted(p.name for p in weights.iterdir()) == ["seed_0.json", "seed_0.safetensors", "seed_1.json", "seed_1.safetensors"]
@@ -89,10 +96,16 @@ def test_learning_curve_and_layer_sweep_run_on_the_catalogued_model_and_splits(p
     result = kedro_run(project, "--pipelines=learning_curve,layer_sweep")
     assert result.returncode == 0, result.stderr[-3000:]
     curve = pd.read_csv(latest(project, "data/08_reporting/learning_curve.csv"))
-    assert len(curve) == 2 * 2 * 2  # budgets (1, 3) × seeds × (scratch, feature_svm)
-    assert set(curve["strategy"]) == {"scratch", "feature_svm"} and set(curve["k"]) == {1.0, 3.0}
+    assert len(curve) == 2 * 2 * 4  # budgets (1, 3) × seeds × (scratch, pixels_logistic, pixels_knn, feature_svm)
+    assert set(curve["strategy"]) == {"scratch", "pixels_logistic", "pixels_knn", "feature_svm"}
+    assert set(curve["k"]) == {1.0, 3.0} and set(curve["labels_used"]) == {2.0, 6.0}  # as many validation labels
+    assert curve["validation_accuracy"].between(0, 1).all()
+    assert set(curve[curve["strategy"] == "pixels_knn"]["tuned"]) <= {f"neighbours={n}" for n in (1, 3, 5, 9)}
     saved = pd.read_csv(latest(project, "data/08_reporting/learning_curve_labels_saved.csv"))
     assert list(saved["strategy"]) == ["feature_svm", "feature_svm"]
+    assert set(saved["best_baseline_here"]) <= {"scratch", "pixels_logistic", "pixels_knn"}
+    report = latest(project, "data/08_reporting/learning_curve_labels_saved.md").read_text()
+    assert "labels_used = training + validation labels" in report and "best baseline (on validation)" in report
     sweep = pd.read_csv(latest(project, "data/08_reporting/layer_sweep.csv"))
     assert len(sweep) == 2 * 3 * 2  # n (0, 3) × arms × seeds
     at_zero = sweep[sweep["blocks"] == 0].groupby("seed")["accuracy"].nunique()
@@ -103,7 +116,7 @@ def test_learning_curve_and_layer_sweep_run_on_the_catalogued_model_and_splits(p
         assert latest(project, f"data/08_reporting/{name}").stat().st_size > 100
     parent = parent_runs(project)[-1]
     children = [r for r in mlflow_runs(project) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 8 + 2 + 6  # every curve point; the sweep trains n = 0 once per seed
+    assert len(children) == 16 + 2 + 6  # every curve point; the sweep trains n = 0 once per seed
     point = next(r for r in children if r.data.tags["mlflow.runName"] == "learning_curve feature_svm k=3 seed 1")
     assert point.data.params["labels_per_class"] == "3" and point.data.metrics["k"] == 3.0
     arm = next(r for r in children if r.data.tags["mlflow.runName"] == "layer_sweep random_frozen n=3 seed 0")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headstart.ml.data.printed import PrintedDigitsConfig
-from headstart.ml.strategies import StrategyConfig
+from headstart.ml.strategies import Procedure, StrategyConfig
 from headstart.ml.training import TrainConfig
 from headstart.ml.transfer import TransferSpec
 
@@ -74,6 +74,10 @@ class SplitParams(Strict):
     target_validation_fraction: float = Field(0.2, gt=0, lt=1)
     target_test_fraction: float = Field(0.3, gt=0, lt=1)
     labels_per_class: Annotated[int, Field(ge=1)] | Literal["all"] = 10
+    # Validation labels drawn from the validation split, counted in the budget: "same" as
+    # labels_per_class (a user with k labels per class does not also have 25 more to validate on),
+    # a number, or "all" (the whole validation split).
+    validation_labels_per_class: Annotated[int, Field(ge=1)] | Literal["same", "all"] = "same"
 
 
 class IngestParams(Strict):
@@ -109,7 +113,11 @@ class TrainingParams(Strict):
     body_lr: float = Field(1e-3, gt=0)
     head_lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    patience: int | None = Field(None, ge=1)  # early stopping on validation loss; null: never
+    patience: int | None = Field(None, ge=1)  # early stopping on validation accuracy; null: never
+    min_epochs: int = Field(0, ge=0)  # no early stop before this epoch
+    # A budget in optimizer steps: an epoch cycles through the data until it has made this many
+    # steps, so 1 label per class gets as many updates as 10 (epochs alone would starve it).
+    min_batches_per_epoch: int | None = Field(None, ge=1)
     augment: AugmentParams = AugmentParams()
 
     def to_config(self, seed: int, runtime: RuntimeParams, lr_scale: float = 1.0) -> TrainConfig:
@@ -120,6 +128,8 @@ class TrainingParams(Strict):
             head_lr=self.head_lr * lr_scale,
             weight_decay=self.weight_decay,
             patience=self.patience,
+            min_epochs=self.min_epochs,
+            min_batches_per_epoch=self.min_batches_per_epoch,
             seed=seed,
             device=runtime.device,
             progress=runtime.progress,
@@ -172,9 +182,11 @@ class PretrainParams(Strict):
 
 
 class StrategyParams(Strict):
-    """One transfer strategy: what it takes from the source, and how it trains."""
+    """One transfer strategy: what it takes from the source, and how it trains. `model: pixels`
+    makes a classical reference on the raw pixels instead (nothing from the source)."""
 
-    procedure: Literal["fit", "linear_classifier", "probe_then_finetune"] = "fit"
+    procedure: Procedure = "fit"
+    model: Literal["source", "pixels"] = "source"
     copy_blocks: BlockCount = "all"  # n first blocks, -n all but the last n, "all" the whole body
     copy_modules: list[str] = []  # more modules to copy, by name (e.g. "neck")
     freeze_blocks: BlockCount = 0
@@ -184,8 +196,28 @@ class StrategyParams(Strict):
     probe: TrainingParams | None = None  # probe_then_finetune: the linear-probe phase
     classifier: Literal["logistic_regression", "linear_svm"] = "logistic_regression"  # linear_classifier
     regularisation_c: float = Field(1.0, gt=0)  # linear_classifier: scikit-learn's C
+    # The tuning grid: multipliers of the learning rates (of C for a linear classifier); null: the
+    # grid of `transfer.lr_scales`. nearest_neighbours tunes `neighbours` instead.
+    lr_scales: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
+    neighbours: list[Annotated[int, Field(ge=1)]] = Field([1, 3, 5, 9], min_length=1)
 
-    def to_config(self, seed: int, runtime: RuntimeParams, lr_scale: float = 1.0) -> StrategyConfig:
+    @model_validator(mode="after")
+    def _fits_its_model(self) -> StrategyParams:
+        if self.model == "pixels" and self.procedure not in ("linear_classifier", "nearest_neighbours"):
+            raise ValueError(f"model: pixels needs procedure linear_classifier or nearest_neighbours, not {self.procedure}")
+        if self.procedure == "nearest_neighbours" and self.model != "pixels":
+            raise ValueError("procedure nearest_neighbours runs on model: pixels")
+        return self
+
+    def tuning_grid(self, default_lr_scales: list[float]) -> list[dict[str, float]]:
+        """The candidates tried on validation, each a setting `to_config` takes."""
+        if self.procedure == "nearest_neighbours":
+            return [{"neighbours": n} for n in self.neighbours]
+        return [{"lr_scale": scale} for scale in (self.lr_scales or default_lr_scales)]
+
+    def to_config(
+        self, seed: int, runtime: RuntimeParams, lr_scale: float = 1.0, neighbours: int | None = None
+    ) -> StrategyConfig:
         """`lr_scale` multiplies every learning rate (and C, a linear classifier's counterpart)."""
         spec = TransferSpec(self.copy_blocks, tuple(self.copy_modules), self.freeze_blocks, tuple(self.freeze_modules), tuple(self.head_hidden))
         return StrategyConfig(
@@ -195,6 +227,8 @@ class StrategyParams(Strict):
             probe=self.probe.to_config(seed, runtime, lr_scale) if self.probe else None,
             classifier=self.classifier,
             regularisation_c=self.regularisation_c * lr_scale,
+            model=self.model,
+            neighbours=neighbours or self.neighbours[0],
         )
 
 
@@ -204,26 +238,34 @@ class TransferParams(Strict):
     # rates (C for a linear classifier) is tried over all seeds, and the one with the best mean
     # validation accuracy is kept. The test split plays no part in the choice.
     lr_scales: list[Annotated[float, Field(gt=0)]] = Field([1.0], min_length=1)
-    baseline: str = "scratch"
+    baseline: str = "scratch"  # the same architecture from random init
+    # Classical references on the raw pixels, trained on the same labels, tuned on the same
+    # validation labels and seeds; with the baseline they make the rows every gain is read against.
+    reference_baselines: list[str] = ["pixels_logistic", "pixels_knn"]
     confidence: float = Field(0.95, gt=0, lt=1)
     strategies: dict[str, StrategyParams]
 
     @model_validator(mode="after")
-    def _has_its_baseline(self) -> TransferParams:
-        if self.baseline not in self.strategies:
-            raise ValueError(f"baseline '{self.baseline}' is not among the strategies ({', '.join(self.strategies)})")
+    def _has_its_baselines(self) -> TransferParams:
+        missing = [name for name in self.baselines if name not in self.strategies]
+        if missing:
+            raise ValueError(f"baseline(s) {', '.join(missing)} not among the strategies ({', '.join(self.strategies)})")
         return self
+
+    @property
+    def baselines(self) -> list[str]:
+        return [self.baseline, *(b for b in self.reference_baselines if b != self.baseline)]
 
 
 LabelBudget = Annotated[int, Field(ge=1)] | Literal["all"]
 
 
 class LearningCurveParams(Strict):
-    labels_per_class: list[LabelBudget] = Field([1, 2, 5, 10, 20, 50, "all"], min_length=2)
-    # At least this many optimizer steps per epoch at every budget: with epochs alone, 1 label per
-    # class would get a handful of steps, starving the from-scratch baseline more than transfer.
-    min_batches_per_epoch: int = Field(4, ge=1)
-    # strategies by name from transfer.strategies, trained with their own parameters (the baseline always runs)
+    # k training labels per class; as many validation labels per class are drawn from the
+    # validation split (`ingest.split.validation_labels_per_class`), and both count as labels used.
+    labels_per_class: list[LabelBudget] = Field([1, 2, 5, 10, 20, "all"], min_length=2)
+    # strategies by name from transfer.strategies, trained and tuned with their own parameters
+    # (the baselines, transfer.baseline and transfer.reference_baselines, always run)
     strategies: list[str] = ["finetune_top", "feature_svm"]
     seeds: list[int] = Field([0, 1, 2], min_length=1)  # each seed draws its own k labels per class and init
 
@@ -233,7 +275,7 @@ class LayerSweepParams(Strict):
     arms: list[Literal["copied_frozen", "copied_finetuned", "random_frozen"]] = [
         "copied_frozen", "copied_finetuned", "random_frozen",
     ]
-    labels_per_class: LabelBudget = 10
+    labels_per_class: LabelBudget = 10  # and as many validation labels (ingest.split.validation_labels_per_class)
     seeds: list[int] = Field([0, 1, 2], min_length=1)
     training: TrainingParams = TrainingParams()  # one budget and set of rates for every arm and n
 

@@ -13,9 +13,10 @@ def test_t_interval_of_three_seeds_uses_t_4_303():
     assert math.isnan(t_interval([0.5])[1])
 
 
-def results(strategy, accuracies):
+def results(strategy, accuracies, validation=None):
     return [
-        {"strategy": strategy, "seed": seed, "accuracy": a, "macro_f1": a, "nll": 1.0, "trainable_parameters": 10, "train_seconds": 1.0}
+        {"strategy": strategy, "seed": seed, "accuracy": a, "macro_f1": a, "nll": 1.0, "trainable_parameters": 10,
+         "train_seconds": 1.0, "validation_accuracy": a if validation is None else validation}
         for seed, a in enumerate(accuracies)
     ]
 
@@ -33,3 +34,22 @@ def test_gain_is_paired_by_seed_and_negative_transfer_needs_the_whole_interval_b
     assert not comparison.loc["good", "negative_transfer"]
     with pytest.raises(ValueError, match="baseline strategy 'scratch' has no results"):
         compare_to_baseline(table[table["strategy"] != "scratch"])
+
+
+def test_the_best_baseline_is_chosen_on_validation_never_on_test():
+    """`pixels` is best on the test split but worst on validation: the gain is read against `scratch`."""
+    table = pd.DataFrame(
+        results("scratch", [0.70, 0.72, 0.74], validation=0.8) + results("pixels", [0.90, 0.91, 0.92], validation=0.5)
+        + results("transfer", [0.80, 0.82, 0.84], validation=0.9)
+    )
+    comparison = compare_to_baseline(table, "scratch", reference_baselines=["pixels"]).set_index("strategy")
+    assert comparison.loc["scratch", "role"] == "best baseline" and comparison.loc["pixels", "role"] == "baseline"
+    assert comparison.loc["transfer", "gain_over_best_points"] == pytest.approx(10.0)
+    assert not comparison.loc["transfer", "below_best_baseline"]
+    # The same results with the validation ranking reversed: now `pixels` is the reference.
+    table.loc[table["strategy"] == "pixels", "validation_accuracy"] = 0.95
+    comparison = compare_to_baseline(table, "scratch", reference_baselines=["pixels"]).set_index("strategy")
+    assert comparison.loc["pixels", "role"] == "best baseline"
+    assert comparison.loc["transfer", "gain_over_best_points"] == pytest.approx(-9.0)
+    assert comparison.loc["transfer", "below_best_baseline"]
+    assert comparison.loc["transfer", "gain_points"] == pytest.approx(10.0)  # against scratch, unchanged

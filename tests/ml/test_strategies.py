@@ -49,3 +49,36 @@ def test_a_seed_gives_the_same_model_and_scratch_copies_nothing():
     assert first.report.copied == []
     for name, tensor in first.model.state_dict().items():
         assert torch.equal(tensor, second.model.state_dict()[name]), name
+
+
+def test_pixel_references_predict_what_scikit_learn_predicts_on_the_raw_pixels():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from headstart.ml.training import evaluate, scale_images
+
+    images, labels = toy_data()
+    pixels = scale_images(images).flatten(1).numpy()
+    logistic = StrategyConfig("linear_classifier", TransferSpec(copy_blocks=0), TRAINING, model="pixels")
+    result = train_strategy(SOURCE_CONFIG, source_state(), 3, (images, labels), (images, labels), logistic)
+    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(pixels, labels.numpy())
+    assert (evaluate(result.model, images, labels)["predictions"].numpy() == reference.predict(pixels)).all()
+    assert result.config["name"] == "pixel_linear" and result.report.copied == []
+    queries = torch.randint(0, 255, (20, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    for neighbours in (1, 3):
+        knn = StrategyConfig("nearest_neighbours", TransferSpec(copy_blocks=0), TRAINING, model="pixels", neighbours=neighbours)
+        result = train_strategy(SOURCE_CONFIG, source_state(), 3, (images, labels), (images, labels), knn)
+        reference = KNeighborsClassifier(neighbours).fit(pixels, labels.numpy())
+        ours = evaluate(result.model, queries, torch.zeros(20, dtype=torch.long))["predictions"].numpy()
+        assert (ours == reference.predict(scale_images(queries).flatten(1).numpy())).all()
+
+
+def test_tuning_keeps_the_setting_with_the_best_validation_accuracy():
+    from headstart.ml.strategies import train_tuned
+
+    images, labels = toy_data()
+    validation = (images[:12], labels[:12])
+    grid = [{"neighbours": 1}, {"neighbours": 40}]  # 40 of 48 neighbours: a near-uniform vote, worse on validation
+    tuned = train_tuned(SOURCE_CONFIG, source_state(), 3, (images, labels), validation, grid, [0, 1],
+                        lambda s, seed: StrategyConfig("nearest_neighbours", TransferSpec(copy_blocks=0),
+                                                       replace(TRAINING, seed=seed), model="pixels", **s))
+    assert tuned.setting == {"neighbours": 1} and tuned.validation_accuracy == 1.0 and set(tuned.results) == {0, 1}

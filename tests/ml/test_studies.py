@@ -4,22 +4,39 @@ import pytest
 from headstart.ml.studies import labels_saved, layer_sweep_spec
 
 
-def curve_rows(strategy, accuracies):
-    budgets = [("1", 1.0), ("5", 5.0), ("20", 20.0), ("all", 100.6)]
+def curve_rows(strategy, accuracies, validation=None):
+    budgets = [("1", 1.0, 2.0), ("5", 5.0, 10.0), ("20", 20.0, 40.0), ("all", 100.6, 125.7)]
     return [
-        {"strategy": strategy, "labels_per_class": label, "k": k, "seed": seed, "accuracy": accuracy + offset}
-        for (label, k), accuracy in zip(budgets, accuracies)
+        {"strategy": strategy, "labels_per_class": label, "k": k, "labels_used": used, "seed": seed,
+         "accuracy": accuracy + offset, "validation_accuracy": accuracy if validation is None else validation}
+        for (label, k, used), accuracy in zip(budgets, accuracies)
         for seed, offset in ((0, -0.01), (1, 0.01))
     ]
 
 
-def test_labels_saved_reads_the_smallest_baseline_budget_that_matches():
+def test_labels_saved_reads_the_fewest_labels_used_at_which_the_best_baseline_matches():
     curve = pd.DataFrame(curve_rows("scratch", [0.30, 0.70, 0.90, 0.95]) + curve_rows("transfer", [0.70, 0.92, 0.96, 0.97]))
-    saved = labels_saved(curve).set_index("labels_per_class")
-    assert saved.loc["1", "scratch_matches_at"] == "5" and saved.loc["1", "labels_saved_per_class"] == 4.0
-    assert saved.loc["5", "scratch_matches_at"] == "all" and saved.loc["5", "labels_saved_per_class"] == pytest.approx(95.6)
-    assert saved.loc["20", "scratch_matches_at"] == "not reached"
+    saved = labels_saved(curve, ["scratch"]).set_index("labels_per_class")
+    assert saved.loc["1", "best_baseline_matches_at_labels_used"] == 10.0
+    assert saved.loc["1", "labels_saved_per_class"] == 8.0  # 10 labels used (5 + 5) against 2 (1 + 1)
+    assert saved.loc["5", "best_baseline_matches_at_labels_used"] == 125.7
+    assert saved.loc["5", "labels_saved_per_class"] == pytest.approx(115.7)
     assert saved.loc["20", "labels_saved_per_class"] == "not reached"
+
+
+def test_labels_saved_follows_the_baseline_chosen_on_validation_at_each_budget():
+    """`pixels` is better on test at k = 1 but worse on validation: the best-baseline curve stays on scratch there."""
+    curve = pd.DataFrame(
+        curve_rows("scratch", [0.30, 0.70, 0.90, 0.95], validation=0.6)
+        + curve_rows("pixels", [0.72, 0.75, 0.80, 0.85], validation=0.5)
+        + curve_rows("transfer", [0.70, 0.92, 0.96, 0.97])
+    )
+    saved = labels_saved(curve, ["scratch", "pixels"]).set_index("labels_per_class")
+    assert saved.loc["1", "best_baseline_here"] == "scratch" and saved.loc["1", "matched_by"] == "scratch"
+    assert saved.loc["1", "labels_saved_per_class"] == 8.0
+    curve.loc[curve["strategy"] == "pixels", "validation_accuracy"] = 0.9  # now pixels is chosen everywhere
+    saved = labels_saved(curve, ["scratch", "pixels"]).set_index("labels_per_class")
+    assert saved.loc["1", "best_baseline_here"] == "pixels" and saved.loc["1", "labels_saved_per_class"] == 0.0
 
 
 def test_layer_sweep_arms_copy_and_freeze_as_yosinski_describes():

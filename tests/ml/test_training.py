@@ -76,3 +76,33 @@ def test_fit_makes_the_minimum_number_of_optimizer_steps_per_epoch():
     config = TrainConfig(epochs=2, batch_size=4, min_batches_per_epoch=5, progress=False)
     fit(tiny(), (images, labels), (images, labels), config, objective=CountingObjective())
     assert CountingObjective.steps == 2 * 5
+
+
+class ScriptedValidation(CrossEntropyObjective):
+    """Validation numbers given per epoch, to test what `fit` keeps and when it stops."""
+
+    def __init__(self, scores):
+        self.scores = iter(scores)
+
+    def validate(self, model, images, targets):
+        accuracy, loss = next(self.scores)
+        return {"validation_accuracy": accuracy, "validation_loss": loss}
+
+
+def test_the_kept_epoch_has_the_best_validation_accuracy_not_the_lowest_loss():
+    """From scratch on a few labels the loss is lowest at epoch 1 (still at chance) and rises while
+    accuracy climbs: selecting on loss kept the untrained model (issue 10)."""
+    images, labels = toy_data()
+    scripted = [(0.10, 2.0), (0.30, 2.4), (0.60, 2.9), (0.60, 2.7), (0.50, 3.0)]
+    result = fit(tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=5), objective=ScriptedValidation(scripted))
+    assert result.best_epoch == 4  # the accuracy tie of epochs 3 and 4 goes to the lower loss
+
+
+def test_early_stopping_waits_for_min_epochs():
+    images, labels = toy_data()
+    flat = [(0.5, 1.0)] + [(0.1, 1.0)] * 9  # nothing improves after epoch 1
+    config = replace(CONFIG, epochs=10, patience=2)
+    assert len(fit(tiny(), (images, labels), (images, labels), config, objective=ScriptedValidation(flat)).history) == 3
+    waited = replace(config, min_epochs=6)
+    result = fit(tiny(), (images, labels), (images, labels), waited, objective=ScriptedValidation(flat))
+    assert len(result.history) == 6 and result.stopped_early and result.best_epoch == 1

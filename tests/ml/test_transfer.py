@@ -96,3 +96,21 @@ def test_transfer_spec_copies_and_freezes_by_block_count_and_module_name():
         select_prefixes(scratch, 0, ["stem"], "copy")
     with pytest.raises(ValueError, match="freeze_blocks: 5 is outside the model's 3 blocks"):
         select_prefixes(scratch, 5, [], "freeze")
+
+
+def test_random_frozen_batch_norms_estimate_statistics_while_copied_frozen_ones_keep_the_sources():
+    """Frozen copied layers keep the source's statistics; frozen random layers never learned any, so
+    theirs are estimated on the target (frozen 0/1 statistics of random layers broke the sweep's control)."""
+    torch.manual_seed(0)
+    source = tiny(num_classes=10)
+    source.blocks[0][1].running_mean.fill_(0.25)
+    images, labels = toy_data()
+    config = TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu")
+    copied, _ = transfer_model({"name": "small_cnn", "widths": [4, 8]}, source.state_dict(), 3, TransferSpec(freeze_blocks=1))
+    fit(copied, (images, labels), (images, labels), config)
+    assert torch.all(copied.blocks[0][1].running_mean == 0.25)
+    random, _ = transfer_model({"name": "small_cnn", "widths": [4, 8]}, source.state_dict(), 3, TransferSpec(copy_blocks=0, freeze_blocks=1))
+    weight = random.blocks[0][0].weight.clone()
+    fit(random, (images, labels), (images, labels), config)
+    assert torch.equal(random.blocks[0][0].weight, weight)  # still frozen
+    assert not torch.all(random.blocks[0][1].running_mean == 0)  # statistics estimated on the target

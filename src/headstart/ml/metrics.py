@@ -3,7 +3,8 @@
 A 95% interval over n seeds is the Student-t interval mean ± t(0.975, n-1)·s/√n (t = 4.303 for
 n = 3). The gain over the baseline is paired by seed: the interval of the per-seed differences,
 which removes what a seed does to both. Transfer is flagged negative when the gain's whole
-interval lies below zero (REFERENCE.md: negative transfer).
+interval lies below zero (REFERENCE.md: negative transfer). Gains are also read against the best
+baseline: the best, on validation, of the from-scratch network and the classical references.
 """
 
 from __future__ import annotations
@@ -28,24 +29,43 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return mean, mean - half, mean + half
 
 
+def best_baseline(results: pd.DataFrame, baselines: Sequence[str]) -> str:
+    """The baseline with the best mean validation accuracy (ties: the first listed). Chosen on
+    validation, as a user without the test split would choose: the test split only judges."""
+    means = results[results["strategy"].isin(baselines)].groupby("strategy")["validation_accuracy"].mean()
+    present = [b for b in baselines if b in means.index]
+    return max(present, key=lambda b: means[b])
+
+
+def paired_gain(group: pd.DataFrame, reference: pd.Series, confidence: float) -> tuple[float, float, float]:
+    """Accuracy minus the reference's, in points, paired by seed: (mean, low, high)."""
+    paired = group.index.intersection(reference.index)
+    return t_interval(100 * (group.loc[paired, "accuracy"] - reference[paired]), confidence)
+
+
 def compare_to_baseline(
-    results: pd.DataFrame, baseline: str = "scratch", confidence: float = 0.95
+    results: pd.DataFrame, baseline: str = "scratch", confidence: float = 0.95, reference_baselines: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """One row per strategy from rows of (strategy, seed, accuracy, macro_f1, nll, ...): means with
-    intervals, and the accuracy gain over `baseline` in points, paired by seed."""
+    """One row per strategy from rows of (strategy, seed, accuracy, macro_f1, nll, validation_accuracy, ...):
+    means with intervals, the accuracy gain over `baseline` and over the best baseline (of `baseline`
+    and the `reference_baselines`, chosen by validation accuracy), in points, paired by seed."""
     if baseline not in set(results["strategy"]):
         raise ValueError(f"the baseline strategy '{baseline}' has no results; run it with the others")
-    baseline_accuracy = results[results["strategy"] == baseline].set_index("seed")["accuracy"]
+    baselines = [baseline, *(b for b in reference_baselines if b != baseline)]
+    best = best_baseline(results, baselines)
+    accuracy_of = {name: results[results["strategy"] == name].set_index("seed")["accuracy"] for name in (baseline, best)}
     rows = []
     for strategy, group in results.groupby("strategy", sort=False):
         group = group.set_index("seed")
         mean, low, high = t_interval(group["accuracy"], confidence)
-        paired = group.index.intersection(baseline_accuracy.index)
-        gain, gain_low, gain_high = t_interval(100 * (group.loc[paired, "accuracy"] - baseline_accuracy[paired]), confidence)
+        gain, gain_low, gain_high = paired_gain(group, accuracy_of[baseline], confidence)
+        over_best, over_best_low, over_best_high = paired_gain(group, accuracy_of[best], confidence)
         rows.append(
             {
                 "strategy": strategy,
+                "role": "best baseline" if strategy == best else ("baseline" if strategy in baselines else "transfer"),
                 "seeds": len(group),
+                "validation_accuracy": group["validation_accuracy"].mean(),
                 "accuracy": mean,
                 "accuracy_ci_low": low,
                 "accuracy_ci_high": high,
@@ -54,10 +74,14 @@ def compare_to_baseline(
                 "gain_points": gain,
                 "gain_ci_low": gain_low,
                 "gain_ci_high": gain_high,
+                "gain_over_best_points": over_best,
+                "gain_over_best_ci_low": over_best_low,
+                "gain_over_best_ci_high": over_best_high,
                 "negative_transfer": bool(gain_high < 0),  # False when the interval is NaN (one seed)
+                "below_best_baseline": bool(over_best_high < 0),
                 "trainable_parameters": int(group["trainable_parameters"].iloc[0]),
                 "train_seconds": group["train_seconds"].mean(),
-                **({"lr_scale": group["lr_scale"].iloc[0]} if "lr_scale" in group else {}),
+                **({"tuned": group["tuned"].iloc[0]} if "tuned" in group else {}),
             }
         )
     return pd.DataFrame(rows)

@@ -42,48 +42,73 @@ def plot_confusion_matrix(matrix, class_names: list[str], title: str) -> Figure:
     return figure
 
 
-def plot_comparison(comparison, baseline: str = "scratch") -> Figure:
-    """Mean test accuracy per strategy with its interval over seeds; the baseline's mean as a line."""
-    figure, axis = plt.subplots(figsize=(1.2 * len(comparison) + 2, 4))
-    means = comparison["accuracy"] * 100
-    errors = [means - comparison["accuracy_ci_low"] * 100, comparison["accuracy_ci_high"] * 100 - means]
-    colours = ["tab:gray" if s == baseline else ("tab:red" if neg else "tab:blue")
-               for s, neg in zip(comparison["strategy"], comparison["negative_transfer"])]
-    axis.bar(comparison["strategy"], means, yerr=[e.fillna(0) for e in errors], color=colours, capsize=4)
-    baseline_rows = comparison[comparison["strategy"] == baseline]
-    if len(baseline_rows):
-        axis.axhline(float(baseline_rows["accuracy"].iloc[0]) * 100, color="tab:gray", linestyle="--", linewidth=1)
-    axis.set_ylabel("test accuracy (%), 95% interval over seeds")
-    axis.set_title("transfer strategies vs the from-scratch baseline (grey); red = negative transfer", fontsize=9)
-    axis.tick_params(axis="x", rotation=20)
+def _clipped_error(means, lows, highs, low_limit: float, high_limit: float):
+    """Error-bar lengths of intervals clipped to [low_limit, high_limit], and whether any was clipped."""
+    lows, highs = lows.fillna(means), highs.fillna(means)
+    clipped = bool((lows < low_limit).any() or (highs > high_limit).any())
+    return [means - lows.clip(low_limit, high_limit), highs.clip(low_limit, high_limit) - means], clipped
+
+
+def _interval_rows(axis, means, errors, colours, labels) -> None:
+    """One row per entry: its point and interval in its colour, labelled on the y-axis, and a zero line."""
+    for position, (mean, low, high, colour) in enumerate(zip(means, errors[0], errors[1], colours)):
+        axis.errorbar([mean], [position], xerr=[[low], [high]], fmt="o", color=colour, capsize=4)
+    axis.set_yticks(list(range(len(labels))), labels, fontsize=8)
+    axis.axvline(0, color="black", linewidth=1)
+    axis.grid(axis="x", alpha=0.3)
+
+
+def plot_gains(comparison, best: str, level: int, seeds: int) -> Figure:
+    """Each strategy's gain over the best baseline, in points, with its interval, around a zero line.
+    Baselines are grey (the best one is the zero line), transfer below the best baseline red."""
+    rows = comparison.iloc[::-1]
+    figure, axis = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.8))
+    means = rows["gain_over_best_points"]
+    errors, clipped = _clipped_error(means, rows["gain_over_best_ci_low"], rows["gain_over_best_ci_high"], -100, 100)
+    colours = ["tab:gray" if role != "transfer" else ("tab:red" if below else "tab:blue")
+               for role, below in zip(rows["role"], rows["below_best_baseline"])]
+    labels = [f"{strategy} ({role})" if role != "transfer" else strategy for strategy, role in zip(rows["strategy"], rows["role"])]
+    _interval_rows(axis, means, errors, colours, labels)
+    axis.set_xlabel(f"test accuracy gain over `{best}` (percentage points), {level}% interval over n = {seeds} seeds")
+    note = "\nintervals clipped to ±100 points" if clipped else ""
+    axis.set_title(f"Gain over the best baseline (chosen on validation); red: below it{note}", fontsize=9, wrap=True)
     figure.tight_layout()
     return figure
 
 
-def _line_with_band(axis, x, table, label: str) -> None:
+def _line_with_band(axis, x, table, label: str, **style) -> bool:
+    """A mean line with its interval band, clipped to [0, 100] %; returns whether any band was clipped."""
     means = table["accuracy"] * 100
-    axis.plot(x, means, marker="o", label=label)
-    low = table["accuracy_ci_low"].fillna(table["accuracy"]).clip(0, 1) * 100  # a t-interval of 3 seeds can
-    high = table["accuracy_ci_high"].fillna(table["accuracy"]).clip(0, 1) * 100  # leave [0, 100]: drawn clipped
-    axis.fill_between(x, low, high, alpha=0.2)
+    axis.plot(x, means, marker="o", label=label, **style)
+    low = table["accuracy_ci_low"].fillna(table["accuracy"]) * 100
+    high = table["accuracy_ci_high"].fillna(table["accuracy"]) * 100
+    axis.fill_between(x, low.clip(0, 100), high.clip(0, 100), alpha=0.15, color=axis.lines[-1].get_color())
+    return bool((low < 0).any() or (high > 100).any())
 
 
-def plot_learning_curve(curve, baseline: str = "scratch", confidence: float = 0.95) -> Figure:
-    """Test accuracy against labels per class (log axis), one line per strategy with its interval band."""
+def clipped_note(clipped: bool) -> str:
+    return " (bands clipped to [0, 100] %)" if clipped else ""
+
+
+def plot_learning_curve(curve, baselines: list[str], confidence: float = 0.95) -> Figure:
+    """Test accuracy against the labels used per class (training + validation; log axis), one line
+    per strategy with its interval band; baselines dashed."""
     from headstart.ml.metrics import summarise_over_seeds
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    clipped = False
     for strategy, rows in curve.groupby("strategy", sort=False):
         table = summarise_over_seeds(rows, ["labels_per_class"], confidence)
-        budgets = rows.groupby("labels_per_class", sort=False)["k"].mean().loc[table["labels_per_class"]].to_numpy()
-        _line_with_band(axis, budgets, table, f"{strategy} (baseline)" if strategy == baseline else strategy)
-    ticks = curve.groupby("labels_per_class", sort=False)["k"].mean()
+        used = rows.groupby("labels_per_class", sort=False)["labels_used"].mean().loc[table["labels_per_class"]].to_numpy()
+        style = {"linestyle": "--"} if strategy in baselines else {}
+        clipped |= _line_with_band(axis, used, table, f"{strategy} (baseline)" if strategy in baselines else strategy, **style)
+    ticks = curve.groupby("labels_per_class", sort=False)["labels_used"].mean()
     axis.set_xscale("log")
-    axis.set_xticks(ticks.to_numpy(), [f"{label}\n({k:.0f})" if label == "all" else label for label, k in ticks.items()])
+    axis.set_xticks(ticks.to_numpy(), [f"{used:.0f}\n(k={label})" for label, used in ticks.items()])
     axis.minorticks_off()
-    axis.set_xlabel("labelled target images per class")
-    axis.set_ylabel(f"test accuracy (%), {round(confidence * 100)}% interval over seeds")
-    axis.set_title("Learning curve: transfer strategies vs the from-scratch baseline", fontsize=9)
+    axis.set_xlabel("labels used per class: training k + as many for validation")
+    axis.set_ylabel(f"test accuracy (%), {round(confidence * 100)}% interval over n = {curve['seed'].nunique()} seeds")
+    axis.set_title("Learning curve: transfer vs the baselines (dashed)" + clipped_note(clipped), fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -93,34 +118,32 @@ def plot_learning_curve(curve, baseline: str = "scratch", confidence: float = 0.
 def plot_layer_sweep(table) -> Figure:
     """Yosinski et al.'s figure: test accuracy against blocks transferred, one line per arm."""
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    clipped = False
     for arm, rows in table.groupby("arm", sort=False):
-        _line_with_band(axis, rows["blocks"].to_numpy(), rows, arm)
+        clipped |= _line_with_band(axis, rows["blocks"].to_numpy(), rows, arm)
     axis.set_xticks(sorted(table["blocks"].unique()))
     axis.set_xlabel("blocks transferred from the source (n)")
     axis.set_ylabel("test accuracy (%), 95% interval over seeds")
-    axis.set_title("Layer-transfer sweep: where frozen transfer falls, features stop being general", fontsize=9)
+    axis.set_title("Layer-transfer sweep: where frozen transfer falls, features stop being general"
+                   + clipped_note(clipped), fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
 
 
-def plot_multitask_comparison(results, baseline: str) -> Figure:
-    """Each method's mean test accuracy on the first two tasks, with 95% intervals; single-task marked ★."""
-    from headstart.ml.metrics import t_interval
-
-    tasks = list(dict.fromkeys(results["task"]))[:2]
-    figure, axis = plt.subplots(figsize=(6, 5))
-    for method, group in results.groupby("method", sort=False):
-        points = [t_interval(group[group["task"] == task]["accuracy"] * 100) for task in tasks]
-        (x, x_low, x_high), (y, y_low, y_high) = points if len(points) == 2 else (points[0], points[0])
-        error = lambda m, lo, hi: [[m - lo if lo == lo else 0], [hi - m if hi == hi else 0]]  # NaN-safe
-        axis.errorbar(x, y, xerr=error(x, x_low, x_high), yerr=error(y, y_low, y_high), capsize=3,
-                      marker="*" if method == baseline else "o", markersize=14 if method == baseline else 7, label=method)
-    axis.set_xlabel(f"{tasks[0]} test accuracy (%)")
-    axis.set_ylabel(f"{tasks[-1]} test accuracy (%)")
-    axis.set_title(f"Multi-task methods; ★ = {baseline} (one network per task)", fontsize=9)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+def plot_delta_m(comparison, baseline: str, seeds: int) -> Figure:
+    """Δm of each method against `baseline` (positive = worse), with its 95% interval over seeds,
+    around a zero line; Δm cannot exceed 100 % (every metric at zero), so intervals are clipped there."""
+    rows = comparison.iloc[::-1]
+    figure, axis = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.8))
+    means = rows["delta_m"]
+    errors, clipped = _clipped_error(means, rows["delta_m_ci_low"], rows["delta_m_ci_high"], -float("inf"), 100)
+    colours = ["tab:gray" if m == baseline else ("tab:red" if low > 0 else ("tab:green" if high < 0 else "tab:blue"))
+               for m, low, high in zip(rows["method"], rows["delta_m_ci_low"], rows["delta_m_ci_high"])]
+    _interval_rows(axis, means, errors, colours, [f"{m} (baseline)" if m == baseline else m for m in rows["method"]])
+    axis.set_xlabel(f"Δm against {baseline} (%), positive = worse; 95% interval over n = {seeds} seeds")
+    axis.set_title("Multi-task methods: Δm (Maninis et al. 2019); red: worse, green: better, interval clear of 0"
+                   + ("; clipped at 100 %" if clipped else ""), fontsize=9)
     figure.tight_layout()
     return figure

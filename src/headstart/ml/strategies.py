@@ -5,14 +5,22 @@
 - `linear_classifier`: scikit-learn logistic regression or linear SVM on features extracted once
   from the frozen body, folded back into the linear head so every strategy is evaluated alike;
 - `probe_then_finetune`: LP-FT (Kumar et al. 2022): train the head on the frozen body, then
-  fine-tune everything from that head.
+  fine-tune everything from that head;
+- `nearest_neighbours`: k-NN on the raw pixels, a classical reference (with `linear_classifier` on
+  `model: pixels`, logistic regression on the raw pixels).
+
+`train_tuned` is the one tuning rule every strategy gets, the baselines included: each candidate of
+its grid is trained over all seeds and the one with the best mean validation accuracy is kept.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import mean
 from typing import Any, Literal
 
 import torch
@@ -22,10 +30,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
 
-from headstart.ml.training import TrainConfig, evaluate, fit, resolve_device, scale_images
-from headstart.ml.transfer import TransferReport, TransferSpec, count_parameters, transfer_model
+from headstart.ml.training import TrainConfig, evaluate, fit, model_device, resolve_device, scale_images
+from headstart.ml.models import build_model
+from headstart.ml.transfer import TransferReport, TransferSpec, count_parameters, target_config, transfer_model
 
-Procedure = Literal["fit", "linear_classifier", "probe_then_finetune"]
+logger = logging.getLogger(__name__)
+Procedure = Literal["fit", "linear_classifier", "probe_then_finetune", "nearest_neighbours"]
+TUNED_SETTINGS = ("lr_scale", "neighbours")  # what a tuning grid varies
 
 
 @dataclass(frozen=True)
@@ -36,12 +47,15 @@ class StrategyConfig:
     probe: TrainConfig | None = None  # probe_then_finetune's first phase
     classifier: Literal["logistic_regression", "linear_svm"] = "logistic_regression"
     regularisation_c: float = 1.0  # scikit-learn's C: inverse regularisation strength
+    model: Literal["source", "pixels"] = "source"  # pixels: a classical reference on the raw pixels
+    neighbours: int = 1  # nearest_neighbours' k
 
 
 @dataclass
 class StrategyResult:
     model: nn.Module
     report: TransferReport
+    config: dict[str, Any] = field(default_factory=dict)  # build_model's argument for `model`
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     validation_accuracy: float = 0.0  # of the returned (best) model: what learning-rate tuning compares
@@ -49,7 +63,7 @@ class StrategyResult:
 
 
 def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    device = next(model.parameters()).device
+    device = model_device(model)
     model.eval()
     with torch.no_grad():
         return torch.cat(
@@ -95,10 +109,18 @@ def train_strategy(
 ) -> StrategyResult:
     """Build the target model from the source and train it by the strategy's procedure (seeded by `training.seed`)."""
     torch.manual_seed(config.training.seed)  # the fresh head, and every layer a strategy does not copy
-    model, report = transfer_model(source_config, source_state, num_classes, config.spec)
+    if config.model == "pixels":
+        model_config = pixel_model_config(config, tuple(train[0].shape[1:]), num_classes, len(train[0]))
+        model = build_model(model_config)
+        report = count_parameters(model, TransferReport(reinitialised=list(model.state_dict())))
+    else:
+        model_config = target_config(source_config, num_classes, config.spec)
+        model, report = transfer_model(source_config, source_state, num_classes, config.spec)
     started = time.perf_counter()
-    result = StrategyResult(model, report)
-    if config.procedure == "linear_classifier":
+    result = StrategyResult(model, report, model_config)
+    if config.procedure == "nearest_neighbours":
+        model.to(resolve_device(config.training.device)).remember(scale_images(train[0]), train[1])
+    elif config.procedure == "linear_classifier":
         model.to(resolve_device(config.training.device))
         fit_linear_classifier(model, train, config)  # one fit, no epochs: its history is the final validation below
     elif config.procedure == "probe_then_finetune":
@@ -114,8 +136,56 @@ def train_strategy(
     result.train_seconds = time.perf_counter() - started
     measured = evaluate(model, *validation)
     result.validation_accuracy, result.validation_loss = measured["accuracy"], measured["nll"]
-    if config.procedure == "linear_classifier":
+    if config.procedure in ("linear_classifier", "nearest_neighbours"):
         result.history = [{"epoch": 1, "validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}]
     count_parameters(model, report)  # after LP-FT's unfreezing, the count of the final phase
     model.cpu()
     return result
+
+
+def pixel_model_config(config: StrategyConfig, input_shape: tuple[int, ...], num_classes: int, train_count: int) -> dict[str, Any]:
+    if config.procedure == "nearest_neighbours":
+        return {"name": "pixel_nearest_neighbours", "input_shape": list(input_shape), "num_classes": num_classes,
+                "memory_size": train_count, "neighbours": config.neighbours}
+    return {"name": "pixel_linear", "input_shape": list(input_shape), "num_classes": num_classes}
+
+
+@dataclass
+class TunedStrategy:
+    setting: dict[str, float]  # the kept candidate of the grid, e.g. {"lr_scale": 0.3} or {"neighbours": 3}
+    results: dict[int, StrategyResult]  # per seed
+    validation_accuracy: float  # mean over seeds: what chose the setting
+
+    def setting_text(self) -> str:
+        return ", ".join(f"{name}={value:g}" for name, value in self.setting.items())
+
+
+def train_tuned(
+    source_config: dict[str, Any],
+    source_state: dict[str, torch.Tensor],
+    num_classes: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    grid: list[dict[str, float]],
+    seeds: list[int],
+    configure: Callable[[dict[str, float], int], StrategyConfig],
+    checkpoint_for: Callable[[dict[str, float], int], Path | None] = lambda setting, seed: None,
+) -> TunedStrategy:
+    """Train every candidate setting over every seed and keep the best by mean validation accuracy
+    (ties: lower mean validation loss). Only the validation split is seen: the test split cannot
+    sway the choice. A finished training's checkpoints are deleted."""
+    best, best_score = None, None
+    for setting in grid:
+        results = {}
+        for seed in seeds:
+            checkpoint = checkpoint_for(setting, seed)
+            logger.info("Training seed %d with %s", seed, setting)
+            results[seed] = train_strategy(source_config, source_state, num_classes, train, validation,
+                                           configure(setting, seed), checkpoint)
+            if checkpoint is not None:
+                for path in checkpoint.parent.glob(f"*{checkpoint.name}"):
+                    path.unlink()
+        score = (mean(r.validation_accuracy for r in results.values()), -mean(r.validation_loss for r in results.values()))
+        if best_score is None or score > best_score:
+            best_score, best = score, TunedStrategy(setting, results, score[0])
+    return best

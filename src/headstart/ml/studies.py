@@ -1,26 +1,35 @@
 """Data-efficiency and layer studies: many small trainings on one split, each tested alike.
 
-- learning curve: test accuracy against the label budget k; `labels_saved` reads off, for a
-  transfer strategy at k, the smallest budget at which the baseline does as well.
+- learning curve: test accuracy against the label budget k (and the labels it really uses, training
+  plus validation); `labels_saved` reads off, for a transfer strategy at k, the fewest labels used
+  at which the best baseline (chosen per budget on validation) does as well.
 - layer sweep (Yosinski et al. 2014): for n = 0..N blocks, three arms on one budget: copied and
   frozen, copied and fine-tuned, and a control whose first n blocks are random and frozen.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 import torch
 
-from headstart.ml.metrics import evaluation_record
-from headstart.ml.strategies import StrategyConfig, StrategyResult, train_strategy
+from headstart.ml.metrics import evaluation_record, summarise_over_seeds
+from headstart.ml.strategies import StrategyConfig, StrategyResult, TunedStrategy, train_strategy, train_tuned
 from headstart.ml.training import evaluate, resolve_device
 from headstart.ml.transfer import TransferSpec
 
 LAYER_SWEEP_ARMS = ("copied_frozen", "copied_finetuned", "random_frozen")
+
+
+def test_metrics(result: StrategyResult, test: tuple[torch.Tensor, torch.Tensor], device: str) -> dict[str, float]:
+    """The kept model's test metrics and cost, with the validation accuracy that kept it."""
+    measured = evaluate(result.model.to(resolve_device(device)), *test)
+    result.model.cpu()
+    record = evaluation_record(measured, result.report.trainable_parameters, result.train_seconds)
+    return {**record, "validation_accuracy": result.validation_accuracy}
 
 
 def train_and_test(
@@ -32,17 +41,25 @@ def train_and_test(
     test: tuple[torch.Tensor, torch.Tensor],
     config: StrategyConfig,
 ) -> tuple[StrategyResult, dict[str, float]]:
-    """One point of a study: train as the strategy says, then the test metrics of the kept model."""
+    """One untuned point of a study: train as the strategy says, then test the kept model."""
     result = train_strategy(source_config, source_state, num_classes, train, validation, config)
-    measured = evaluate(result.model.to(resolve_device(config.training.device)), *test)
-    result.model.cpu()
-    return result, evaluation_record(measured, result.report.trainable_parameters, result.train_seconds)
+    return result, test_metrics(result, test, config.training.device)
 
 
-def with_min_batches(config: StrategyConfig, batches: int) -> StrategyConfig:
-    """The strategy with every training phase making at least `batches` optimizer steps per epoch."""
-    probe = replace(config.probe, min_batches_per_epoch=batches) if config.probe else None
-    return replace(config, training=replace(config.training, min_batches_per_epoch=batches), probe=probe)
+def tune_and_test(
+    source_config: dict[str, Any],
+    source_state: dict[str, torch.Tensor],
+    num_classes: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    grid: list[dict[str, float]],
+    seed: int,
+    configure: Callable[[dict[str, float], int], StrategyConfig],
+) -> tuple[TunedStrategy, dict[str, float]]:
+    """One tuned point of a study: the grid tried on validation, then the kept model's test metrics."""
+    kept = train_tuned(source_config, source_state, num_classes, train, validation, grid, [seed], configure)
+    return kept, test_metrics(kept.results[seed], test, configure(kept.setting, seed).training.device)
 
 
 def layer_sweep_spec(arm: str, blocks: int) -> TransferSpec:
@@ -60,28 +77,60 @@ def layer_sweep_config(base: StrategyConfig, arm: str, blocks: int) -> StrategyC
     return replace(base, procedure="fit", spec=layer_sweep_spec(arm, blocks))
 
 
-def labels_saved(curve: pd.DataFrame, baseline: str = "scratch") -> pd.DataFrame:
-    """For each transfer strategy and budget: the smallest budget at which the baseline's mean test
-    accuracy reaches the strategy's, and the labels per class that saves (or "not reached").
+def best_baseline_curve(curve: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
+    """Per budget, the baseline with the best mean validation accuracy and its mean test accuracy:
+    the curve a user who tried every baseline (and never looked at the test split) would be on."""
+    means = (curve[curve["strategy"].isin(baselines)]
+             .groupby(["labels_per_class", "strategy"], as_index=False, sort=False)
+             [["k", "labels_used", "validation_accuracy", "accuracy"]].mean())
+    order = {name: i for i, name in enumerate(baselines)}  # ties: the first listed
+    means["order"] = -means["strategy"].map(order)
+    best = means.sort_values(["validation_accuracy", "order"]).groupby("labels_per_class", sort=False).tail(1)
+    return best.drop(columns="order").sort_values("labels_used").reset_index(drop=True)
 
-    `curve` has rows of (strategy, labels_per_class, k, seed, accuracy); `k` is the numeric budget
-    (for "all", the mean images per class) and `labels_per_class` its label."""
-    means = curve.groupby(["strategy", "labels_per_class", "k"], as_index=False, sort=False)["accuracy"].mean()
-    base = means[means["strategy"] == baseline].sort_values("k")
+
+def labels_saved(curve: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
+    """For each transfer strategy and budget: the fewest labels used (training + validation, per class)
+    at which the best-baseline curve reaches the strategy's mean test accuracy, and the labels per
+    class that saves (or "not reached").
+
+    `curve` has rows of (strategy, labels_per_class, k, labels_used, seed, validation_accuracy, accuracy)."""
+    base = best_baseline_curve(curve, baselines)
+    means = curve.groupby(["strategy", "labels_per_class"], as_index=False, sort=False)[["k", "labels_used", "accuracy"]].mean()
     rows = []
-    for _, point in means[means["strategy"] != baseline].iterrows():
+    for _, point in means[~means["strategy"].isin(baselines)].iterrows():
         reached = base[base["accuracy"] >= point["accuracy"]]
         matched = reached.iloc[0] if len(reached) else None
+        same_budget = base[base["labels_per_class"] == point["labels_per_class"]].iloc[0]
         rows.append(
             {
                 "strategy": point["strategy"],
                 "labels_per_class": point["labels_per_class"],
+                "labels_used": round(point["labels_used"], 1),
                 "accuracy": point["accuracy"],
-                f"{baseline}_matches_at": matched["labels_per_class"] if matched is not None else "not reached",
-                f"{baseline}_accuracy_there": matched["accuracy"] if matched is not None else math.nan,
+                "best_baseline_here": same_budget["strategy"],
+                "best_baseline_accuracy_here": same_budget["accuracy"],
+                "best_baseline_matches_at_labels_used": round(matched["labels_used"], 1) if matched is not None else "not reached",
+                "matched_by": matched["strategy"] if matched is not None else "",
                 "labels_saved_per_class": (
-                    round(matched["k"] - point["k"], 1) if matched is not None else "not reached"
+                    round(matched["labels_used"] - point["labels_used"], 1) if matched is not None else "not reached"
                 ),
             }
         )
     return pd.DataFrame(rows)
+
+
+def curve_table(curve: pd.DataFrame, baselines: list[str], confidence: float = 0.95) -> pd.DataFrame:
+    """Mean test accuracy [interval] per strategy (rows) and budget (columns, with labels used per
+    class), and a last row naming the best baseline of each budget (chosen on validation)."""
+    table = summarise_over_seeds(curve, ["strategy", "labels_per_class"], confidence)
+    used = curve.groupby("labels_per_class", sort=False)["labels_used"].mean()
+    columns = {budget: f"k={budget} ({used[budget]:.0f})" for budget in used.index}
+    table["budget"] = table["labels_per_class"].map(columns)
+    pivot = table.pivot(index="strategy", columns="budget", values="accuracy_text")
+    pivot = pivot.loc[list(dict.fromkeys(curve["strategy"])), list(columns.values())]
+    best = best_baseline_curve(curve, baselines).set_index("labels_per_class")
+    pivot.loc["best baseline (on validation)"] = [
+        f"{best.loc[b, 'strategy']} {best.loc[b, 'accuracy']:.3f}" for b in columns
+    ]
+    return pivot.reset_index()

@@ -2,12 +2,14 @@
 
 Data stays on the training device as uint8 when it fits in half its free memory, and is scaled per
 batch (no per-step host copies; larger sets are copied a batch at a time);
-bf16 autocast on CUDA; early stopping on validation loss; a checkpoint each epoch (a plain dict of
-tensors and numbers, loaded with weights_only=True) from which a killed run resumes.
+bf16 autocast on CUDA; the kept epoch is the one with the best validation accuracy (ties: lower loss),
+and early stopping waits `min_epochs` first; a checkpoint each epoch (a plain dict of tensors and
+numbers, loaded with weights_only=True) from which a killed run resumes.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,10 @@ class TrainConfig:
     body_lr: float = 1e-3
     head_lr: float = 1e-3
     weight_decay: float = 1e-4
-    patience: int | None = None  # epochs without a better validation loss before stopping
+    patience: int | None = None  # epochs without a better validation score before stopping
+    # No early stop before this epoch: a network from scratch on a few labels sits at chance for
+    # several epochs while its validation loss rises, and stopping then keeps an untrained model.
+    min_epochs: int = 0
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -83,9 +88,14 @@ def augment_images(images: torch.Tensor, generator: torch.Generator, max_rotatio
     return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's tensors are; a k-NN model has buffers and no parameters."""
+    return next(itertools.chain(model.parameters(), model.buffers())).device
+
+
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> dict:
     """Accuracy, macro-F1 and NLL (mean cross-entropy) of `model` on labelled images, plus predictions."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     model.eval()
     logits = []
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -132,6 +142,12 @@ class CrossEntropyObjective:
         pass
 
 
+def validation_score(measured: dict[str, float]) -> tuple[float, float]:
+    """What the kept epoch maximises: validation accuracy, the metric every report compares, with
+    ties (frequent on a validation set of a few images per class) broken by the lower loss."""
+    return measured["validation_accuracy"], -measured["validation_loss"]
+
+
 def _to_device(labels, device: torch.device):
     return {k: v.to(device, non_blocking=True) for k, v in labels.items()} if isinstance(labels, dict) else labels.to(device, non_blocking=True)
 
@@ -164,7 +180,7 @@ def fit(
         weight_decay=config.weight_decay,
     )
     generator = torch.Generator().manual_seed(config.seed)
-    result, best_loss, best_state, start_epoch = TrainResult(), math.inf, None, 0
+    result, best_score, best_state, start_epoch = TrainResult(), (-math.inf, -math.inf), None, 0
 
     if checkpoint_path is not None and checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
@@ -173,7 +189,7 @@ def fit(
         objective.load_state_dict(checkpoint["objective"])
         generator.set_state(checkpoint["generator"])
         result = TrainResult(history=checkpoint["history"], best_epoch=checkpoint["best_epoch"])
-        best_loss, best_state, start_epoch = checkpoint["best_loss"], checkpoint["best_state"], checkpoint["epoch"]
+        best_score, best_state, start_epoch = tuple(checkpoint["best_score"]), checkpoint["best_state"], checkpoint["epoch"]
 
     use_bf16 = device.type == "cuda"
     augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0
@@ -212,8 +228,9 @@ def fit(
         }
         result.history.append(record)
         epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{record['validation_accuracy']:.3f}")
-        if measured["validation_loss"] < best_loss:
-            best_loss, result.best_epoch = measured["validation_loss"], epoch + 1
+        score = validation_score(measured)
+        if score > best_score:
+            best_score, result.best_epoch = score, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if checkpoint_path is not None:
             checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,14 +243,15 @@ def fit(
                     "generator": generator.get_state(),
                     "history": result.history,
                     "best_epoch": result.best_epoch,
-                    "best_loss": best_loss,
+                    "best_score": list(best_score),
                     "best_state": best_state,
                     "epoch": epoch + 1,
                 },
                 temporary,
             )
             temporary.replace(checkpoint_path)  # atomic: a kill mid-write leaves the previous checkpoint
-        if config.patience is not None and epoch + 1 - result.best_epoch >= config.patience:
+        done = epoch + 1
+        if config.patience is not None and done >= config.min_epochs and done - result.best_epoch >= config.patience:
             result.stopped_early = True
             break
     if best_state is not None:

@@ -123,14 +123,30 @@ def freeze(model: nn.Module, prefixes: Iterable[str]) -> None:
             parameter.requires_grad_(False)
 
 
+# Set on a batch norm whose statistics were never learned (a random layer): frozen or not, its running
+# statistics are estimated on the data it sees. Freezing the initial mean 0 / variance 1 of random
+# layers shrinks their features tenfold per block and turns a control arm into a broken network.
+ESTIMATES_STATISTICS = "estimates_statistics"
+
+
 def train_mode(model: nn.Module) -> nn.Module:
-    """`model.train()`, except batch norms whose parameters are all frozen: their running statistics stay put."""
+    """`model.train()`, except batch norms whose parameters are all frozen: their running statistics
+    stay put, unless they were never learned (`ESTIMATES_STATISTICS`)."""
     model.train()
     for module in model.modules():
         parameters = list(module.parameters(recurse=False))
-        if isinstance(module, _BatchNorm) and parameters and not any(p.requires_grad for p in parameters):
+        frozen = parameters and not any(p.requires_grad for p in parameters)
+        if isinstance(module, _BatchNorm) and frozen and not getattr(module, ESTIMATES_STATISTICS, False):
             module.eval()
     return model
+
+
+def mark_random_batch_norms(model: nn.Module, copied: Iterable[str]) -> None:
+    """Flag every batch norm whose running statistics were not copied from the source."""
+    copied = set(copied)
+    for name, module in model.named_modules():
+        if isinstance(module, _BatchNorm):
+            setattr(module, ESTIMATES_STATISTICS, f"{name}.running_mean" not in copied)
 
 
 def count_parameters(model: nn.Module, report: TransferReport | None = None) -> TransferReport:
@@ -166,4 +182,5 @@ def transfer_model(
     model = build_model(target_config(source_config, num_classes, spec))
     report = copy_weights(model, source_state, select_prefixes(model, spec.copy_blocks, spec.copy_modules, "copy"))
     freeze(model, select_prefixes(model, spec.freeze_blocks, spec.freeze_modules, "freeze"))
+    mark_random_batch_norms(model, report.copied)
     return model, count_parameters(model, report)

@@ -59,8 +59,12 @@ def split_target(
     return {"train_pool": train_pool, "validation": validation, "test": test}
 
 
-def draw_labelled_subset(pool: LabelledImages, labels_per_class: int | str, seed: int) -> LabelledImages:
-    """k labelled examples per class of the primary task, drawn without replacement; 'all' keeps the pool."""
+def draw_labelled_subset(
+    pool: LabelledImages, labels_per_class: int | str, seed: int, pool_name: str = "target train pool",
+    field: str = "labels_per_class",
+) -> LabelledImages:
+    """k labelled examples per class of the primary task, drawn without replacement; 'all' keeps the pool.
+    With one seed, the draws of growing k are nested."""
     if labels_per_class == "all":
         return pool
     generator = torch.Generator().manual_seed(seed)
@@ -68,9 +72,32 @@ def draw_labelled_subset(pool: LabelledImages, labels_per_class: int | str, seed
     for index, (cls, count) in enumerate(pool.class_counts().items()):
         if count < labels_per_class:
             raise InvalidDataError(
-                f"class '{cls}' has {count} image(s) in the target train pool, "
-                f"fewer than labels_per_class={labels_per_class}"
+                f"class '{cls}' has {count} image(s) in the {pool_name}, fewer than {field}={labels_per_class}"
             )
         members = torch.nonzero(pool.primary_labels == index).flatten()
         chosen.append(members[torch.randperm(count, generator=generator)[:labels_per_class]])
     return pool.subset(torch.cat(chosen).sort().values)
+
+
+def draw_label_budget(
+    train_pool: LabelledImages,
+    validation_pool: LabelledImages,
+    labels_per_class: int | str,
+    validation_labels_per_class: int | str,
+    seed: int,
+) -> tuple[LabelledImages, LabelledImages]:
+    """The labels one budget may use: k per class to train on, from the train pool, and the
+    validation labels (`"same"`: k again) from the validation split, both drawn with `seed`."""
+    validation_k = labels_per_class if validation_labels_per_class == "same" else validation_labels_per_class
+    field = "labels_per_class (validation_labels_per_class: same)" if validation_labels_per_class == "same" else "validation_labels_per_class"
+    train = draw_labelled_subset(train_pool, labels_per_class, seed)
+    try:
+        validation = draw_labelled_subset(validation_pool, validation_k, seed, "target validation split", field)
+    except InvalidDataError as error:
+        raise InvalidDataError(f"{error}; lower it, or raise ingest.split.target_validation_fraction") from None
+    return train, validation
+
+
+def labels_used_per_class(train: LabelledImages, validation: LabelledImages) -> float:
+    """Training plus validation labels per class: what a budget really costs."""
+    return (len(train) + len(validation)) / len(train.primary_classes)

@@ -10,10 +10,12 @@ from typing import Any
 
 from torch import nn
 
+from headstart.ml.models.pixels import PixelLinear, PixelNearestNeighbours
 from headstart.ml.models.small_cnn import SmallCNN
 from headstart.ml.models.torchvision_backbones import TORCHVISION_ARCHITECTURES, TorchvisionBackbone
 
 ARCHITECTURES = ("small_cnn", *TORCHVISION_ARCHITECTURES)
+PIXEL_MODELS = {"pixel_linear": PixelLinear, "pixel_nearest_neighbours": PixelNearestNeighbours}
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:
@@ -23,6 +25,8 @@ def build_model(config: dict[str, Any]) -> nn.Module:
         return SmallCNN(**settings)
     if name in TORCHVISION_ARCHITECTURES:
         return TorchvisionBackbone(name, **settings)
+    if name in PIXEL_MODELS:
+        return PIXEL_MODELS[name](**settings)
     if name in ("hard_sharing", "soft_sharing"):
         from headstart.ml.models.multitask import build_multitask_model
 
@@ -30,4 +34,4 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     raise ValueError(f"unknown architecture '{name}'; known: {', '.join(ARCHITECTURES)}")
 
 
-__all__ = ["ARCHITECTURES", "SmallCNN", "TorchvisionBackbone", "build_model"]
+__all__ = ["ARCHITECTURES", "PIXEL_MODELS", "SmallCNN", "TorchvisionBackbone", "build_model"]

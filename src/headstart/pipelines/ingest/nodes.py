@@ -8,7 +8,7 @@ from headstart.ml.data.handwritten import load_handwritten_digits
 from headstart.ml.data.image_folder import load_image_folder
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.printed import PrintedDigitsConfig, render_printed_digits
-from headstart.ml.data.splits import draw_labelled_subset, split_target, stratified_split
+from headstart.ml.data.splits import draw_label_budget, split_target, stratified_split
 from headstart.ml.data.torchvision_sets import load_torchvision_dataset
 from headstart.ml.plots import plot_sample_grid
 from headstart.params import DataSourceParams, ImageParams, IngestParams
@@ -49,7 +49,8 @@ def load_target_images(ingest: IngestParams) -> dict[str, LabelledImages]:
 def split_source_and_target(
     source_images: LabelledImages, target_images: dict[str, LabelledImages], ingest: IngestParams
 ) -> tuple[LabelledImages, ...]:
-    """All six model inputs at once, so a refused target saves no new source version either."""
+    """All seven model inputs at once, so a refused target saves no new source version either.
+    The validation labels are drawn from the validation split like the training labels, and count."""
     split = ingest.split
     source_train, source_validation = stratified_split(
         source_images, split.source_validation_fraction, split.seed, "source"
@@ -61,8 +62,11 @@ def split_source_and_target(
         split.target_test_fraction,
         split.seed,
     )
-    target_train = draw_labelled_subset(target["train_pool"], split.labels_per_class, split.seed)
-    return source_train, source_validation, target["train_pool"], target_train, target["validation"], target["test"]
+    target_train, target_validation = draw_label_budget(
+        target["train_pool"], target["validation"], split.labels_per_class, split.validation_labels_per_class, split.seed
+    )
+    return (source_train, source_validation, target["train_pool"], target_train,
+            target["validation"], target_validation, target["test"])
 
 
 def summarise_datasets(
@@ -70,6 +74,7 @@ def summarise_datasets(
     source_validation: LabelledImages,
     target_train_pool: LabelledImages,
     target_train: LabelledImages,
+    target_validation_pool: LabelledImages,
     target_validation: LabelledImages,
     target_test: LabelledImages,
     ingest: IngestParams,
@@ -80,6 +85,7 @@ def summarise_datasets(
         "source_validation": source_validation,
         "target_train_pool": target_train_pool,
         "target_train": target_train,
+        "target_validation_pool": target_validation_pool,
         "target_validation": target_validation,
         "target_test": target_test,
     }

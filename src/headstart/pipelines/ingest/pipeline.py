@@ -12,6 +12,7 @@ MODEL_INPUTS = [
     "source_validation",
     "target_train_pool",
     "target_train",
+    "target_validation_pool",
     "target_validation",
     "target_test",
 ]

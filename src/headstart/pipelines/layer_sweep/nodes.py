@@ -8,14 +8,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.data.splits import draw_labelled_subset
-from headstart.ml.metrics import summarise_over_seeds, prefix_test_metrics
+from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
+from headstart.ml.metrics import prefix_test_metrics, summarise_over_seeds
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_layer_sweep
 from headstart.ml.strategies import StrategyConfig
 from headstart.ml.studies import layer_sweep_config, train_and_test
 from headstart.ml.transfer import TransferSpec
-from headstart.params import LayerSweepParams, RuntimeParams
+from headstart.ml.reports import SELECTION, interval
+from headstart.params import IngestParams, LayerSweepParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +24,10 @@ logger = logging.getLogger(__name__)
 def run_layer_sweep(
     source_model: dict[str, StoredModel],
     target_train_pool: LabelledImages,
-    target_validation: LabelledImages,
+    target_validation_pool: LabelledImages,
     target_test: LabelledImages,
     layer_sweep: LayerSweepParams,
+    ingest: IngestParams,
     runtime: RuntimeParams,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Rows of (arm, blocks, seed, test metrics), and one MLflow child run per row. At n = 0 the
@@ -37,10 +39,13 @@ def run_layer_sweep(
     if too_deep:
         raise ValueError(f"layer_sweep.blocks: {too_deep} exceed the source model's {total} blocks")
     num_classes = len(target_train_pool.primary_classes)
-    validation, test = target_validation.primary_pairs(), target_test.primary_pairs()
+    test = target_test.primary_pairs()
+    draws = {seed: draw_label_budget(target_train_pool, target_validation_pool, layer_sweep.labels_per_class,
+                                     ingest.split.validation_labels_per_class, seed) for seed in layer_sweep.seeds}
     rows, runs = [], []
-    for seed in layer_sweep.seeds:
-        train = draw_labelled_subset(target_train_pool, layer_sweep.labels_per_class, seed).primary_pairs()
+    for seed, (train_labels, validation_labels) in draws.items():
+        train, validation = train_labels.primary_pairs(), validation_labels.primary_pairs()
+        used = labels_used_per_class(train_labels, validation_labels)
         base = StrategyConfig("fit", TransferSpec(), layer_sweep.training.to_config(seed, runtime))
         for n in blocks:
             for position, arm in enumerate(layer_sweep.arms):
@@ -51,7 +56,7 @@ def run_layer_sweep(
                 result, metrics = train_and_test(
                     source.config, source.state, num_classes, train, validation, test, layer_sweep_config(base, arm, n)
                 )
-                point = {"arm": arm, "blocks": n, "seed": seed}
+                point = {"arm": arm, "blocks": n, "seed": seed, "labels_used": used}
                 rows.append({**point, **metrics})
                 runs.append(
                     {
@@ -66,16 +71,26 @@ def run_layer_sweep(
     return pd.DataFrame(rows), runs
 
 
-def summarise_layer_sweep(sweep: pd.DataFrame, layer_sweep: LayerSweepParams) -> tuple[pd.DataFrame, str, Figure]:
+def summarise_layer_sweep(
+    sweep: pd.DataFrame, layer_sweep: LayerSweepParams, target_test: LabelledImages
+) -> tuple[pd.DataFrame, str, Figure]:
     """Mean test accuracy with its 95% interval per arm and n (CSV-ready and Markdown), and the plot."""
     table = summarise_over_seeds(sweep, ["arm", "blocks"])
     markdown = "\n".join(
         [
             "# Layer-transfer sweep (Yosinski et al. 2014)",
             "",
-            f"Test accuracy at {layer_sweep.labels_per_class} labels per class, mean over {len(layer_sweep.seeds)} seeds "
-            "with its 95% t-interval, for n blocks copied from the source and frozen (copied_frozen), copied and "
-            "fine-tuned (copied_finetuned), or randomly initialised and frozen (random_frozen, the control).",
+            "## Protocol",
+            "",
+            f"- Labels: k = {layer_sweep.labels_per_class} per class to train, drawn per seed from the target train pool, "
+            "and the validation labels drawn from the validation split (ingest.split.validation_labels_per_class): "
+            f"{sweep['labels_used'].mean():g} labels used per class. Test split: {len(target_test)} images, for the "
+            "reported accuracy only.",
+            f"- {interval(0.95, layer_sweep.seeds)}",
+            f"- One budget and set of rates for every arm and n (no tuning grid). {SELECTION}",
+            "- Arms: n blocks copied from the source and frozen (copied_frozen; their batch-norm statistics stay the "
+            "source's), copied and fine-tuned (copied_finetuned), or randomly initialised and frozen (random_frozen, the "
+            "control; its batch-norm statistics, never learned, are estimated on the target data).",
             "",
             table.pivot(index="blocks", columns="arm", values="accuracy_text")[list(layer_sweep.arms)]
             .reset_index().to_markdown(index=False),

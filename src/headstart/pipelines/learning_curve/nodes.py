@@ -8,12 +8,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.data.splits import draw_labelled_subset
+from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
 from headstart.ml.metrics import prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
-from headstart.ml.studies import labels_saved, train_and_test, with_min_batches
-from headstart.params import LearningCurveParams, RuntimeParams, TransferParams
+from headstart.ml.reports import SELECTION, interval, tuning_grid_text
+from headstart.ml.studies import curve_table, labels_saved, tune_and_test
+from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
 
@@ -21,60 +22,90 @@ logger = logging.getLogger(__name__)
 def run_learning_curve(
     source_model: dict[str, StoredModel],
     target_train_pool: LabelledImages,
-    target_validation: LabelledImages,
+    target_validation_pool: LabelledImages,
     target_test: LabelledImages,
     learning_curve: LearningCurveParams,
     transfer: TransferParams,
+    ingest: IngestParams,
     runtime: RuntimeParams,
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """Rows of (strategy, labels_per_class, k, seed, test metrics), and one MLflow child run per row.
+    """Rows of (strategy, labels_per_class, k, labels_used, seed, validation and test metrics), and one
+    MLflow child run per row.
 
-    Seed s draws the k labels per class with seed s (nested across budgets) and seeds the training,
-    so the intervals include which labels one happened to get."""
-    strategies = [transfer.baseline, *(s for s in learning_curve.strategies if s != transfer.baseline)]
+    Seed s draws the k training and validation labels per class with seed s (nested across budgets),
+    tunes each strategy on them and seeds the training, so the intervals include which labels one
+    happened to get. Every budget is drawn before any training, so one that cannot be drawn stops at once."""
+    strategies = [*transfer.baselines, *(s for s in learning_curve.strategies if s not in transfer.baselines)]
     unknown = [s for s in strategies if s not in transfer.strategies]
     if unknown:
         raise ValueError(f"learning_curve.strategies: {', '.join(unknown)} not in transfer.strategies ({', '.join(transfer.strategies)})")
+    draws = {
+        (budget, seed): draw_label_budget(target_train_pool, target_validation_pool, budget,
+                                          ingest.split.validation_labels_per_class, seed)
+        for budget in learning_curve.labels_per_class for seed in learning_curve.seeds
+    }
     source = source_model["source"]
     num_classes = len(target_train_pool.primary_classes)
-    validation, test = target_validation.primary_pairs(), target_test.primary_pairs()
+    test = target_test.primary_pairs()
     rows, runs = [], []
-    for budget in learning_curve.labels_per_class:
-        for seed in learning_curve.seeds:
-            train = draw_labelled_subset(target_train_pool, budget, seed).primary_pairs()
-            k = len(train[1]) / num_classes
-            for strategy in strategies:
-                params = transfer.strategies[strategy]
-                logger.info("Learning curve: %s, %s labels per class, seed %d", strategy, budget, seed)
-                config = with_min_batches(params.to_config(seed, runtime), learning_curve.min_batches_per_epoch)
-                result, metrics = train_and_test(source.config, source.state, num_classes, train, validation, test, config)
-                point = {"strategy": strategy, "labels_per_class": str(budget), "k": k, "seed": seed}
-                rows.append({**point, **metrics})
-                runs.append(
-                    {
-                        "run_name": f"learning_curve {strategy} k={budget} seed {seed}",
-                        "params": {"study": "learning_curve", **point, **params.model_dump(mode="json")},
-                        "history": result.history,
-                        "metrics": {"k": k, **prefix_test_metrics(metrics)},
-                        "tags": {"study": "learning_curve", "strategy": strategy},
-                    }
-                )
+    for (budget, seed), (train, validation) in draws.items():
+        point = {"labels_per_class": str(budget), "k": len(train) / num_classes,
+                 "labels_used": labels_used_per_class(train, validation), "seed": seed}
+        for strategy in strategies:
+            params = transfer.strategies[strategy]
+            logger.info("Learning curve: %s, %s labels per class, seed %d", strategy, budget, seed)
+            kept, metrics = tune_and_test(
+                source.config, source.state, num_classes, train.primary_pairs(), validation.primary_pairs(), test,
+                params.tuning_grid(transfer.lr_scales), seed, lambda setting, s: params.to_config(s, runtime, **setting),
+            )
+            rows.append({"strategy": strategy, **point, "tuned": kept.setting_text(), **metrics})
+            runs.append(
+                {
+                    "run_name": f"learning_curve {strategy} k={budget} seed {seed}",
+                    "params": {"study": "learning_curve", "strategy": strategy, **point, "tuned": kept.setting_text(),
+                               **params.model_dump(mode="json")},
+                    "history": kept.results[seed].history,
+                    "metrics": {"k": point["k"], "labels_used": point["labels_used"], **prefix_test_metrics(metrics)},
+                    "tags": {"study": "learning_curve", "strategy": strategy},
+                }
+            )
     return pd.DataFrame(rows), runs
 
 
-def summarise_learning_curve(curve: pd.DataFrame, transfer: TransferParams) -> tuple[pd.DataFrame, str, Figure]:
-    """The labels-saved table (CSV and Markdown) and the curve plot."""
-    saved = labels_saved(curve, transfer.baseline)
+def summarise_learning_curve(
+    curve: pd.DataFrame, transfer: TransferParams, learning_curve: LearningCurveParams,
+    target_train_pool: LabelledImages, target_validation_pool: LabelledImages, target_test: LabelledImages,
+) -> tuple[pd.DataFrame, str, Figure]:
+    """The labels-saved table (CSV), the curve and labels-saved tables with their protocol (Markdown), and the plot."""
+    saved = labels_saved(curve, transfer.baselines)
+    grids = {name: transfer.strategies[name].tuning_grid(transfer.lr_scales) for name in curve["strategy"].unique()}
     markdown = "\n".join(
         [
-            "# Labels saved by transfer",
+            "# Learning curve: transfer against the best baseline at every label budget",
             "",
-            f"For each strategy and budget (labels per class): the smallest budget at which `{transfer.baseline}` "
-            "reaches the strategy's mean test accuracy, and the labels per class that saves "
-            "(negative: the baseline does as well with fewer).",
+            "## Protocol",
+            "",
+            f"- Budgets: k = {', '.join(map(str, learning_curve.labels_per_class))} training labels per class, drawn from "
+            f"the target train pool ({len(target_train_pool)} images), "
+            "plus the validation labels drawn from the validation split "
+            f"({len(target_validation_pool)} images); labels_used = training + validation labels per class, "
+            "the x-axis of the curve and the unit of labels saved.",
+            f"- Test split: {len(target_test)} images, used for the reported test accuracy only.",
+            f"- {interval(transfer.confidence, learning_curve.seeds)} Seed s draws the labels (nested over k), tunes and trains.",
+            f"- {tuning_grid_text(grids)} Tuned per budget and seed, on that draw's validation labels.",
+            f"- {SELECTION}",
+            f"- Baselines: {', '.join(f'`{b}`' for b in transfer.baselines)}. At each budget the best baseline is the "
+            "one with the best mean validation accuracy; labels saved are read off that best-baseline curve: the fewest "
+            "labels used at which it reaches the strategy's mean test accuracy (negative: it needs fewer).",
+            "",
+            "## Mean test accuracy [interval] by labels per class (labels used per class in brackets)",
+            "",
+            curve_table(curve, transfer.baselines, transfer.confidence).to_markdown(index=False),
+            "",
+            "## Labels saved against the best baseline",
             "",
             saved.to_markdown(index=False, floatfmt=".3f"),
             "",
         ]
     )
-    return saved, markdown, plot_learning_curve(curve, transfer.baseline, transfer.confidence)
+    return saved, markdown, plot_learning_curve(curve, transfer.baselines, transfer.confidence)

@@ -18,7 +18,8 @@ from headstart.ml.metrics import compare_multitask, prefix_test_metrics
 from headstart.ml.models import build_model
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.multitask import WEIGHTINGS, MultiTaskObjective, evaluate_multitask
-from headstart.ml.plots import plot_multitask_comparison
+from headstart.ml.plots import plot_delta_m
+from headstart.ml.reports import SELECTION, interval
 from headstart.ml.training import fit, resolve_device, scale_images
 from headstart.ml.transfer import body_prefixes, copy_weights
 from headstart.params import IngestParams, MultitaskMethodParams, MultitaskParams, RuntimeParams
@@ -35,7 +36,7 @@ def _random_split(data: LabelledImages, validation: float, test: float, seed: in
 
 def build_multitask_data(
     target_train_pool: LabelledImages,
-    target_validation: LabelledImages,
+    target_validation_pool: LabelledImages,
     target_test: LabelledImages,
     source_train: LabelledImages,
     source_validation: LabelledImages,
@@ -47,7 +48,7 @@ def build_multitask_data(
     if data.kind == "multi_digits":
         splits = (
             overlay_digit_pairs(target_train_pool, data.train_pairs, data.seed),
-            overlay_digit_pairs(target_validation, data.validation_pairs, data.seed + 1),
+            overlay_digit_pairs(target_validation_pool, data.validation_pairs, data.seed + 1),
             overlay_digit_pairs(target_test, data.test_pairs, data.seed + 2),
         )
     elif data.kind == "printed_digits_tasks":
@@ -179,13 +180,30 @@ def evaluate_multitask_methods(
     return pd.DataFrame(rows), runs
 
 
-def compare_multitask_methods(results: pd.DataFrame, multitask: MultitaskParams) -> tuple[pd.DataFrame, str, Figure]:
-    """The comparison table (CSV and Markdown, sign conventions stated) and the two-task accuracy plot."""
+def compare_multitask_methods(
+    results: pd.DataFrame,
+    multitask: MultitaskParams,
+    multitask_train: LabelledImages,
+    multitask_validation: LabelledImages,
+    multitask_test: LabelledImages,
+) -> tuple[pd.DataFrame, str, Figure]:
+    """The comparison table (CSV and Markdown, protocol and sign conventions stated) and the Δm chart."""
     order = {name: i for i, name in enumerate(multitask.methods)}
     results = results.sort_values("method", key=lambda m: m.map(order), kind="stable")
     comparison = compare_multitask(results, multitask.baseline)
     markdown = "\n".join([
         "# Multi-task methods against single-task networks",
+        "",
+        "## Protocol",
+        "",
+        f"- Data ({multitask.data.kind}): train {len(multitask_train)}, validation {len(multitask_validation)}, "
+        f"test {len(multitask_test)} images, each labelled for every task ({', '.join(multitask_train.labels)}) "
+        "unless marked missing. Multi-digit pairs are drawn within the target train pool, the whole validation split and "
+        "the test split respectively, so every method uses the same labels, validation included.",
+        f"- {interval(0.95, multitask.seeds)}",
+        f"- One budget for every method ({multitask.training.epochs} epochs, the same rates); no tuning grid. {SELECTION}",
+        "",
+        "## Results",
         "",
         f"Per task: mean test accuracy over {len(multitask.seeds)} seeds with its 95% t-interval. "
         f"Δm (Maninis et al. 2019): mean relative change of every task's accuracy and macro-F1 against "
@@ -197,4 +215,4 @@ def compare_multitask_methods(results: pd.DataFrame, multitask: MultitaskParams)
         comparison.to_markdown(index=False, floatfmt=".3f"),
         "",
     ])
-    return comparison, markdown, plot_multitask_comparison(results, multitask.baseline)
+    return comparison, markdown, plot_delta_m(comparison, multitask.baseline, len(multitask.seeds))

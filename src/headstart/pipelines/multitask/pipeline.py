@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 build_multitask_data,
-                ["target_train_pool", "target_validation", "target_test", "source_train", "source_validation",
+                ["target_train_pool", "target_validation_pool", "target_test", "source_train", "source_validation",
                  "params:multitask", "params:ingest"],
                 SPLITS,
                 name="build_multitask_data",
@@ -34,7 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 compare_multitask_methods,
-                ["multitask_results", "params:multitask"],
+                ["multitask_results", "params:multitask", *SPLITS],
                 ["multitask_comparison", "multitask_comparison_markdown", "multitask_comparison_chart"],
                 name="compare_multitask_methods",
             ),

@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
-
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.models.stored import StoredModel
+from headstart.ml.selection import choose_candidate
 from headstart.ml.training import evaluate
 
 logger = logging.getLogger(__name__)
 
 
 def choose_champion(
-    transfer_comparison: pd.DataFrame,
     target_test: LabelledImages,
     current_champion: dict | None,
     *strategy_models: dict[str, StoredModel],
 ) -> tuple[dict, dict]:
-    """(decision for the champion dataset, a JSON report of it). The candidate is the best strategy's
-    model (its seed with the best validation accuracy); both are tested on the same, current split."""
-    best = transfer_comparison.sort_values("accuracy", ascending=False)["strategy"].iloc[0]
-    models = next(m for m in strategy_models if next(iter(m.values())).info["strategy"] == best)
-    candidate = max(models.values(), key=lambda m: m.info["validation_accuracy"])
+    """(decision for the champion dataset, a JSON report of it). The candidate is chosen on validation
+    alone (`choose_candidate`); the test split then only judges it against the champion."""
+    best, candidate = choose_candidate(strategy_models)
     images, labels = target_test.primary_pairs()
     candidate_accuracy = evaluate(candidate.build(), images, labels)["accuracy"]
-    report = {"candidate_strategy": best, "candidate_seed": candidate.info["seed"], "candidate_accuracy": candidate_accuracy}
+    report = {"candidate_strategy": best, "candidate_seed": candidate.info["seed"],
+              "candidate_validation_accuracy": candidate.info["validation_accuracy"], "candidate_accuracy": candidate_accuracy}
     if current_champion is None:
         promote, reason = True, "no champion yet"
     else:

@@ -9,7 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node_reading_strategies(
                 choose_champion,
-                ["transfer_comparison", "target_test", "current_champion", *(f"{s}.target_models" for s in STRATEGIES)],
+                ["target_test", "current_champion", *(f"{s}.target_models" for s in STRATEGIES)],
                 ["champion_model", "promotion_report"],
                 "choose_champion",
             )

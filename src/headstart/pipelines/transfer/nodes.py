@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from statistics import mean
 
 import pandas as pd
 import safetensors.torch
@@ -15,10 +14,10 @@ from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.metrics import compare_to_baseline, prefix_test_metrics, evaluation_record
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.plots import plot_comparison, plot_confusion_matrix
-from headstart.ml.strategies import train_strategy
+from headstart.ml.plots import plot_confusion_matrix, plot_gains
+from headstart.ml.reports import transfer_protocol
+from headstart.ml.strategies import TUNED_SETTINGS, train_tuned
 from headstart.ml.training import evaluate, resolve_device
-from headstart.ml.transfer import target_config
 from headstart.params import RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
@@ -33,45 +32,39 @@ def train_target_models(
     *,
     strategy: str,
 ) -> dict[str, StoredModel]:
-    """One target model per seed, made by the strategy from the source model."""
+    """One target model per seed, made by the strategy from the source model, tuned on validation."""
     if strategy not in transfer.strategies:
         raise ValueError(f"transfer.strategies has no '{strategy}'; define its parameters in parameters_transfer.yml")
     params = transfer.strategies[strategy]
     source = source_model["source"]
     train, validation = target_train.primary_pairs(), target_validation.primary_pairs()
-    num_classes = len(target_train.primary_classes)
-    best_score, models = None, {}
-    for scale in transfer.lr_scales:
-        trained = {}
-        for seed in transfer.seeds:
-            config = params.to_config(seed, runtime, scale)
-            made_from = fingerprint(params.model_dump(mode="json"), scale, seed, source.state, *train, *validation)
-            checkpoint = Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
-            logger.info("Training strategy %s, seed %d, learning-rate scale %g", strategy, seed, scale)
-            result = train_strategy(source.config, source.state, num_classes, train, validation, config, checkpoint)
-            for path in checkpoint.parent.glob(f"*{checkpoint.name}"):  # finished: its checkpoints are spent
-                path.unlink()
-            info = {
-                "strategy": strategy,
-                "seed": seed,
-                "lr_scale": scale,
-                "strategy_params": params.model_dump(mode="json"),
-                "classes": target_train.primary_classes,
-                "history": result.history,
-                "transfer_report": result.report.to_dict(),
-                "train_seconds": result.train_seconds,
-                "validation_accuracy": result.validation_accuracy,
-                "validation_loss": result.validation_loss,
-            }
-            config_out = target_config(source.config, num_classes, config.spec)
-            trained[f"seed_{seed}"] = StoredModel.from_module(result.model, config_out, info)
-        score = (mean(m.info["validation_accuracy"] for m in trained.values()), -mean(m.info["validation_loss"] for m in trained.values()))
-        if best_score is None or score > best_score:
-            best_score, models = score, trained
-    if len(transfer.lr_scales) > 1:
-        logger.info("Strategy %s: learning-rate scale %g has the best validation accuracy (%.4f)", strategy,
-                    next(iter(models.values())).info["lr_scale"], best_score[0])
-    return models
+
+    def checkpoint_for(setting: dict, seed: int) -> Path:
+        made_from = fingerprint(params.model_dump(mode="json"), setting, seed, source.state, *train, *validation)
+        return Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
+
+    tuned = train_tuned(
+        source.config, source.state, len(target_train.primary_classes), train, validation,
+        params.tuning_grid(transfer.lr_scales), transfer.seeds,
+        lambda setting, seed: params.to_config(seed, runtime, **setting), checkpoint_for,
+    )
+    logger.info("Strategy %s: %s has the best validation accuracy (%.4f)", strategy, tuned.setting_text(), tuned.validation_accuracy)
+    return {
+        f"seed_{seed}": StoredModel.from_module(result.model, result.config, {
+            "strategy": strategy,
+            "seed": seed,
+            **tuned.setting,
+            "tuned": tuned.setting_text(),
+            "strategy_params": params.model_dump(mode="json"),
+            "classes": target_train.primary_classes,
+            "history": result.history,
+            "transfer_report": result.report.to_dict(),
+            "train_seconds": result.train_seconds,
+            "validation_accuracy": result.validation_accuracy,
+            "validation_loss": result.validation_loss,
+        })
+        for seed, result in tuned.results.items()
+    }
 
 
 def evaluate_target_models(
@@ -90,14 +83,14 @@ def evaluate_target_models(
         metrics = {
             **evaluation_record(measured, report["trainable_parameters"], info["train_seconds"]),
             "frozen_parameters": report["frozen_parameters"],
-            "selected_validation_accuracy": info["validation_accuracy"],
-            "lr_scale": info["lr_scale"],
+            "validation_accuracy": info["validation_accuracy"],
+            **{name: info[name] for name in TUNED_SETTINGS if name in info},
         }
-        evaluation["seeds"].append({"seed": info["seed"], **metrics, "confusion_matrix": matrix.tolist()})
+        evaluation["seeds"].append({"seed": info["seed"], **metrics, "tuned": info["tuned"], "confusion_matrix": matrix.tolist()})
         runs.append(
             {
                 "run_name": f"{strategy} seed {info['seed']}",
-                "params": {"strategy": strategy, "seed": info["seed"], "lr_scale": info["lr_scale"], **info["strategy_params"]},
+                "params": {"strategy": strategy, "seed": info["seed"], "tuned": info["tuned"], **info["strategy_params"]},
                 "history": info["history"],
                 "metrics": prefix_test_metrics(metrics),
                 "tags": {"strategy": strategy, "seed": str(info["seed"])},
@@ -111,23 +104,33 @@ def evaluate_target_models(
     return evaluation, runs
 
 
-def compare_strategies(transfer: TransferParams, *evaluations: dict) -> tuple[pd.DataFrame, str, Figure]:
-    """The comparison table (CSV and Markdown) and its bar chart."""
+def compare_strategies(
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    target_test: LabelledImages,
+    transfer: TransferParams,
+    *evaluations: dict,
+) -> tuple[pd.DataFrame, str, Figure]:
+    """The comparison table (CSV and Markdown, its protocol stated) and the chart of gains."""
     results = pd.DataFrame(
         [{"strategy": e["strategy"], **{k: v for k, v in seed.items() if k != "confusion_matrix"}} for e in evaluations for seed in e["seeds"]]
     )
-    comparison = compare_to_baseline(results, transfer.baseline, transfer.confidence)
+    comparison = compare_to_baseline(results, transfer.baseline, transfer.confidence, transfer.reference_baselines)
+    best = comparison.loc[comparison["role"] == "best baseline", "strategy"].iloc[0]
     level = round(transfer.confidence * 100)
+    protocol = transfer_protocol(
+        {"train": target_train, "validation": target_validation, "test": target_test},
+        {name: transfer.strategies[name].tuning_grid(transfer.lr_scales) for name in results["strategy"].unique()},
+        transfer.seeds, transfer.confidence, transfer.baseline, transfer.reference_baselines, best,
+    )
     markdown = "\n".join(
         [
-            "# Transfer strategies against the from-scratch baseline",
+            "# Transfer strategies against the from-scratch and classical baselines",
             "",
-            f"Test accuracy: mean over {len(transfer.seeds)} seeds with its {level}% t-interval. "
-            f"gain_points: accuracy minus `{transfer.baseline}`'s, in percentage points, paired by seed, "
-            f"with its {level}% t-interval. negative_transfer: the whole gain interval is below zero.",
+            *protocol,
             "",
             comparison.to_markdown(index=False, floatfmt=".3f"),
             "",
         ]
     )
-    return comparison, markdown, plot_comparison(comparison, transfer.baseline)
+    return comparison, markdown, plot_gains(comparison, best, level, len(transfer.seeds))

@@ -10,7 +10,7 @@ from kedro.pipeline import Node, Pipeline
 
 from headstart.pipelines.transfer.nodes import compare_strategies, evaluate_target_models, train_target_models
 
-STRATEGIES = ("scratch", "feature_extractor", "feature_svm", "finetune_top", "finetune_full", "lp_ft")
+STRATEGIES = ("scratch", "pixels_logistic", "pixels_knn", "feature_extractor", "feature_svm", "finetune_top", "finetune_full", "lp_ft")
 SHARED_INPUTS = {"source_model", "target_train", "target_validation", "target_test"}
 
 
@@ -51,7 +51,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     ]
     comparison = node_reading_strategies(
         compare_strategies,
-        ["params:transfer", *(f"{s}.test_evaluation" for s in STRATEGIES)],
+        ["target_train", "target_validation", "target_test", "params:transfer", *(f"{s}.test_evaluation" for s in STRATEGIES)],
         ["transfer_comparison", "transfer_comparison_markdown", "transfer_comparison_chart"],
         "compare_strategies",
     )
