@@ -72,7 +72,9 @@ def main() -> None:
     loops = {
         "minimal PyTorch loop": lambda: minimal_loop(fresh_model(), *on_device, args.epochs, args.batch_size, 1e-3),
         "headstart fit": lambda: fit(
-            fresh_model(), (images, labels), validation,
+            fresh_model(),
+            (images, labels),
+            validation,
             TrainConfig(epochs=args.epochs, batch_size=args.batch_size, device=str(device), progress=False),
         ),
     }
@@ -82,8 +84,10 @@ def main() -> None:
     throughput = {name: args.epochs * args.images / s for name, s in seconds.items()}
     baseline = throughput["minimal PyTorch loop"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"{args.architecture}, {args.images} images {args.size}x{args.size}, batch {args.batch_size}, "
-          f"{args.epochs} epochs, device {name}")
+    print(
+        f"{args.architecture}, {args.images} images {args.size}x{args.size}, batch {args.batch_size}, "
+        f"{args.epochs} epochs, device {name}"
+    )
     print(f"| {'loop':<22} | {'images/s':>10} | {'ratio to minimal':>16} |")
     print(f"|{'-' * 24}|{'-' * 12}|{'-' * 18}|")
     for loop, value in throughput.items():

@@ -38,9 +38,20 @@ def screenshot(url: str, path: Path, size: str = "1600,1000", wait_ms: int = 200
     if browser is None:
         sys.exit("chromium not found: apt-get install chromium")
     subprocess.run(
-        [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={size}",
-         f"--virtual-time-budget={wait_ms}", f"--screenshot={path}", url],
-        check=True, capture_output=True, timeout=180,
+        [
+            browser,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--window-size={size}",
+            f"--virtual-time-budget={wait_ms}",
+            f"--screenshot={path}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     print(f"{path}: {path.stat().st_size} bytes from {url}")
 
@@ -83,13 +94,17 @@ def mlflow_ui(out: Path, experiment: str) -> None:
     children = sorted((r for r in children if r.data.tags["seed"] == seed), key=lambda r: r.data.tags["mlflow.runName"])
     parent = mlflow.get_run(parent_id)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/")
         base = f"http://127.0.0.1:{port}/#"
         screenshot(f"{base}/experiments/{parent.info.experiment_id}", out / "mlflow_runs.png")
-        query = f"runs={json.dumps([r.info.run_id for r in children])}&experiments={json.dumps([parent.info.experiment_id])}"
+        runs, experiments = json.dumps([r.info.run_id for r in children]), json.dumps([parent.info.experiment_id])
+        query = f"runs={runs}&experiments={experiments}"
         screenshot(f"{base}/compare-runs?{query}", out / "mlflow_compare.png", size="1800,1400")
     finally:
         server.terminate()

@@ -24,7 +24,9 @@ def copy_project(destination: Path) -> Path:
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(PROJECT_ROOT / name, destination / name)
     shutil.copytree(PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
-    shutil.copytree(PROJECT_ROOT / "src", destination / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        PROJECT_ROOT / "src", destination / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     (destination / "conf" / "local").mkdir()
     return destination
 
@@ -35,5 +37,9 @@ def kedro_run(project: Path, *arguments: str) -> subprocess.CompletedProcess:
     environment["COLUMNS"] = "200"
     return subprocess.run(
         [sys.executable, "-m", "kedro", "run", "--env", "test", *arguments],
-        cwd=project, env=environment, capture_output=True, text=True, timeout=600,
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )

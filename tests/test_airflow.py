@@ -26,17 +26,34 @@ def airflow_project(tmp_path_factory):
     shutil.copytree(PROJECT_ROOT / "airflow", project / "airflow", ignore=shutil.ignore_patterns("dags"))
     home = tmp_path_factory.mktemp("airflow_home")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIRFLOW_"))}
-    environment.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(project / "airflow" / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "HEADSTART_PROJECT_PATH": str(project),
-        "HEADSTART_KEDRO_ENV": "test",
-    })
-    run = lambda *args: subprocess.run([str(AIRFLOW_PYTHON), *args], cwd=project, env=environment,  # noqa: E731
-                                       capture_output=True, text=True, timeout=900)
-    created = run("-m", "kedro", "airflow", "create", "--all", "--group-by", "namespace",
-                  "-j", "airflow/dag_template.j2", "-t", "airflow/dags")
+    environment.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(project / "airflow" / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "HEADSTART_PROJECT_PATH": str(project),
+            "HEADSTART_KEDRO_ENV": "test",
+        }
+    )
+
+    def run(*args):
+        return subprocess.run(
+            [str(AIRFLOW_PYTHON), *args], cwd=project, env=environment, capture_output=True, text=True, timeout=900
+        )
+
+    created = run(
+        "-m",
+        "kedro",
+        "airflow",
+        "create",
+        "--all",
+        "--group-by",
+        "namespace",
+        "-j",
+        "airflow/dag_template.j2",
+        "-t",
+        "airflow/dags",
+    )
     assert created.returncode == 0, created.stderr[-3000:]
     assert run("-m", "airflow", "db", "migrate").returncode == 0
     return project, run
@@ -44,20 +61,25 @@ def airflow_project(tmp_path_factory):
 
 def test_every_generated_dag_imports_in_airflow_3_with_its_own_id(airflow_project):
     project, run = airflow_project
-    listed = run("-c", (
-        "import json; from airflow.dag_processing.dagbag import DagBag; "
-        f"b = DagBag({str(project / 'airflow' / 'dags')!r}); "
-        "r = b.dags['headstart_retrain']; "
-        "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()}, 'ids': sorted(b.dag_ids), "
-        "'retrain_tasks': sorted(t.task_id for t in r.tasks), "
-        "'schedule': str(r.schedule)}))"
-    ))
+    listed = run(
+        "-c",
+        (
+            "import json; from airflow.dag_processing.dagbag import DagBag; "
+            f"b = DagBag({str(project / 'airflow' / 'dags')!r}); "
+            "r = b.dags['headstart_retrain']; "
+            "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()}, 'ids': sorted(b.dag_ids), "
+            "'retrain_tasks': sorted(t.task_id for t in r.tasks), "
+            "'schedule': str(r.schedule)}))"
+        ),
+    )
     assert listed.returncode == 0, listed.stderr[-3000:]
     found = json.loads(listed.stdout.strip().splitlines()[-1])
     assert found["errors"] == {}
     assert len(found["ids"]) == len(list((project / "airflow" / "dags").glob("*.py"))) == 9  # unique dag_ids
     assert {"headstart_default", "headstart_retrain", "headstart_multitask"} <= set(found["ids"])
-    assert {"ingest", "scratch", "finetune-full", "lp-ft", "choose-champion", "open_mlflow_run"} <= set(found["retrain_tasks"])
+    assert {"ingest", "scratch", "finetune-full", "lp-ft", "choose-champion", "open_mlflow_run"} <= set(
+        found["retrain_tasks"]
+    )
     assert found["schedule"] == "@weekly"  # from conf/base/airflow.yml
 
 

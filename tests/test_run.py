@@ -9,8 +9,15 @@ from PIL import Image
 from tests.conftest import copy_project, kedro_run
 
 pytestmark = pytest.mark.slow
-MODEL_INPUTS = ("source_train", "source_validation", "target_train_pool", "target_train", "target_validation_pool",
-                "target_validation", "target_test")
+MODEL_INPUTS = (
+    "source_train",
+    "source_validation",
+    "target_train_pool",
+    "target_train",
+    "target_validation_pool",
+    "target_validation",
+    "target_test",
+)
 
 
 def versions(project: Path) -> dict[str, set[str]]:
@@ -54,7 +61,9 @@ def test_each_run_is_a_finished_mlflow_run_with_statistics_grid_and_versions(pro
 
 def test_load_versions_reproduces_an_earlier_input(project):
     first = min(versions(project)["target_train"])
-    result = kedro_run(project, "--pipelines=ingest", "--from-nodes=ingest.summarise_datasets", f"--load-versions=target_train:{first}")
+    result = kedro_run(
+        project, "--pipelines=ingest", "--from-nodes=ingest.summarise_datasets", f"--load-versions=target_train:{first}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = mlflow_runs(project)[-1]
     assert run.data.metrics["ingest_statistics.target_train.images"] == 30  # the k=3 version

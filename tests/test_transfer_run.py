@@ -8,12 +8,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from headstart.pipelines.transfer.pipeline import STRATEGIES
-from tests.conftest import copy_project, kedro_run
+from tests.conftest import PROJECT_ROOT, copy_project, kedro_run
 from tests.test_run import mlflow_runs
 
 pytestmark = pytest.mark.slow
+STRATEGIES = list(
+    yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_transfer.yml").read_text())["transfer"]["strategies"]
+)
 
 
 def parent_runs(project: Path):
@@ -45,11 +48,19 @@ def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(pro
     assert set(rows.loc[["scratch", "pixels_logistic", "pixels_knn"], "role"]) <= {"baseline", "best baseline"}
     assert (rows["role"] == "best baseline").sum() == 1 and (rows.loc["finetune_top", "role"] == "transfer")
     best = rows.index[rows["role"] == "best baseline"][0]
-    assert rows.loc[best, "validation_accuracy"] == rows.loc[["scratch", "pixels_logistic", "pixels_knn"], "validation_accuracy"].max()
+    assert (
+        rows.loc[best, "validation_accuracy"]
+        == rows.loc[["scratch", "pixels_logistic", "pixels_knn"], "validation_accuracy"].max()
+    )
     assert rows.loc[best, "gain_over_best_points"] == 0
     assert latest(project, "data/08_reporting/transfer_comparison.png").stat().st_size > 1000
     weights = latest(project, "data/06_models/finetune_full/target_models")
-    assert sorted(p.name for p in weights.iterdir()) == ["seed_0.json", "seed_0.safetensors", "seed_1.json", "seed_1.safetensors"]
+    assert sorted(p.name for p in weights.iterdir()) == [
+        "seed_0.json",
+        "seed_0.safetensors",
+        "seed_1.json",
+        "seed_1.safetensors",
+    ]
 
 
 def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(project):
@@ -60,7 +71,13 @@ def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(pr
     assert names == {"pretrain source"} | {f"{s} seed {seed}" for s in STRATEGIES for seed in (0, 1)}
     client = mlflow.MlflowClient()
     child = next(r for r in children if r.data.tags["mlflow.runName"] == "finetune_full seed 1")
-    assert {"test_accuracy", "test_macro_f1", "test_nll", "trainable_parameters", "validation_accuracy"} <= child.data.metrics.keys()
+    assert {
+        "test_accuracy",
+        "test_macro_f1",
+        "test_nll",
+        "trainable_parameters",
+        "validation_accuracy",
+    } <= child.data.metrics.keys()
     assert child.data.params["strategy"] == "finetune_full" and child.data.params["training.body_lr"] == "0.0001"
     assert len(client.get_metric_history(child.info.run_id, "train_loss")) == 2  # one point per epoch
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
@@ -76,7 +93,11 @@ def test_one_strategy_runs_alone_on_the_catalogued_source_model_and_splits(proje
     result = kedro_run(project, "--pipelines=transfer", "--namespaces=finetune_full")
     assert result.returncode == 0, result.stderr[-3000:]
     parent = parent_runs(project)[-1]
-    children = [r.data.tags["mlflow.runName"] for r in mlflow_runs(project) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [
+        r.data.tags["mlflow.runName"]
+        for r in mlflow_runs(project)
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    ]
     assert sorted(children) == ["finetune_full seed 0", "finetune_full seed 1"]
     assert len(list((project / "data/06_models/finetune_full/target_models").iterdir())) == 2
     assert {p.name for p in (project / "data/06_models/scratch/target_models").iterdir()} == before
@@ -124,26 +145,47 @@ def test_learning_curve_and_layer_sweep_run_on_the_catalogued_model_and_splits(p
 
 
 def test_default_run_compares_multitask_methods_with_single_task_networks_on_partly_labelled_data(project):
-    from headstart.datasets.labelled_images import LabelledImagesDataset
     from kedro.io import Version
 
-    train = LabelledImagesDataset(filepath=str(project / "data/05_model_input/multitask_train.safetensors"), version=Version(None, None)).load()
+    from headstart.datasets.labelled_images import LabelledImagesDataset
+
+    train = LabelledImagesDataset(
+        filepath=str(project / "data/05_model_input/multitask_train.safetensors"), version=Version(None, None)
+    ).load()
     assert list(train.labels) == ["left", "right"]
     assert (train.labels["right"] == -1).float().mean().item() == pytest.approx(0.3)  # conf/test hides 30%
     comparison = pd.read_csv(latest(project, "data/08_reporting/multitask_comparison.csv"))
-    assert list(comparison["method"]) == ["single_task", "hard_equal", "hard_uncertainty", "hard_gradnorm", "hard_pcgrad", "soft"]
+    assert list(comparison["method"]) == [
+        "single_task",
+        "hard_equal",
+        "hard_uncertainty",
+        "hard_gradnorm",
+        "hard_pcgrad",
+        "soft",
+    ]
     rows = comparison.set_index("method")
-    assert rows.loc["single_task", "delta_m"] == 0 and rows.loc["single_task", "parameters"] == rows.loc["soft", "parameters"]
+    assert (
+        rows.loc["single_task", "delta_m"] == 0
+        and rows.loc["single_task", "parameters"] == rows.loc["soft", "parameters"]
+    )
     assert rows.loc["hard_equal", "parameters"] < rows.loc["single_task", "parameters"]
     assert np.allclose(comparison["delta_p"], -comparison["delta_m"])  # same metrics for every task
     assert "positive = worse" in latest(project, "data/08_reporting/multitask_comparison.md").read_text()
     assert latest(project, "data/08_reporting/multitask_comparison.png").stat().st_size > 1000
     parent = parent_runs(project)[0]
-    runs = [r for r in mlflow_runs(project) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-            and r.data.tags.get("study") == "multitask"]
+    runs = [
+        r
+        for r in mlflow_runs(project)
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id and r.data.tags.get("study") == "multitask"
+    ]
     assert len(runs) == 6 * 2
     single = next(r for r in runs if r.data.tags["mlflow.runName"] == "multitask single_task seed 0")
-    assert {"left.test_accuracy", "right.test_accuracy", "validation_accuracy_right", "train_loss_left"} <= single.data.metrics.keys()
+    assert {
+        "left.test_accuracy",
+        "right.test_accuracy",
+        "validation_accuracy_right",
+        "train_loss_left",
+    } <= single.data.metrics.keys()
     uncertainty = next(r for r in runs if r.data.tags["mlflow.runName"] == "multitask hard_uncertainty seed 1")
     assert mlflow.MlflowClient().get_metric_history(uncertainty.info.run_id, "weight_right")
 
@@ -157,4 +199,28 @@ def test_promotion_makes_a_first_champion_then_keeps_it_unless_beaten(project):
     assert report["champion_version"] == 1 and "kept it" in report["reason"]  # same model: not better
     mlflow_runs(project)  # points MLflow at the project's store
     champion = mlflow.MlflowClient().get_model_version_by_alias("headstart-digits", "champion")
-    assert int(champion.version) == 1 and float(champion.tags["test_accuracy"]) == pytest.approx(report["candidate_accuracy"], abs=1e-4)
+    assert int(champion.version) == 1 and float(champion.tags["test_accuracy"]) == pytest.approx(
+        report["candidate_accuracy"], abs=1e-4
+    )
+
+
+def test_a_strategy_added_in_conf_alone_is_trained_and_compared(project):
+    """No code names the strategies: a new entry of `transfer.strategies` is a new namespace."""
+    conf = project / "conf/test/parameters_transfer.yml"
+    original = conf.read_text()
+    added = yaml.safe_load(original)
+    added["transfer"]["strategies"]["finetune_top_two"] = {
+        "copy_blocks": "all",
+        "freeze_blocks": -2,
+        "training": {"epochs": 2},
+    }
+    conf.write_text(yaml.safe_dump(added))
+    try:
+        result = kedro_run(project, "--pipelines=transfer")
+    finally:
+        conf.write_text(original)
+    assert result.returncode == 0, result.stderr[-3000:]
+    comparison = pd.read_csv(latest(project, "data/08_reporting/transfer_comparison.csv")).set_index("strategy")
+    assert comparison.loc["finetune_top_two", "role"] == "transfer" and comparison.loc["finetune_top_two", "seeds"] == 2
+    trained = latest(project, "data/06_models/finetune_top_two/target_models")
+    assert sorted(p.name for p in trained.iterdir())[:2] == ["seed_0.json", "seed_0.safetensors"]

@@ -8,7 +8,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headstart.ml.data.printed import PrintedDigitsConfig
-from headstart.ml.strategies import Procedure, StrategyConfig
+from headstart.ml.models import ARCHITECTURES
+from headstart.ml.models.multitask import SHARING_MODELS
+from headstart.ml.multitask import WEIGHTINGS, LossWeighting
+from headstart.ml.strategies import CLASSIFIERS, STRATEGY_MODELS, Procedure, StrategyConfig
+from headstart.ml.studies import SweepArm
 from headstart.ml.training import TrainConfig
 from headstart.ml.transfer import TransferSpec
 
@@ -35,7 +39,9 @@ class PrintedDigitsParams(Strict):
     max_shear: float = Field(PrintedDigitsConfig.max_shear, ge=0, le=1)
     max_shift: float = Field(PrintedDigitsConfig.max_shift, ge=0, le=0.5)
     stroke_widths: tuple[Annotated[int, Field(ge=0, le=8)], ...] = PrintedDigitsConfig.stroke_widths
-    blur_sigma_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = PrintedDigitsConfig.blur_sigma_range
+    blur_sigma_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (
+        PrintedDigitsConfig.blur_sigma_range
+    )
     elastic_alpha: float = Field(PrintedDigitsConfig.elastic_alpha, ge=0)
     elastic_sigma: float = Field(PrintedDigitsConfig.elastic_sigma, gt=0)
     uci_preprocess: bool = PrintedDigitsConfig.uci_preprocess
@@ -139,7 +145,7 @@ class TrainingParams(Strict):
 
 
 class ArchitectureParams(Strict):
-    name: Literal["small_cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0"] = "small_cnn"
+    name: Literal[ARCHITECTURES] = "small_cnn"
     widths: list[Annotated[int, Field(ge=1)]] | None = None  # small_cnn: channels per block
     input_size: int | None = Field(None, ge=8)  # torchvision models: resize inputs to this side first
 
@@ -186,7 +192,7 @@ class StrategyParams(Strict):
     makes a classical reference on the raw pixels instead (nothing from the source)."""
 
     procedure: Procedure = "fit"
-    model: Literal["source", "pixels"] = "source"
+    model: Literal[STRATEGY_MODELS] = "source"
     copy_blocks: BlockCount = "all"  # n first blocks, -n all but the last n, "all" the whole body
     copy_modules: list[str] = []  # more modules to copy, by name (e.g. "neck")
     freeze_blocks: BlockCount = 0
@@ -194,7 +200,7 @@ class StrategyParams(Strict):
     head_hidden: list[Annotated[int, Field(ge=1)]] = []  # layers added before the new output layer
     training: TrainingParams = TrainingParams()
     probe: TrainingParams | None = None  # probe_then_finetune: the linear-probe phase
-    classifier: Literal["logistic_regression", "linear_svm"] = "logistic_regression"  # linear_classifier
+    classifier: Literal[CLASSIFIERS] = "logistic_regression"  # linear_classifier
     regularisation_c: float = Field(1.0, gt=0)  # linear_classifier: scikit-learn's C
     # The tuning grid: multipliers of the learning rates (of C for a linear classifier); null: the
     # grid of `transfer.lr_scales`. nearest_neighbours tunes `neighbours` instead.
@@ -204,7 +210,9 @@ class StrategyParams(Strict):
     @model_validator(mode="after")
     def _fits_its_model(self) -> StrategyParams:
         if self.model == "pixels" and self.procedure not in ("linear_classifier", "nearest_neighbours"):
-            raise ValueError(f"model: pixels needs procedure linear_classifier or nearest_neighbours, not {self.procedure}")
+            raise ValueError(
+                f"model: pixels needs procedure linear_classifier or nearest_neighbours, not {self.procedure}"
+            )
         if self.procedure == "nearest_neighbours" and self.model != "pixels":
             raise ValueError("procedure nearest_neighbours runs on model: pixels")
         return self
@@ -219,7 +227,13 @@ class StrategyParams(Strict):
         self, seed: int, runtime: RuntimeParams, lr_scale: float = 1.0, neighbours: int | None = None
     ) -> StrategyConfig:
         """`lr_scale` multiplies every learning rate (and C, a linear classifier's counterpart)."""
-        spec = TransferSpec(self.copy_blocks, tuple(self.copy_modules), self.freeze_blocks, tuple(self.freeze_modules), tuple(self.head_hidden))
+        spec = TransferSpec(
+            self.copy_blocks,
+            tuple(self.copy_modules),
+            self.freeze_blocks,
+            tuple(self.freeze_modules),
+            tuple(self.head_hidden),
+        )
         return StrategyConfig(
             procedure=self.procedure,
             spec=spec,
@@ -249,7 +263,9 @@ class TransferParams(Strict):
     def _has_its_baselines(self) -> TransferParams:
         missing = [name for name in self.baselines if name not in self.strategies]
         if missing:
-            raise ValueError(f"baseline(s) {', '.join(missing)} not among the strategies ({', '.join(self.strategies)})")
+            raise ValueError(
+                f"baseline(s) {', '.join(missing)} not among the strategies ({', '.join(self.strategies)})"
+            )
         return self
 
     @property
@@ -270,11 +286,22 @@ class LearningCurveParams(Strict):
     seeds: list[int] = Field([0, 1, 2], min_length=1)  # each seed draws its own k labels per class and init
 
 
+class SweepArmParams(Strict):
+    from_source: bool  # the first n blocks copied from the source (else random)
+    frozen: bool
+
+    def to_arm(self) -> SweepArm:
+        return SweepArm(self.from_source, self.frozen)
+
+
 class LayerSweepParams(Strict):
     blocks: list[Annotated[int, Field(ge=0)]] | None = None  # n blocks transferred; null: 0 … every block
-    arms: list[Literal["copied_frozen", "copied_finetuned", "random_frozen"]] = [
-        "copied_frozen", "copied_finetuned", "random_frozen",
-    ]
+    # Yosinski et al.'s arms, by name: whether the first n blocks are copied from the source, and frozen.
+    arms: dict[str, SweepArmParams] = {
+        "copied_frozen": SweepArmParams(from_source=True, frozen=True),
+        "copied_finetuned": SweepArmParams(from_source=True, frozen=False),
+        "random_frozen": SweepArmParams(from_source=False, frozen=True),
+    }
     labels_per_class: LabelBudget = 10  # and as many validation labels (ingest.split.validation_labels_per_class)
     seeds: list[int] = Field([0, 1, 2], min_length=1)
     training: TrainingParams = TrainingParams()  # one budget and set of rates for every arm and n
@@ -325,14 +352,24 @@ class MissingLabelsParams(Strict):
 
 
 class WeightingParams(Strict):
-    kind: Literal["fixed", "uncertainty", "gradnorm", "pcgrad"] = "fixed"
+    kind: Literal[tuple(WEIGHTINGS)] = "fixed"
     weights: dict[str, float] | None = None  # fixed: per task (default 1 each), as Keras loss_weights
     alpha: float = Field(1.5, gt=0)  # gradnorm's restoring force
     lr: float = Field(1e-2, gt=0)  # learning rate of learned weights (uncertainty, gradnorm)
 
+    def build(self, tasks: list[str], seed: int) -> LossWeighting:
+        """The weighting for these tasks (PCGrad's random projection order seeded by `seed`)."""
+        if self.kind == "fixed":
+            return WEIGHTINGS["fixed"](tasks, self.weights)
+        if self.kind == "uncertainty":
+            return WEIGHTINGS["uncertainty"](tasks, lr=self.lr)
+        if self.kind == "gradnorm":
+            return WEIGHTINGS["gradnorm"](tasks, alpha=self.alpha, lr=self.lr)
+        return WEIGHTINGS["pcgrad"](tasks, seed=seed)
+
 
 class MultitaskMethodParams(Strict):
-    sharing: Literal["single_task", "hard", "soft"]
+    sharing: Literal[tuple(SHARING_MODELS)]
     weighting: WeightingParams = WeightingParams()
     penalty: float = Field(0.0, ge=0)  # soft sharing: λ of Σ‖w_t − w_s‖²
 
@@ -370,3 +407,11 @@ class MultitaskParams(Strict):
     @property
     def baseline(self) -> str:
         return next(name for name, method in self.methods.items() if method.sharing == "single_task")
+
+    def trunk_config(self, source_config: dict[str, Any], in_channels: int) -> dict[str, Any]:
+        """The trunk's architecture: the source model's body (`init: source`) or `trunk.architecture`."""
+        if self.trunk.init == "source":
+            return {k: v for k, v in source_config.items() if k not in ("num_classes", "head_hidden")}
+        trunk = self.trunk.architecture.to_config(in_channels, 1)
+        trunk.pop("num_classes")
+        return trunk

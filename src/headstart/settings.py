@@ -2,9 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from headstart.hooks import MlflowTrackingHook
+from headstart.hooks import ConfiguredParametersHook, MlflowTrackingHook
 
-HOOKS = (MlflowTrackingHook(),)
+# Pluggy calls the last registered first: the run's conf is handed over before anything else.
+HOOKS = (MlflowTrackingHook(), ConfiguredParametersHook())
 
 # kedro-mlflow crashes on MLflow 3.13+ and wraps versioned datasets badly; our hook replaces it.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)

@@ -19,6 +19,11 @@ def test_models_round_trip_as_safetensors_with_a_json_config_and_missing_ok_give
     for name, tensor in models["seed_0"].state.items():
         assert torch.equal(loaded["seed_0"].state[name], tensor)
     (folder,) = (tmp_path / "models").glob("*/models")
-    assert sorted(p.name for p in folder.iterdir()) == ["seed_0.json", "seed_0.safetensors", "seed_1.json", "seed_1.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "seed_0.json",
+        "seed_0.safetensors",
+        "seed_1.json",
+        "seed_1.safetensors",
+    ]
     assert json.loads((folder / "seed_0.json").read_text())["config"] == config
     loaded["seed_0"].build()

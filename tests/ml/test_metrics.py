@@ -15,15 +15,25 @@ def test_t_interval_of_three_seeds_uses_t_4_303():
 
 def results(strategy, accuracies, validation=None):
     return [
-        {"strategy": strategy, "seed": seed, "accuracy": a, "macro_f1": a, "nll": 1.0, "trainable_parameters": 10,
-         "train_seconds": 1.0, "validation_accuracy": a if validation is None else validation}
+        {
+            "strategy": strategy,
+            "seed": seed,
+            "accuracy": a,
+            "macro_f1": a,
+            "nll": 1.0,
+            "trainable_parameters": 10,
+            "train_seconds": 1.0,
+            "validation_accuracy": a if validation is None else validation,
+        }
         for seed, a in enumerate(accuracies)
     ]
 
 
 def test_gain_is_paired_by_seed_and_negative_transfer_needs_the_whole_interval_below_zero():
     table = pd.DataFrame(
-        results("scratch", [0.70, 0.80, 0.90]) + results("good", [0.75, 0.85, 0.95]) + results("bad", [0.60, 0.71, 0.80])
+        results("scratch", [0.70, 0.80, 0.90])
+        + results("good", [0.75, 0.85, 0.95])
+        + results("bad", [0.60, 0.71, 0.80])
         + results("noisy", [0.90, 0.60, 0.85])
     )
     comparison = compare_to_baseline(table).set_index("strategy")
@@ -39,7 +49,8 @@ def test_gain_is_paired_by_seed_and_negative_transfer_needs_the_whole_interval_b
 def test_the_best_baseline_is_chosen_on_validation_never_on_test():
     """`pixels` is best on the test split but worst on validation: the gain is read against `scratch`."""
     table = pd.DataFrame(
-        results("scratch", [0.70, 0.72, 0.74], validation=0.8) + results("pixels", [0.90, 0.91, 0.92], validation=0.5)
+        results("scratch", [0.70, 0.72, 0.74], validation=0.8)
+        + results("pixels", [0.90, 0.91, 0.92], validation=0.5)
         + results("transfer", [0.80, 0.82, 0.84], validation=0.9)
     )
     comparison = compare_to_baseline(table, "scratch", reference_baselines=["pixels"]).set_index("strategy")

@@ -30,7 +30,13 @@ def test_every_weighting_trains_with_30_percent_of_one_task_missing_and_no_nan(n
     model = HardSharingModel(TRUNK, TASKS)
     images, labels = two_task_data()
     objective = MultiTaskObjective(model, make_weighting(name))
-    result = fit(model, (images, labels), (images, labels), TrainConfig(epochs=3, batch_size=8, progress=False), objective=objective)
+    result = fit(
+        model,
+        (images, labels),
+        (images, labels),
+        TrainConfig(epochs=3, batch_size=8, progress=False),
+        objective=objective,
+    )
     for record in result.history:
         assert all(math.isfinite(v) for v in record.values()), record
     measured = evaluate_multitask(model, images, labels)
@@ -84,8 +90,13 @@ def test_gradnorm_weights_stay_positive_and_sum_to_the_number_of_tasks():
     model = HardSharingModel(TRUNK, TASKS)
     weighting = make_weighting("gradnorm")
     images, labels = two_task_data(hidden_fraction=0.0)
-    fit(model, (images, labels), (images, labels), TrainConfig(epochs=2, batch_size=8, progress=False),
-        objective=MultiTaskObjective(model, weighting))
+    fit(
+        model,
+        (images, labels),
+        (images, labels),
+        TrainConfig(epochs=2, batch_size=8, progress=False),
+        objective=MultiTaskObjective(model, weighting),
+    )
     weights = weighting.weights()
     assert sum(weights.values()) == pytest.approx(2.0) and min(weights.values()) > 0
     assert weights["left"] != pytest.approx(1.0)  # they moved
@@ -99,10 +110,48 @@ def test_pcgrad_removes_the_conflict_between_two_task_gradients():
     outputs = model(images)
     losses = masked_losses(outputs, targets)
     shared = model.shared_parameters()
-    grads = [torch.cat([g.flatten() for g in torch.autograd.grad(l, shared, retain_graph=True)]) for l in losses.values()]
+    grads = [
+        torch.cat([g.flatten() for g in torch.autograd.grad(loss, shared, retain_graph=True)])
+        for loss in losses.values()
+    ]
     weighting.backward(model, sum(losses.values()), losses)
     combined = torch.cat([p.grad.flatten() for p in shared])
     if torch.dot(*grads) < 0:  # conflicting: the projected sum no longer opposes either task
         assert all(torch.dot(combined, g) >= -1e-6 for g in grads)
     else:
         torch.testing.assert_close(combined, grads[0] + grads[1])
+
+
+def test_train_method_gives_a_network_per_task_for_single_task_is_seeded_and_leaves_no_checkpoint(tmp_path):
+    from dataclasses import replace
+
+    from headstart.ml.multitask import train_method
+
+    images, labels = two_task_data(24)
+    trunk = {"name": "small_cnn", "in_channels": 1, "widths": [4, 8]}
+    config = TrainConfig(epochs=2, batch_size=8, progress=False, device="cpu")
+
+    def train(sharing, seeds):
+        return train_method(
+            sharing,
+            lambda tasks, seed: WEIGHTINGS["fixed"](tasks, None),
+            0.0,
+            trunk,
+            {"left": 3, "right": 3},
+            {"head_depth": 1, "head_width": 8},
+            (images, labels),
+            (images, labels),
+            seeds,
+            lambda seed: replace(config, seed=seed),
+            checkpoint_dir=tmp_path,
+            name=sharing,
+        )
+
+    single = train("single_task", [0, 1])
+    assert [(n.info["seed"], n.info["part"]) for n in single] == [(0, "left"), (0, "right"), (1, "left"), (1, "right")]
+    assert list(single[0].config["tasks"]) == ["left"] and len(single[0].info["history"]) == 2
+    hard, again = train("hard", [0]), train("hard", [0])
+    assert list(hard[0].config["tasks"]) == ["left", "right"] and hard[0].config["name"] == "hard_sharing"
+    for name, tensor in hard[0].model.state_dict().items():
+        assert torch.equal(tensor, again[0].model.state_dict()[name]), name
+    assert list(tmp_path.iterdir()) == []  # finished trainings delete their checkpoints

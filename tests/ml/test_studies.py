@@ -1,21 +1,30 @@
 import pandas as pd
 import pytest
 
-from headstart.ml.studies import labels_saved, layer_sweep_spec
+from headstart.ml.studies import SweepArm, labels_saved, layer_sweep_spec
 
 
 def curve_rows(strategy, accuracies, validation=None):
     budgets = [("1", 1.0, 2.0), ("5", 5.0, 10.0), ("20", 20.0, 40.0), ("all", 100.6, 125.7)]
     return [
-        {"strategy": strategy, "labels_per_class": label, "k": k, "labels_used": used, "seed": seed,
-         "accuracy": accuracy + offset, "validation_accuracy": accuracy if validation is None else validation}
+        {
+            "strategy": strategy,
+            "labels_per_class": label,
+            "k": k,
+            "labels_used": used,
+            "seed": seed,
+            "accuracy": accuracy + offset,
+            "validation_accuracy": accuracy if validation is None else validation,
+        }
         for (label, k, used), accuracy in zip(budgets, accuracies)
         for seed, offset in ((0, -0.01), (1, 0.01))
     ]
 
 
 def test_labels_saved_reads_the_fewest_labels_used_at_which_the_best_baseline_matches():
-    curve = pd.DataFrame(curve_rows("scratch", [0.30, 0.70, 0.90, 0.95]) + curve_rows("transfer", [0.70, 0.92, 0.96, 0.97]))
+    curve = pd.DataFrame(
+        curve_rows("scratch", [0.30, 0.70, 0.90, 0.95]) + curve_rows("transfer", [0.70, 0.92, 0.96, 0.97])
+    )
     saved = labels_saved(curve, ["scratch"]).set_index("labels_per_class")
     assert saved.loc["1", "best_baseline_matches_at_labels_used"] == 10.0
     assert saved.loc["1", "labels_saved_per_class"] == 8.0  # 10 labels used (5 + 5) against 2 (1 + 1)
@@ -40,9 +49,8 @@ def test_labels_saved_follows_the_baseline_chosen_on_validation_at_each_budget()
 
 
 def test_layer_sweep_arms_copy_and_freeze_as_yosinski_describes():
-    assert layer_sweep_spec("copied_frozen", 2).copy_blocks == 2 and layer_sweep_spec("copied_frozen", 2).freeze_blocks == 2
-    assert layer_sweep_spec("copied_finetuned", 2).freeze_blocks == 0
-    control = layer_sweep_spec("random_frozen", 2)
+    frozen = layer_sweep_spec(SweepArm(from_source=True, frozen=True), 2)
+    assert frozen.copy_blocks == 2 and frozen.freeze_blocks == 2
+    assert layer_sweep_spec(SweepArm(from_source=True, frozen=False), 2).freeze_blocks == 0
+    control = layer_sweep_spec(SweepArm(from_source=False, frozen=True), 2)
     assert control.copy_blocks == 0 and control.freeze_blocks == 2
-    with pytest.raises(ValueError, match="unknown layer-sweep arm 'both'"):
-        layer_sweep_spec("both", 1)

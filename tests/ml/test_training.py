@@ -52,7 +52,9 @@ def test_bf16_training_step_on_cuda():
     torch.manual_seed(0)
     model = tiny()
     images, labels = toy_data()
-    result = fit(model, (images, labels), (images, labels), TrainConfig(epochs=3, batch_size=16, progress=False, device="cuda"))
+    result = fit(
+        model, (images, labels), (images, labels), TrainConfig(epochs=3, batch_size=16, progress=False, device="cuda")
+    )
     assert next(model.parameters()).device.type == "cuda"
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
@@ -94,7 +96,9 @@ def test_the_kept_epoch_has_the_best_validation_accuracy_not_the_lowest_loss():
     accuracy climbs: selecting on loss kept the untrained model (issue 10)."""
     images, labels = toy_data()
     scripted = [(0.10, 2.0), (0.30, 2.4), (0.60, 2.9), (0.60, 2.7), (0.50, 3.0)]
-    result = fit(tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=5), objective=ScriptedValidation(scripted))
+    result = fit(
+        tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=5), objective=ScriptedValidation(scripted)
+    )
     assert result.best_epoch == 4  # the accuracy tie of epochs 3 and 4 goes to the lower loss
 
 

@@ -5,11 +5,11 @@ from headstart.ml.models import SmallCNN
 from headstart.ml.training import TrainConfig, fit
 from headstart.ml.transfer import (
     CheckpointMismatchError,
+    TransferSpec,
     block_prefixes,
     copy_weights,
     count_parameters,
     freeze,
-    TransferSpec,
     parameter_groups,
     select_prefixes,
     transfer_model,
@@ -85,11 +85,13 @@ def test_transfer_spec_copies_and_freezes_by_block_count_and_module_name():
     spec = TransferSpec(copy_blocks="all", freeze_blocks=-1, head_hidden=(6,))
     model, report = transfer_model({"name": "small_cnn", "widths": [4, 8, 8]}, source.state_dict(), 3, spec)
     assert report.copied == [n for n in source.state_dict() if n.startswith("blocks.")]
-    assert report.reinitialised == ["head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias"]
+    assert report.reinitialised == ["head.0.weight", "head.0.bias", "head.3.weight", "head.3.bias"]  # torchvision MLP
     assert [p.requires_grad for p in model.blocks[1].parameters()] == [False] * 3
     assert all(p.requires_grad for p in model.blocks[2].parameters())
     assert model(torch.rand(2, 1, 16, 16)).shape == (2, 3)
-    scratch, report = transfer_model({"name": "small_cnn", "widths": [4, 8, 8]}, source.state_dict(), 3, TransferSpec(copy_blocks=0))
+    scratch, report = transfer_model(
+        {"name": "small_cnn", "widths": [4, 8, 8]}, source.state_dict(), 3, TransferSpec(copy_blocks=0)
+    )
     assert report.copied == [] and report.frozen_parameters == 0
     assert select_prefixes(scratch, 1, ["pool"], "copy") == ["blocks.0.", "pool."]
     with pytest.raises(ValueError, match="copy_modules: no module 'stem' in the model"):
@@ -106,10 +108,14 @@ def test_random_frozen_batch_norms_estimate_statistics_while_copied_frozen_ones_
     source.blocks[0][1].running_mean.fill_(0.25)
     images, labels = toy_data()
     config = TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu")
-    copied, _ = transfer_model({"name": "small_cnn", "widths": [4, 8]}, source.state_dict(), 3, TransferSpec(freeze_blocks=1))
+    copied, _ = transfer_model(
+        {"name": "small_cnn", "widths": [4, 8]}, source.state_dict(), 3, TransferSpec(freeze_blocks=1)
+    )
     fit(copied, (images, labels), (images, labels), config)
     assert torch.all(copied.blocks[0][1].running_mean == 0.25)
-    random, _ = transfer_model({"name": "small_cnn", "widths": [4, 8]}, source.state_dict(), 3, TransferSpec(copy_blocks=0, freeze_blocks=1))
+    random, _ = transfer_model(
+        {"name": "small_cnn", "widths": [4, 8]}, source.state_dict(), 3, TransferSpec(copy_blocks=0, freeze_blocks=1)
+    )
     weight = random.blocks[0][0].weight.clone()
     fit(random, (images, labels), (images, labels), config)
     assert torch.equal(random.blocks[0][0].weight, weight)  # still frozen

@@ -12,9 +12,16 @@ from headstart.pipelines.promote.nodes import choose_champion
 def knn_model(strategy: str, seed: int, images, labels, validation_accuracy: float) -> StoredModel:
     model = PixelNearestNeighbours((1, 4, 4), 3, memory_size=len(images), neighbours=1)
     model.remember(scale_images(images), labels)
-    config = {"name": "pixel_nearest_neighbours", "input_shape": [1, 4, 4], "num_classes": 3,
-              "memory_size": len(images), "neighbours": 1}
-    return StoredModel.from_module(model, config, {"strategy": strategy, "seed": seed, "validation_accuracy": validation_accuracy})
+    config = {
+        "name": "pixel_nearest_neighbours",
+        "input_shape": [1, 4, 4],
+        "num_classes": 3,
+        "memory_size": len(images),
+        "neighbours": 1,
+    }
+    return StoredModel.from_module(
+        model, config, {"strategy": strategy, "seed": seed, "validation_accuracy": validation_accuracy}
+    )
 
 
 def test_the_candidate_is_the_best_on_validation_even_when_another_is_better_on_test():

@@ -49,16 +49,24 @@ class ChampionModelDataset(AbstractDataset[dict, dict | None]):
             raise DatasetError("promoting a champion needs an active MLflow run (the project's MLflow hook starts one)")
         model: StoredModel = data["model"]
         with tempfile.TemporaryDirectory() as folder:
-            safetensors.torch.save_file(model.state, Path(folder) / "model.safetensors", metadata={"config": json.dumps(model.config)})
-            (Path(folder) / "model.json").write_text(json.dumps({"config": model.config, "info": model.info}, default=str))
+            safetensors.torch.save_file(
+                model.state, Path(folder) / "model.safetensors", metadata={"config": json.dumps(model.config)}
+            )
+            (Path(folder) / "model.json").write_text(
+                json.dumps({"config": model.config, "info": model.info}, default=str)
+            )
             mlflow.log_artifacts(folder, ARTIFACT_PATH)
+        # mlflow.register_model resolves a runs:/ URI only to an MLflow model (an MLmodel file);
+        # ours is safetensors + JSON, so the client calls keep the version linked to its run.
         client = mlflow.MlflowClient()
         try:
             client.get_registered_model(self._name)
         except MlflowException:  # the first promotion
             client.create_registered_model(self._name)
         version = client.create_model_version(
-            self._name, f"{run.info.artifact_uri}/{ARTIFACT_PATH}", run_id=run.info.run_id,
+            self._name,
+            f"{run.info.artifact_uri}/{ARTIFACT_PATH}",
+            run_id=run.info.run_id,
             tags={k: str(v) for k, v in data.get("tags", {}).items()},
         )
         client.set_registered_model_alias(self._name, self._alias, version.version)

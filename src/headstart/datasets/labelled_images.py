@@ -45,4 +45,8 @@ class LabelledImagesDataset(VersionedFileDataset):
         """Kedro-Viz table preview: counts per class of the primary task."""
         data = self.load()
         counts = data.class_counts()
-        return {"columns": ["class", "images"], "index": list(range(len(counts))), "data": [[c, n] for c, n in counts.items()]}
+        return {
+            "columns": ["class", "images"],
+            "index": list(range(len(counts))),
+            "data": [[c, n] for c, n in counts.items()],
+        }

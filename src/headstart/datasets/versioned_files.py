@@ -39,7 +39,7 @@ class VersionedFileDataset(AbstractVersionedDataset):
     def _exists(self) -> bool:
         try:
             path = self._load_path()
-        except Exception:  # noqa: BLE001 - no version saved yet
+        except Exception:
             return False
         return self._fs.exists(path)
 

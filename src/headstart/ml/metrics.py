@@ -25,8 +25,11 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     mean = float(values.mean())
     if len(values) < 2:
         return mean, math.nan, math.nan
-    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return mean, mean - half, mean + half
+    spread = stats.sem(values)
+    if spread == 0:  # scipy answers NaN for a zero scale; every seed agreeing is an interval of width 0
+        return mean, mean, mean
+    low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=spread)
+    return mean, float(low), float(high)
 
 
 def best_baseline(results: pd.DataFrame, baselines: Sequence[str]) -> str:
@@ -53,7 +56,9 @@ def compare_to_baseline(
         raise ValueError(f"the baseline strategy '{baseline}' has no results; run it with the others")
     baselines = [baseline, *(b for b in reference_baselines if b != baseline)]
     best = best_baseline(results, baselines)
-    accuracy_of = {name: results[results["strategy"] == name].set_index("seed")["accuracy"] for name in (baseline, best)}
+    accuracy_of = {
+        name: results[results["strategy"] == name].set_index("seed")["accuracy"] for name in (baseline, best)
+    }
     rows = []
     for strategy, group in results.groupby("strategy", sort=False):
         group = group.set_index("seed")
@@ -139,8 +144,12 @@ def compare_multitask(results: pd.DataFrame, baseline: str, confidence: float = 
         delta_m, delta_p = [], []
         for seed in sorted(set(indexed.index.get_level_values(0)) & set(reference.index.get_level_values(0))):
             changes = {
-                task: [100 * (indexed.loc[(seed, task), m] - reference.loc[(seed, task), m]) / reference.loc[(seed, task), m]
-                       for m in HIGHER_IS_BETTER]
+                task: [
+                    100
+                    * (indexed.loc[(seed, task), m] - reference.loc[(seed, task), m])
+                    / reference.loc[(seed, task), m]
+                    for m in HIGHER_IS_BETTER
+                ]
                 for task in tasks
             }
             delta_m.append(-np.mean([c for task_changes in changes.values() for c in task_changes]))
@@ -153,10 +162,12 @@ def compare_multitask(results: pd.DataFrame, baseline: str, confidence: float = 
             mean, low, high = t_interval(values, confidence)
             row.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
         per_seed = group.drop_duplicates("seed")
-        row.update({
-            "parameters": int(per_seed["parameters"].iloc[0]),
-            "train_seconds": per_seed["train_seconds"].mean(),
-            "inference_seconds": per_seed["inference_seconds"].mean(),
-        })
+        row.update(
+            {
+                "parameters": int(per_seed["parameters"].iloc[0]),
+                "train_seconds": per_seed["train_seconds"].mean(),
+                "inference_seconds": per_seed["inference_seconds"].mean(),
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows)

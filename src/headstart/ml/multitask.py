@@ -15,21 +15,28 @@ Weightings (a `LossWeighting` subclass each; add one by subclassing and register
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from headstart.ml.training import evaluate
+from headstart.ml.fingerprints import fingerprint
+from headstart.ml.models import build_model
+from headstart.ml.models.multitask import SHARING_MODELS
+from headstart.ml.training import TrainConfig, evaluate, fit
+from headstart.ml.transfer import body_prefixes, copy_weights
 
 
 def masked_losses(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Mean cross-entropy per task over its labelled entries; tasks without any are left out."""
     losses = {}
     for task, logits in outputs.items():
-        labelled = targets[task] >= 0
-        if labelled.any():
-            losses[task] = F.cross_entropy(logits[labelled].float(), targets[task][labelled])
+        if (targets[task] >= 0).any():  # all missing: cross_entropy's mean over nothing would be NaN
+            losses[task] = F.cross_entropy(logits.float(), targets[task], ignore_index=-1)
     return losses
 
 
@@ -110,10 +117,13 @@ class GradNormWeighting(LossWeighting):
         if len(losses) < 2:
             return
         shared = model.last_shared_parameters()
-        norms = torch.stack([
-            self.task_weights[i] * torch.cat([g.flatten() for g in torch.autograd.grad(losses[task], shared, retain_graph=True)]).norm()
-            for i, task in zip(index, losses)
-        ])
+        norms = torch.stack(
+            [
+                self.task_weights[i]
+                * torch.cat([g.flatten() for g in torch.autograd.grad(losses[task], shared, retain_graph=True)]).norm()
+                for i, task in zip(index, losses)
+            ]
+        )
         ratios = torch.stack([losses[task].detach() / self.initial_losses[i] for i, task in zip(index, losses)])
         target = norms.mean().detach() * (ratios / ratios.mean()) ** self.alpha
         self.task_weights.grad = torch.autograd.grad((norms - target).abs().sum(), self.task_weights)[0]
@@ -143,7 +153,9 @@ class PCGradWeighting(LossWeighting):
         grads = []
         for loss in losses.values():
             parts = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
-            grads.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(parts, shared)]))
+            grads.append(
+                torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(parts, shared)])
+            )
         total.backward()  # the heads' gradients; the shared ones are replaced below
         projected = [g.clone() for g in grads]
         for i, g in enumerate(projected):
@@ -159,7 +171,12 @@ class PCGradWeighting(LossWeighting):
             offset += p.numel()
 
 
-WEIGHTINGS = {"fixed": FixedWeighting, "uncertainty": UncertaintyWeighting, "gradnorm": GradNormWeighting, "pcgrad": PCGradWeighting}
+WEIGHTINGS = {
+    "fixed": FixedWeighting,
+    "uncertainty": UncertaintyWeighting,
+    "gradnorm": GradNormWeighting,
+    "pcgrad": PCGradWeighting,
+}
 
 
 class _OneTask(nn.Module):
@@ -231,3 +248,73 @@ class MultiTaskObjective:
 
     def load_state_dict(self, state):
         self.weighting.load_state_dict(state)
+
+
+@dataclass
+class TrainedNetwork:
+    """One trained network of a multi-task method: all tasks, or one task for the single-task baseline."""
+
+    config: dict  # build_model's argument
+    model: nn.Module  # on the CPU
+    info: dict  # method, seed, part, history, train_seconds, loss_weights
+
+
+def train_method(
+    sharing: str,
+    make_weighting: Callable[[list[str], int], LossWeighting],
+    penalty: float,
+    trunk: dict,
+    classes: dict[str, int],
+    head: dict,
+    train: tuple[torch.Tensor, dict[str, torch.Tensor]],
+    validation: tuple[torch.Tensor, dict[str, torch.Tensor]],
+    seeds: list[int],
+    config_for: Callable[[int], TrainConfig],
+    source_state: dict[str, torch.Tensor] | None = None,
+    checkpoint_dir: Path | None = None,
+    name: str = "method",
+) -> list[TrainedNetwork]:
+    """Every seed of one method: a network per task for `single_task`, one shared network otherwise,
+    the trunk(s) copied from `source_state` when given. Checkpoints are named by a fingerprint of
+    everything that shapes the training (settings, data, source weights, seed) and deleted when done."""
+    groups = {task: [task] for task in classes} if sharing == "single_task" else {"all": list(classes)}
+    trained = []
+    for seed in seeds:
+        for part, tasks in groups.items():
+            config = {"name": SHARING_MODELS[sharing], "trunk": trunk, "tasks": {t: classes[t] for t in tasks}, **head}
+            torch.manual_seed(seed)
+            model = build_model(config)
+            if source_state is not None:
+                for body in [model.trunk] if hasattr(model, "trunk") else list(model.networks.values()):
+                    copy_weights(body, source_state, body_prefixes(body))
+            weighting = make_weighting(tasks, seed)
+            data = (train[0], {t: train[1][t] for t in tasks}), (validation[0], {t: validation[1][t] for t in tasks})
+            checkpoint = None
+            if checkpoint_dir is not None:
+                made_from = fingerprint(
+                    config,
+                    penalty,
+                    weighting.weights(),
+                    asdict(config_for(seed)),
+                    seed,
+                    part,
+                    *data[0][:1],
+                    data[0][1],
+                    *data[1][:1],
+                    data[1][1],
+                    source_state or {},
+                )
+                checkpoint = checkpoint_dir / f"multitask-{name}-{part}-seed{seed}-{made_from[:16]}.pt"
+            started = time.perf_counter()
+            result = fit(model, *data, config_for(seed), checkpoint, MultiTaskObjective(model, weighting, penalty))
+            if checkpoint is not None:
+                checkpoint.unlink(missing_ok=True)
+            info = {
+                "seed": seed,
+                "part": part,
+                "history": result.history,
+                "train_seconds": time.perf_counter() - started,
+                "loss_weights": weighting.weights(),
+            }
+            trained.append(TrainedNetwork(config, model.cpu(), info))
+    return trained

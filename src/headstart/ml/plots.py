@@ -5,17 +5,20 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from headstart.ml.data.images import LabelledImages  # noqa: E402
+from headstart.ml.data.images import LabelledImages
 
 
 def plot_sample_grid(named_sets: dict[str, LabelledImages], samples_per_set: int, columns: int = 10) -> Figure:
     """The first images of each set, a block of rows per set, titled with the primary-task class."""
     rows_per_set = -(-samples_per_set // columns)
     figure, axes = plt.subplots(
-        rows_per_set * len(named_sets), columns, figsize=(columns * 0.9, rows_per_set * len(named_sets) * 1.05), squeeze=False
+        rows_per_set * len(named_sets),
+        columns,
+        figsize=(columns * 0.9, rows_per_set * len(named_sets) * 1.05),
+        squeeze=False,
     )
     for block, (name, data) in enumerate(named_sets.items()):
         for slot in range(rows_per_set * columns):
@@ -25,8 +28,9 @@ def plot_sample_grid(named_sets: dict[str, LabelledImages], samples_per_set: int
                 image = data.images[slot].permute(1, 2, 0).numpy()
                 axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
                 axis.set_title(data.primary_classes[int(data.primary_labels[slot])], fontsize=7)
-        axes[block * rows_per_set, 0].text(-0.3, 0.5, name, transform=axes[block * rows_per_set, 0].transAxes,
-                                           ha="right", va="center", fontsize=8)
+        axes[block * rows_per_set, 0].text(
+            -0.3, 0.5, name, transform=axes[block * rows_per_set, 0].transAxes, ha="right", va="center", fontsize=8
+        )
     figure.tight_layout()
     return figure
 
@@ -65,9 +69,14 @@ def plot_gains(comparison, best: str, level: int, seeds: int) -> Figure:
     figure, axis = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.8))
     means = rows["gain_over_best_points"]
     errors, clipped = _clipped_error(means, rows["gain_over_best_ci_low"], rows["gain_over_best_ci_high"], -100, 100)
-    colours = ["tab:gray" if role != "transfer" else ("tab:red" if below else "tab:blue")
-               for role, below in zip(rows["role"], rows["below_best_baseline"])]
-    labels = [f"{strategy} ({role})" if role != "transfer" else strategy for strategy, role in zip(rows["strategy"], rows["role"])]
+    colours = [
+        "tab:gray" if role != "transfer" else ("tab:red" if below else "tab:blue")
+        for role, below in zip(rows["role"], rows["below_best_baseline"])
+    ]
+    labels = [
+        f"{strategy} ({role})" if role != "transfer" else strategy
+        for strategy, role in zip(rows["strategy"], rows["role"])
+    ]
     _interval_rows(axis, means, errors, colours, labels)
     axis.set_xlabel(f"test accuracy gain over `{best}` (percentage points), {level}% interval over n = {seeds} seeds")
     note = "\nintervals clipped to ±100 points" if clipped else ""
@@ -99,9 +108,13 @@ def plot_learning_curve(curve, baselines: list[str], confidence: float = 0.95) -
     clipped = False
     for strategy, rows in curve.groupby("strategy", sort=False):
         table = summarise_over_seeds(rows, ["labels_per_class"], confidence)
-        used = rows.groupby("labels_per_class", sort=False)["labels_used"].mean().loc[table["labels_per_class"]].to_numpy()
+        used = (
+            rows.groupby("labels_per_class", sort=False)["labels_used"].mean().loc[table["labels_per_class"]].to_numpy()
+        )
         style = {"linestyle": "--"} if strategy in baselines else {}
-        clipped |= _line_with_band(axis, used, table, f"{strategy} (baseline)" if strategy in baselines else strategy, **style)
+        clipped |= _line_with_band(
+            axis, used, table, f"{strategy} (baseline)" if strategy in baselines else strategy, **style
+        )
     ticks = curve.groupby("labels_per_class", sort=False)["labels_used"].mean()
     axis.set_xscale("log")
     axis.set_xticks(ticks.to_numpy(), [f"{used:.0f}\n(k={label})" for label, used in ticks.items()])
@@ -124,8 +137,10 @@ def plot_layer_sweep(table) -> Figure:
     axis.set_xticks(sorted(table["blocks"].unique()))
     axis.set_xlabel("blocks transferred from the source (n)")
     axis.set_ylabel("test accuracy (%), 95% interval over seeds")
-    axis.set_title("Layer-transfer sweep: where frozen transfer falls, features stop being general"
-                   + clipped_note(clipped), fontsize=9)
+    axis.set_title(
+        "Layer-transfer sweep: where frozen transfer falls, features stop being general" + clipped_note(clipped),
+        fontsize=9,
+    )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -139,11 +154,16 @@ def plot_delta_m(comparison, baseline: str, seeds: int) -> Figure:
     figure, axis = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.8))
     means = rows["delta_m"]
     errors, clipped = _clipped_error(means, rows["delta_m_ci_low"], rows["delta_m_ci_high"], -float("inf"), 100)
-    colours = ["tab:gray" if m == baseline else ("tab:red" if low > 0 else ("tab:green" if high < 0 else "tab:blue"))
-               for m, low, high in zip(rows["method"], rows["delta_m_ci_low"], rows["delta_m_ci_high"])]
+    colours = [
+        "tab:gray" if m == baseline else ("tab:red" if low > 0 else ("tab:green" if high < 0 else "tab:blue"))
+        for m, low, high in zip(rows["method"], rows["delta_m_ci_low"], rows["delta_m_ci_high"])
+    ]
     _interval_rows(axis, means, errors, colours, [f"{m} (baseline)" if m == baseline else m for m in rows["method"]])
     axis.set_xlabel(f"Δm against {baseline} (%), positive = worse; 95% interval over n = {seeds} seeds")
-    axis.set_title("Multi-task methods: Δm (Maninis et al. 2019); red: worse, green: better, interval clear of 0"
-                   + ("; clipped at 100 %" if clipped else ""), fontsize=9)
+    axis.set_title(
+        "Multi-task methods: Δm (Maninis et al. 2019); red: worse, green: better, interval clear of 0"
+        + ("; clipped at 100 %" if clipped else ""),
+        fontsize=9,
+    )
     figure.tight_layout()
     return figure

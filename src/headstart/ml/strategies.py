@@ -30,13 +30,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
 
-from headstart.ml.training import TrainConfig, evaluate, fit, model_device, resolve_device, scale_images
 from headstart.ml.models import build_model
+from headstart.ml.training import TrainConfig, evaluate, fit, model_device, resolve_device, scale_images
 from headstart.ml.transfer import TransferReport, TransferSpec, count_parameters, target_config, transfer_model
 
 logger = logging.getLogger(__name__)
 Procedure = Literal["fit", "linear_classifier", "probe_then_finetune", "nearest_neighbours"]
 TUNED_SETTINGS = ("lr_scale", "neighbours")  # what a tuning grid varies
+CLASSIFIERS = ("logistic_regression", "linear_svm")  # linear_classifier's scikit-learn models
+STRATEGY_MODELS = ("source", "pixels")  # the source architecture, or a classical model on the raw pixels
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,9 @@ class StrategyConfig:
     spec: TransferSpec
     training: TrainConfig
     probe: TrainConfig | None = None  # probe_then_finetune's first phase
-    classifier: Literal["logistic_regression", "linear_svm"] = "logistic_regression"
+    classifier: str = "logistic_regression"  # one of CLASSIFIERS
     regularisation_c: float = 1.0  # scikit-learn's C: inverse regularisation strength
-    model: Literal["source", "pixels"] = "source"  # pixels: a classical reference on the raw pixels
+    model: str = "source"  # one of STRATEGY_MODELS; pixels: a classical reference on the raw pixels
     neighbours: int = 1  # nearest_neighbours' k
 
 
@@ -67,13 +69,14 @@ def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 5
     model.eval()
     with torch.no_grad():
         return torch.cat(
-            [model.forward_features(scale_images(images[i : i + batch_size].to(device))).float().cpu() for i in range(0, len(images), batch_size)]
+            [
+                model.forward_features(scale_images(images[i : i + batch_size].to(device))).float().cpu()
+                for i in range(0, len(images), batch_size)
+            ]
         )
 
 
-def fit_linear_classifier(
-    model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], config: StrategyConfig
-) -> None:
+def fit_linear_classifier(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], config: StrategyConfig) -> None:
     """Fit scikit-learn on frozen features and write the (scaler-folded) coefficients into `model.head`."""
     if not isinstance(model.head, nn.Linear):
         raise ValueError("linear_classifier needs a linear head: leave head_hidden empty")
@@ -86,7 +89,9 @@ def fit_linear_classifier(
     fitted = make_pipeline(StandardScaler(), classifier).fit(features, labels)
     scaler, linear = fitted[0], fitted[1]
     weight = torch.as_tensor(linear.coef_, dtype=torch.float32) / torch.as_tensor(scaler.scale_, dtype=torch.float32)
-    bias = torch.as_tensor(linear.intercept_, dtype=torch.float32) - weight @ torch.as_tensor(scaler.mean_, dtype=torch.float32)
+    bias = torch.as_tensor(linear.intercept_, dtype=torch.float32) - weight @ torch.as_tensor(
+        scaler.mean_, dtype=torch.float32
+    )
     classes = model.head.out_features
     if weight.shape[0] == 1 and classes == 2:  # scikit-learn keeps one row for two classes
         weight, bias = torch.cat([-weight / 2, weight / 2]), torch.cat([-bias / 2, bias / 2])
@@ -98,16 +103,26 @@ def fit_linear_classifier(
         model.head.bias.copy_(full_bias)
 
 
-def train_strategy(
-    source_config: dict[str, Any],
-    source_state: dict[str, torch.Tensor],
-    num_classes: int,
-    train: tuple[torch.Tensor, torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor],
-    config: StrategyConfig,
-    checkpoint_path: Path | None = None,
-) -> StrategyResult:
+@dataclass(frozen=True)
+class TargetTask:
+    """What every strategy of one comparison shares: the source model and the target's labelled data."""
+
+    source_config: dict[str, Any]
+    source_state: dict[str, torch.Tensor]
+    num_classes: int
+    train: tuple[torch.Tensor, torch.Tensor]
+    validation: tuple[torch.Tensor, torch.Tensor]
+
+
+def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Path | None = None) -> StrategyResult:
     """Build the target model from the source and train it by the strategy's procedure (seeded by `training.seed`)."""
+    source_config, source_state, num_classes, train, validation = (
+        task.source_config,
+        task.source_state,
+        task.num_classes,
+        task.train,
+        task.validation,
+    )
     torch.manual_seed(config.training.seed)  # the fresh head, and every layer a strategy does not copy
     if config.model == "pixels":
         model_config = pixel_model_config(config, tuple(train[0].shape[1:]), num_classes, len(train[0]))
@@ -143,10 +158,17 @@ def train_strategy(
     return result
 
 
-def pixel_model_config(config: StrategyConfig, input_shape: tuple[int, ...], num_classes: int, train_count: int) -> dict[str, Any]:
+def pixel_model_config(
+    config: StrategyConfig, input_shape: tuple[int, ...], num_classes: int, train_count: int
+) -> dict[str, Any]:
     if config.procedure == "nearest_neighbours":
-        return {"name": "pixel_nearest_neighbours", "input_shape": list(input_shape), "num_classes": num_classes,
-                "memory_size": train_count, "neighbours": config.neighbours}
+        return {
+            "name": "pixel_nearest_neighbours",
+            "input_shape": list(input_shape),
+            "num_classes": num_classes,
+            "memory_size": train_count,
+            "neighbours": config.neighbours,
+        }
     return {"name": "pixel_linear", "input_shape": list(input_shape), "num_classes": num_classes}
 
 
@@ -161,11 +183,7 @@ class TunedStrategy:
 
 
 def train_tuned(
-    source_config: dict[str, Any],
-    source_state: dict[str, torch.Tensor],
-    num_classes: int,
-    train: tuple[torch.Tensor, torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor],
+    task: TargetTask,
     grid: list[dict[str, float]],
     seeds: list[int],
     configure: Callable[[dict[str, float], int], StrategyConfig],
@@ -180,12 +198,14 @@ def train_tuned(
         for seed in seeds:
             checkpoint = checkpoint_for(setting, seed)
             logger.info("Training seed %d with %s", seed, setting)
-            results[seed] = train_strategy(source_config, source_state, num_classes, train, validation,
-                                           configure(setting, seed), checkpoint)
+            results[seed] = train_strategy(task, configure(setting, seed), checkpoint)
             if checkpoint is not None:
                 for path in checkpoint.parent.glob(f"*{checkpoint.name}"):
                     path.unlink()
-        score = (mean(r.validation_accuracy for r in results.values()), -mean(r.validation_loss for r in results.values()))
+        score = (
+            mean(r.validation_accuracy for r in results.values()),
+            -mean(r.validation_loss for r in results.values()),
+        )
         if best_score is None or score > best_score:
             best_score, best = score, TunedStrategy(setting, results, score[0])
     return best

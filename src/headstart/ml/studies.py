@@ -10,18 +10,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
 
 from headstart.ml.metrics import evaluation_record, summarise_over_seeds
-from headstart.ml.strategies import StrategyConfig, StrategyResult, TunedStrategy, train_strategy, train_tuned
+from headstart.ml.strategies import (
+    StrategyConfig,
+    StrategyResult,
+    TargetTask,
+    TunedStrategy,
+    train_strategy,
+    train_tuned,
+)
 from headstart.ml.training import evaluate, resolve_device
 from headstart.ml.transfer import TransferSpec
-
-LAYER_SWEEP_ARMS = ("copied_frozen", "copied_finetuned", "random_frozen")
 
 
 def test_metrics(result: StrategyResult, test: tuple[torch.Tensor, torch.Tensor], device: str) -> dict[str, float]:
@@ -33,56 +37,52 @@ def test_metrics(result: StrategyResult, test: tuple[torch.Tensor, torch.Tensor]
 
 
 def train_and_test(
-    source_config: dict[str, Any],
-    source_state: dict[str, torch.Tensor],
-    num_classes: int,
-    train: tuple[torch.Tensor, torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
-    config: StrategyConfig,
+    task: TargetTask, test: tuple[torch.Tensor, torch.Tensor], config: StrategyConfig
 ) -> tuple[StrategyResult, dict[str, float]]:
     """One untuned point of a study: train as the strategy says, then test the kept model."""
-    result = train_strategy(source_config, source_state, num_classes, train, validation, config)
+    result = train_strategy(task, config)
     return result, test_metrics(result, test, config.training.device)
 
 
 def tune_and_test(
-    source_config: dict[str, Any],
-    source_state: dict[str, torch.Tensor],
-    num_classes: int,
-    train: tuple[torch.Tensor, torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor],
+    task: TargetTask,
     test: tuple[torch.Tensor, torch.Tensor],
     grid: list[dict[str, float]],
     seed: int,
     configure: Callable[[dict[str, float], int], StrategyConfig],
 ) -> tuple[TunedStrategy, dict[str, float]]:
     """One tuned point of a study: the grid tried on validation, then the kept model's test metrics."""
-    kept = train_tuned(source_config, source_state, num_classes, train, validation, grid, [seed], configure)
+    kept = train_tuned(task, grid, [seed], configure)
     return kept, test_metrics(kept.results[seed], test, configure(kept.setting, seed).training.device)
 
 
-def layer_sweep_spec(arm: str, blocks: int) -> TransferSpec:
+@dataclass(frozen=True)
+class SweepArm:
+    """One arm of the layer sweep: whether its first n blocks are copied from the source, and frozen."""
+
+    from_source: bool  # the first n blocks copied from the source (else random)
+    frozen: bool
+
+
+def layer_sweep_spec(arm: SweepArm, blocks: int) -> TransferSpec:
     """The transfer of one arm at n = `blocks`; the rest of the body always trains from random."""
-    if arm == "copied_frozen":
-        return TransferSpec(copy_blocks=blocks, freeze_blocks=blocks)
-    if arm == "copied_finetuned":
-        return TransferSpec(copy_blocks=blocks, freeze_blocks=0)
-    if arm == "random_frozen":
-        return TransferSpec(copy_blocks=0, freeze_blocks=blocks)
-    raise ValueError(f"unknown layer-sweep arm '{arm}'; known: {', '.join(LAYER_SWEEP_ARMS)}")
+    return TransferSpec(copy_blocks=blocks if arm.from_source else 0, freeze_blocks=blocks if arm.frozen else 0)
 
 
-def layer_sweep_config(base: StrategyConfig, arm: str, blocks: int) -> StrategyConfig:
+def layer_sweep_config(base: StrategyConfig, arm: SweepArm, blocks: int) -> StrategyConfig:
     return replace(base, procedure="fit", spec=layer_sweep_spec(arm, blocks))
 
 
 def best_baseline_curve(curve: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
     """Per budget, the baseline with the best mean validation accuracy and its mean test accuracy:
     the curve a user who tried every baseline (and never looked at the test split) would be on."""
-    means = (curve[curve["strategy"].isin(baselines)]
-             .groupby(["labels_per_class", "strategy"], as_index=False, sort=False)
-             [["k", "labels_used", "validation_accuracy", "accuracy"]].mean())
+    means = (
+        curve[curve["strategy"].isin(baselines)]
+        .groupby(["labels_per_class", "strategy"], as_index=False, sort=False)[
+            ["k", "labels_used", "validation_accuracy", "accuracy"]
+        ]
+        .mean()
+    )
     order = {name: i for i, name in enumerate(baselines)}  # ties: the first listed
     means["order"] = -means["strategy"].map(order)
     best = means.sort_values(["validation_accuracy", "order"]).groupby("labels_per_class", sort=False).tail(1)
@@ -96,7 +96,9 @@ def labels_saved(curve: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
 
     `curve` has rows of (strategy, labels_per_class, k, labels_used, seed, validation_accuracy, accuracy)."""
     base = best_baseline_curve(curve, baselines)
-    means = curve.groupby(["strategy", "labels_per_class"], as_index=False, sort=False)[["k", "labels_used", "accuracy"]].mean()
+    means = curve.groupby(["strategy", "labels_per_class"], as_index=False, sort=False)[
+        ["k", "labels_used", "accuracy"]
+    ].mean()
     rows = []
     for _, point in means[~means["strategy"].isin(baselines)].iterrows():
         reached = base[base["accuracy"] >= point["accuracy"]]
@@ -110,7 +112,9 @@ def labels_saved(curve: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
                 "accuracy": point["accuracy"],
                 "best_baseline_here": same_budget["strategy"],
                 "best_baseline_accuracy_here": same_budget["accuracy"],
-                "best_baseline_matches_at_labels_used": round(matched["labels_used"], 1) if matched is not None else "not reached",
+                "best_baseline_matches_at_labels_used": round(matched["labels_used"], 1)
+                if matched is not None
+                else "not reached",
                 "matched_by": matched["strategy"] if matched is not None else "",
                 "labels_saved_per_class": (
                     round(matched["labels_used"] - point["labels_used"], 1) if matched is not None else "not reached"

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch import nn
+from torch.utils.data import RandomSampler
 from tqdm.auto import tqdm
 
 from headstart.ml.transfer import parameter_groups, train_mode
@@ -59,10 +60,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def epoch_order(count: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Indices of one epoch: a shuffled pass, repeated until `min_batches_per_epoch` batches are filled."""
+    """Indices of one epoch: shuffled passes (torch's RandomSampler without replacement) until
+    `min_batches_per_epoch` batches are filled."""
     wanted = max(count, (config.min_batches_per_epoch or 0) * config.batch_size)
-    passes = -(-wanted // count)
-    return torch.cat([torch.randperm(count, generator=generator) for _ in range(passes)])[:wanted]
+    return torch.tensor(list(RandomSampler(range(count), num_samples=wanted, generator=generator)))
 
 
 def fits_on_device(images: torch.Tensor, device: torch.device, share: float = 0.5) -> bool:
@@ -77,7 +78,9 @@ def scale_images(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0)
 
 
-def augment_images(images: torch.Tensor, generator: torch.Generator, max_rotation_deg: float, max_shift: float) -> torch.Tensor:
+def augment_images(
+    images: torch.Tensor, generator: torch.Generator, max_rotation_deg: float, max_shift: float
+) -> torch.Tensor:
     """A random rotation and shift per image, in one batched affine resampling on the images' device."""
     count = len(images)
     angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(max_rotation_deg)
@@ -149,7 +152,11 @@ def validation_score(measured: dict[str, float]) -> tuple[float, float]:
 
 
 def _to_device(labels, device: torch.device):
-    return {k: v.to(device, non_blocking=True) for k, v in labels.items()} if isinstance(labels, dict) else labels.to(device, non_blocking=True)
+    return (
+        {k: v.to(device, non_blocking=True) for k, v in labels.items()}
+        if isinstance(labels, dict)
+        else labels.to(device, non_blocking=True)
+    )
 
 
 def _take(labels, index: torch.Tensor):
@@ -189,7 +196,11 @@ def fit(
         objective.load_state_dict(checkpoint["objective"])
         generator.set_state(checkpoint["generator"])
         result = TrainResult(history=checkpoint["history"], best_epoch=checkpoint["best_epoch"])
-        best_score, best_state, start_epoch = tuple(checkpoint["best_score"]), checkpoint["best_state"], checkpoint["epoch"]
+        best_score, best_state, start_epoch = (
+            tuple(checkpoint["best_score"]),
+            checkpoint["best_state"],
+            checkpoint["epoch"],
+        )
 
     use_bf16 = device.type == "cuda"
     augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0

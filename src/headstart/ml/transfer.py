@@ -54,7 +54,9 @@ def body_prefixes(model: nn.Module) -> list[str]:
     return [f"{name}." for name, _ in model.named_children() if name != "head"]
 
 
-def select_prefixes(model: nn.Module, blocks: int | Literal["all"], modules: Sequence[str], field_name: str) -> list[str]:
+def select_prefixes(
+    model: nn.Module, blocks: int | Literal["all"], modules: Sequence[str], field_name: str
+) -> list[str]:
     """State-dict prefixes for a block count and module names; an unknown module or count is refused by name."""
     total = len(model.blocks)
     if blocks == "all":
@@ -73,7 +75,9 @@ def select_prefixes(model: nn.Module, blocks: int | Literal["all"], modules: Seq
     return prefixes
 
 
-def _mismatches(model_state: Mapping[str, torch.Tensor], source_state: Mapping[str, torch.Tensor], names: Iterable[str]) -> list[str]:
+def _mismatches(
+    model_state: Mapping[str, torch.Tensor], source_state: Mapping[str, torch.Tensor], names: Iterable[str]
+) -> list[str]:
     found = []
     for name in names:
         if name not in source_state:

@@ -7,11 +7,15 @@ from headstart.ml.errors import InvalidDataError
 
 def test_label_outside_class_list_names_task_and_label():
     with pytest.raises(InvalidDataError, match=r"task 'digit': label 3 is outside the class list \['0', '1', '2'\]"):
-        LabelledImages(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), {"digit": torch.tensor([0, 3])}, {"digit": ["0", "1", "2"]})
+        LabelledImages(
+            torch.zeros(2, 1, 4, 4, dtype=torch.uint8), {"digit": torch.tensor([0, 3])}, {"digit": ["0", "1", "2"]}
+        )
 
 
 def test_missing_labels_are_allowed_and_not_counted():
-    data = LabelledImages(torch.zeros(3, 1, 4, 4, dtype=torch.uint8), {"t": torch.tensor([0, -1, 1])}, {"t": ["a", "b"]})
+    data = LabelledImages(
+        torch.zeros(3, 1, 4, 4, dtype=torch.uint8), {"t": torch.tensor([0, -1, 1])}, {"t": ["a", "b"]}
+    )
     assert data.class_counts() == {"a": 1, "b": 1}
 
 

@@ -38,7 +38,9 @@ def test_all_keeps_the_pool():
 
 
 def test_fewer_images_than_k_names_the_class():
-    with pytest.raises(InvalidDataError, match=r"class 'c' has 2 image\(s\) in the target train pool, fewer than labels_per_class=3"):
+    with pytest.raises(
+        InvalidDataError, match=r"class 'c' has 2 image\(s\) in the target train pool, fewer than labels_per_class=3"
+    ):
         draw_labelled_subset(images([0, 1, 2, 0, 1, 2, 0, 1]), 3, seed=0)
 
 
@@ -51,6 +53,9 @@ def test_a_label_budget_draws_as_many_validation_labels_per_class_from_the_valid
     assert labels_used_per_class(train, validation) == 4
     train, validation = draw_label_budget(pool, validation_pool, 2, "all", seed=3)
     assert len(validation) == 12
-    with pytest.raises(InvalidDataError, match=r"class 'a' has 4 image\(s\) in the target validation split, fewer than "
-                                               r"labels_per_class \(validation_labels_per_class: same\)=5.*target_validation_fraction"):
+    with pytest.raises(
+        InvalidDataError,
+        match=r"class 'a' has 4 image\(s\) in the target validation split, fewer than "
+        r"labels_per_class \(validation_labels_per_class: same\)=5.*target_validation_fraction",
+    ):
         draw_label_budget(pool, validation_pool, 5, "same", seed=3)

@@ -21,7 +21,9 @@ from headstart.ml.transfer import CheckpointMismatchError, load_full_state
 def test_checkpoints_load_from_safetensors_and_from_state_dicts_with_weights_only(tmp_path):
     state = build_model({"name": "small_cnn", "num_classes": 4}).state_dict()
     safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
-    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "model.pt")  # a DDP training dict
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "model.pt"
+    )  # a DDP training dict
     for name in ("model.safetensors", "model.pt"):
         loaded = read_state_file(tmp_path / name)
         assert loaded.keys() == state.keys() and head_classes(loaded) == 4

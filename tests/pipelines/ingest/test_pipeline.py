@@ -48,5 +48,9 @@ def test_too_many_labels_per_class_stops_ingest():
 def test_parameter_of_wrong_range_names_the_field():
     with pytest.raises(ValueError, match=r"split\.labels_per_class"):
         IngestParams.model_validate(
-            {"source": {"kind": "handwritten_digits"}, "target": {"kind": "handwritten_digits"}, "split": {"labels_per_class": 0}}
+            {
+                "source": {"kind": "handwritten_digits"},
+                "target": {"kind": "handwritten_digits"},
+                "split": {"labels_per_class": 0},
+            }
         )

@@ -42,12 +42,16 @@ def test_a_local_checkpoint_is_loaded_with_its_class_count_and_grey_input(tmp_pa
     data = labelled()
     trained, _, _ = prepare_source_model(data, data, None, params(), runtime)
     safetensors.torch.save_file(trained["source"].state, tmp_path / "source.safetensors")
-    loaded, summary, _ = prepare_source_model(data, data, None, params(init="checkpoint", checkpoint=str(tmp_path / "source.safetensors")), runtime)
+    loaded, summary, _ = prepare_source_model(
+        data, data, None, params(init="checkpoint", checkpoint=str(tmp_path / "source.safetensors")), runtime
+    )
     assert summary["loaded"] == 1 and loaded["source"].config["num_classes"] == 3
     assert torch.equal(loaded["source"].state["blocks.0.0.weight"], trained["source"].state["blocks.0.0.weight"])
     safetensors.torch.save_file(state, tmp_path / "linear.safetensors")
     with pytest.raises(InvalidDataError, match="checkpoint has no output layer"):
-        prepare_source_model(data, data, None, params(init="checkpoint", checkpoint=str(tmp_path / "linear.safetensors")), runtime)
+        prepare_source_model(
+            data, data, None, params(init="checkpoint", checkpoint=str(tmp_path / "linear.safetensors")), runtime
+        )
 
 
 def test_loading_needs_the_weights_it_names():

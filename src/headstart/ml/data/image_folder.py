@@ -58,9 +58,7 @@ def load_image_folder(
         classes = folders
     unknown = [name for name in folders if name not in classes]
     if unknown:
-        raise InvalidDataError(
-            f"{root / unknown[0]}: label '{unknown[0]}' is outside the class list {classes}"
-        )
+        raise InvalidDataError(f"{root / unknown[0]}: label '{unknown[0]}' is outside the class list {classes}")
     if not classes:
         raise InvalidDataError(f"image folder {root} has no class folders (expected <root>/<class>/<image>)")
 
@@ -74,5 +72,7 @@ def load_image_folder(
     if not images:
         raise InvalidDataError(f"image folder {root} holds no PNG or JPEG images")
     return LabelledImages(
-        images=torch.stack(images), labels={"label": torch.tensor(labels, dtype=torch.long)}, classes={"label": list(classes)}
+        images=torch.stack(images),
+        labels={"label": torch.tensor(labels, dtype=torch.long)},
+        classes={"label": list(classes)},
     )

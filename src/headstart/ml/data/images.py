@@ -37,9 +37,7 @@ class LabelledImages:
             )
         for task, labels in self.labels.items():
             if labels.shape != (len(self.images),):
-                raise InvalidDataError(
-                    f"task '{task}': {tuple(labels.shape)} labels for {len(self.images)} images"
-                )
+                raise InvalidDataError(f"task '{task}': {tuple(labels.shape)} labels for {len(self.images)} images")
             out_of_range = labels[(labels < MISSING_LABEL) | (labels >= len(self.classes[task]))]
             if len(out_of_range):
                 raise InvalidDataError(
@@ -78,9 +76,7 @@ class LabelledImages:
     def class_counts(self, task: str | None = None) -> dict[str, int]:
         """Images per class name (missing labels not counted)."""
         task = task or self.primary_task
-        counts = torch.bincount(
-            self.labels[task][self.labels[task] >= 0], minlength=len(self.classes[task])
-        )
+        counts = torch.bincount(self.labels[task][self.labels[task] >= 0], minlength=len(self.classes[task]))
         return {name: int(count) for name, count in zip(self.classes[task], counts)}
 
 
@@ -98,9 +94,7 @@ def to_uint8_images(images: torch.Tensor, size: int, channels: int) -> torch.Ten
         raise InvalidDataError(f"cannot convert {images.shape[1]}-channel images to {channels} channels")
     if images.shape[-2:] != (size, size):
         downsampling = images.shape[-1] > size or images.shape[-2] > size
-        images = F.interpolate(
-            images, size=(size, size), mode="bilinear", align_corners=False, antialias=downsampling
-        )
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=downsampling)
     return (images.clamp(0, 1) * 255).round().to(torch.uint8)
 
 

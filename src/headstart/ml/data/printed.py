@@ -153,7 +153,11 @@ def render_printed_digits(config: PrintedDigitsConfig) -> LabelledImages:
     ).unsqueeze(1)
 
     warped = F.grid_sample(
-        glyphs[glyph_of_sample], warp_grid(config, n, generator), mode="bilinear", padding_mode="zeros", align_corners=False
+        glyphs[glyph_of_sample],
+        warp_grid(config, n, generator),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
     )
     blurred = _blur(warped, _uniform(generator, n, *config.blur_sigma_range))
     if config.uci_preprocess:

@@ -16,9 +16,7 @@ def stratified_split(
     too_small = {cls: n for cls, n in data.class_counts().items() if n < 2}
     if too_small:
         cls, n = next(iter(too_small.items()))
-        raise InvalidDataError(
-            f"{name}: class '{cls}' has {n} image(s); a stratified split needs at least 2 per class"
-        )
+        raise InvalidDataError(f"{name}: class '{cls}' has {n} image(s); a stratified split needs at least 2 per class")
     kept, held = train_test_split(
         torch.arange(len(data)).numpy(),
         test_size=held_out_fraction,
@@ -60,7 +58,10 @@ def split_target(
 
 
 def draw_labelled_subset(
-    pool: LabelledImages, labels_per_class: int | str, seed: int, pool_name: str = "target train pool",
+    pool: LabelledImages,
+    labels_per_class: int | str,
+    seed: int,
+    pool_name: str = "target train pool",
     field: str = "labels_per_class",
 ) -> LabelledImages:
     """k labelled examples per class of the primary task, drawn without replacement; 'all' keeps the pool.
@@ -89,7 +90,11 @@ def draw_label_budget(
     """The labels one budget may use: k per class to train on, from the train pool, and the
     validation labels (`"same"`: k again) from the validation split, both drawn with `seed`."""
     validation_k = labels_per_class if validation_labels_per_class == "same" else validation_labels_per_class
-    field = "labels_per_class (validation_labels_per_class: same)" if validation_labels_per_class == "same" else "validation_labels_per_class"
+    field = (
+        "labels_per_class (validation_labels_per_class: same)"
+        if validation_labels_per_class == "same"
+        else "validation_labels_per_class"
+    )
     train = draw_labelled_subset(train_pool, labels_per_class, seed)
     try:
         validation = draw_labelled_subset(validation_pool, validation_k, seed, "target validation split", field)

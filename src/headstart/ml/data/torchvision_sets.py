@@ -50,4 +50,6 @@ def load_torchvision_dataset(
         images.append(pil_to_tensor(image, image_size, channels))
         labels.append(int(label))
     classes = [str(c) for c in getattr(dataset, "classes", [])] or [str(c) for c in range(max(labels) + 1)]
-    return LabelledImages(images=torch.stack(images), labels={"label": torch.tensor(labels)}, classes={"label": classes})
+    return LabelledImages(
+        images=torch.stack(images), labels={"label": torch.tensor(labels)}, classes={"label": classes}
+    )

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import nn
+from torchvision.ops import MLP
 
 
 def make_head(num_features: int, num_classes: int, hidden: Sequence[int] = ()) -> nn.Module:
-    """A fresh, randomly initialised head; `hidden` widths add ReLU layers before the output layer."""
+    """A fresh, randomly initialised head; `hidden` widths add ReLU layers before the output layer
+    (torchvision's MLP, without dropout)."""
     if not hidden:
         return nn.Linear(num_features, num_classes)
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(num_features, width), nn.ReLU(inplace=True)]
-        num_features = width
-    return nn.Sequential(*layers, nn.Linear(num_features, num_classes))
+    return MLP(num_features, [*hidden, num_classes], activation_layer=nn.ReLU, inplace=True, dropout=0.0)

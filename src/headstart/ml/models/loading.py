@@ -6,8 +6,11 @@ torchvision-format keys (`conv1.weight`, `features.0.0.weight`, ...) are accepte
 
 from __future__ import annotations
 
+import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import safetensors.torch
@@ -16,6 +19,8 @@ import torchvision
 from torch import nn
 
 from headstart.ml.errors import InvalidDataError
+from headstart.ml.models import build_model
+from headstart.ml.transfer import load_full_state
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -83,8 +88,32 @@ def load_torchvision_weights(weights_name: str) -> tuple[dict[str, torch.Tensor]
     except OSError as error:  # URLError is an OSError
         raise WeightsUnavailableError(
             f"{weights_name} is not in the torch cache ({cached}) and cannot be downloaded ({error}). "
-            f"On a machine with internet run `python -c \"import torchvision; torchvision.models.get_weight('{weights_name}')"
-            f".get_state_dict()\"`, copy {cached.name} into {cached.parent} here (or set TORCH_HOME), "
+            'On a machine with internet run `python -c "import torchvision; '
+            f"torchvision.models.get_weight('{weights_name}')"
+            f'.get_state_dict()"`, copy {cached.name} into {cached.parent} here (or set TORCH_HOME), '
             "or point pretrain.checkpoint at a local file."
         ) from error
     return state, len(weights.meta["categories"])
+
+
+def load_source_model(
+    init: str, origin: str, config_for: Callable[[int], dict[str, Any]]
+) -> tuple[dict[str, Any], nn.Module]:
+    """(config, model) from a torchvision weights enum (`init: torchvision_weights`) or a local checkpoint,
+    renamed to our layout and fitted to the input channels. `config_for(num_classes)` is the architecture."""
+    if init == "torchvision_weights":
+        state, num_classes = load_torchvision_weights(origin)
+        config = config_for(num_classes)
+    else:
+        path = Path(origin)
+        described = path.with_suffix(".json")  # our own models carry their config beside the weights
+        state = read_state_file(path)
+        in_channels = config_for(1)["in_channels"]
+        if described.is_file():
+            config = {**json.loads(described.read_text())["config"], "in_channels": in_channels}
+        else:
+            probe = build_model(config_for(1))
+            config = config_for(head_classes(to_our_names(probe, state)))
+    model = build_model(config)
+    load_full_state(model, adapt_input_channels(model, to_our_names(model, state)))
+    return config, model

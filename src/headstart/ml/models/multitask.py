@@ -24,6 +24,10 @@ def _build_backbone(config: dict[str, Any], num_classes: int) -> nn.Module:
     return build_model({**config, "num_classes": num_classes})
 
 
+# Each multi-task method's sharing, and the model that implements it (single-task: one network per task).
+SHARING_MODELS = {"single_task": "hard_sharing", "hard": "hard_sharing", "soft": "soft_sharing"}
+
+
 class HardSharingModel(nn.Module):
     def __init__(self, trunk: dict[str, Any], tasks: dict[str, int], head_depth: int = 1, head_width: int = 64) -> None:
         super().__init__()

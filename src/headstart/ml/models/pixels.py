@@ -17,7 +17,9 @@ from torch import nn
 
 
 class PixelLinear(nn.Module):
-    def __init__(self, input_shape: Sequence[int], num_classes: int, head_hidden: Sequence[int] = (), **_: object) -> None:
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, head_hidden: Sequence[int] = (), **_: object
+    ) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.blocks = nn.ModuleList()  # nothing to transfer: copy_blocks 0 is the only choice
@@ -34,7 +36,9 @@ class PixelLinear(nn.Module):
 class PixelNearestNeighbours(nn.Module):
     """Scores are log vote shares (smoothed so every class keeps a little probability, and NLL is finite)."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, memory_size: int, neighbours: int, **_: object) -> None:
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, memory_size: int, neighbours: int, **_: object
+    ) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.blocks = nn.ModuleList()

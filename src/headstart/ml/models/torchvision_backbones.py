@@ -43,11 +43,19 @@ class TorchvisionBackbone(nn.Module):
     ) -> None:
         super().__init__()
         if name not in TORCHVISION_ARCHITECTURES:
-            raise ValueError(f"unknown torchvision architecture '{name}'; known: {', '.join(TORCHVISION_ARCHITECTURES)}")
-        net = getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+            raise ValueError(
+                f"unknown torchvision architecture '{name}'; known: {', '.join(TORCHVISION_ARCHITECTURES)}"
+            )
+        net = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
         if name.startswith("resnet"):
             net.conv1 = _with_input_channels(net.conv1, in_channels)
-            blocks = [nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool), net.layer1, net.layer2, net.layer3, net.layer4]
+            blocks = [
+                nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool),
+                net.layer1,
+                net.layer2,
+                net.layer3,
+                net.layer4,
+            ]
             neck, last = nn.Identity(), net.fc
         else:
             net.features[0][0] = _with_input_channels(net.features[0][0], in_channels)

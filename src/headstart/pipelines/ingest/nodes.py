@@ -23,8 +23,11 @@ def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str,
     if source.kind == "handwritten_digits":
         return {"pool": load_handwritten_digits(size, channels)}
     if source.kind == "torchvision":
+
         def load(split: str) -> LabelledImages:
-            return load_torchvision_dataset(source.name, split, source.root, source.download, size, channels, source.limit)
+            return load_torchvision_dataset(
+                source.name, split, source.root, source.download, size, channels, source.limit
+            )
 
         loaded = {"pool": load(source.split)}
         if source.test_split:
@@ -63,10 +66,21 @@ def split_source_and_target(
         split.seed,
     )
     target_train, target_validation = draw_label_budget(
-        target["train_pool"], target["validation"], split.labels_per_class, split.validation_labels_per_class, split.seed
+        target["train_pool"],
+        target["validation"],
+        split.labels_per_class,
+        split.validation_labels_per_class,
+        split.seed,
     )
-    return (source_train, source_validation, target["train_pool"], target_train,
-            target["validation"], target_validation, target["test"])
+    return (
+        source_train,
+        source_validation,
+        target["train_pool"],
+        target_train,
+        target["validation"],
+        target_validation,
+        target["test"],
+    )
 
 
 def summarise_datasets(

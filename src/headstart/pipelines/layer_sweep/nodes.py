@@ -12,10 +12,10 @@ from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
 from headstart.ml.metrics import prefix_test_metrics, summarise_over_seeds
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_layer_sweep
-from headstart.ml.strategies import StrategyConfig
+from headstart.ml.reports import SELECTION, interval
+from headstart.ml.strategies import StrategyConfig, TargetTask
 from headstart.ml.studies import layer_sweep_config, train_and_test
 from headstart.ml.transfer import TransferSpec
-from headstart.ml.reports import SELECTION, interval
 from headstart.params import IngestParams, LayerSweepParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
@@ -40,29 +40,43 @@ def run_layer_sweep(
         raise ValueError(f"layer_sweep.blocks: {too_deep} exceed the source model's {total} blocks")
     num_classes = len(target_train_pool.primary_classes)
     test = target_test.primary_pairs()
-    draws = {seed: draw_label_budget(target_train_pool, target_validation_pool, layer_sweep.labels_per_class,
-                                     ingest.split.validation_labels_per_class, seed) for seed in layer_sweep.seeds}
+    draws = {
+        seed: draw_label_budget(
+            target_train_pool,
+            target_validation_pool,
+            layer_sweep.labels_per_class,
+            ingest.split.validation_labels_per_class,
+            seed,
+        )
+        for seed in layer_sweep.seeds
+    }
     rows, runs = [], []
     for seed, (train_labels, validation_labels) in draws.items():
         train, validation = train_labels.primary_pairs(), validation_labels.primary_pairs()
         used = labels_used_per_class(train_labels, validation_labels)
         base = StrategyConfig("fit", TransferSpec(), layer_sweep.training.to_config(seed, runtime))
         for n in blocks:
-            for position, arm in enumerate(layer_sweep.arms):
+            for position, (arm, settings) in enumerate(layer_sweep.arms.items()):
                 if n == 0 and position > 0:  # the same model as the first arm's
                     rows.append({**rows[-1], "arm": arm})
                     continue
                 logger.info("Layer sweep: %s, %d blocks, seed %d", arm, n, seed)
                 result, metrics = train_and_test(
-                    source.config, source.state, num_classes, train, validation, test, layer_sweep_config(base, arm, n)
+                    TargetTask(source.config, source.state, num_classes, train, validation),
+                    test,
+                    layer_sweep_config(base, settings.to_arm(), n),
                 )
                 point = {"arm": arm, "blocks": n, "seed": seed, "labels_used": used}
                 rows.append({**point, **metrics})
                 runs.append(
                     {
                         "run_name": f"layer_sweep {arm} n={n} seed {seed}",
-                        "params": {"study": "layer_sweep", **point, "labels_per_class": layer_sweep.labels_per_class,
-                                   **layer_sweep.training.model_dump(mode="json")},
+                        "params": {
+                            "study": "layer_sweep",
+                            **point,
+                            "labels_per_class": layer_sweep.labels_per_class,
+                            **layer_sweep.training.model_dump(mode="json"),
+                        },
                         "history": result.history,
                         "metrics": {"blocks": n, **prefix_test_metrics(metrics)},
                         "tags": {"study": "layer_sweep", "arm": arm},
@@ -82,18 +96,20 @@ def summarise_layer_sweep(
             "",
             "## Protocol",
             "",
-            f"- Labels: k = {layer_sweep.labels_per_class} per class to train, drawn per seed from the target train pool, "
-            "and the validation labels drawn from the validation split (ingest.split.validation_labels_per_class): "
+            f"- Labels: k = {layer_sweep.labels_per_class} per class to train, drawn per seed from the target train "
+            "pool, and the validation labels drawn from the validation split "
+            "(ingest.split.validation_labels_per_class): "
             f"{sweep['labels_used'].mean():g} labels used per class. Test split: {len(target_test)} images, for the "
             "reported accuracy only.",
             f"- {interval(0.95, layer_sweep.seeds)}",
             f"- One budget and set of rates for every arm and n (no tuning grid). {SELECTION}",
             "- Arms: n blocks copied from the source and frozen (copied_frozen; their batch-norm statistics stay the "
-            "source's), copied and fine-tuned (copied_finetuned), or randomly initialised and frozen (random_frozen, the "
-            "control; its batch-norm statistics, never learned, are estimated on the target data).",
+            "source's), copied and fine-tuned (copied_finetuned), or randomly initialised and frozen (random_frozen, "
+            "the control; its batch-norm statistics, never learned, are estimated on the target data).",
             "",
             table.pivot(index="blocks", columns="arm", values="accuracy_text")[list(layer_sweep.arms)]
-            .reset_index().to_markdown(index=False),
+            .reset_index()
+            .to_markdown(index=False),
             "",
         ]
     )

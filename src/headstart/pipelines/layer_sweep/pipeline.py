@@ -8,8 +8,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 run_layer_sweep,
-                ["source_model", "target_train_pool", "target_validation_pool", "target_test",
-                 "params:layer_sweep", "params:ingest", "params:runtime"],
+                [
+                    "source_model",
+                    "target_train_pool",
+                    "target_validation_pool",
+                    "target_test",
+                    "params:layer_sweep",
+                    "params:ingest",
+                    "params:runtime",
+                ],
                 ["layer_sweep", "layer_sweep_runs"],
                 name="run_layer_sweep",
             ),

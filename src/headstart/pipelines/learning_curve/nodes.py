@@ -13,6 +13,7 @@ from headstart.ml.metrics import prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
 from headstart.ml.reports import SELECTION, interval, tuning_grid_text
+from headstart.ml.strategies import TargetTask
 from headstart.ml.studies import curve_table, labels_saved, tune_and_test
 from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, TransferParams
 
@@ -38,32 +39,47 @@ def run_learning_curve(
     strategies = [*transfer.baselines, *(s for s in learning_curve.strategies if s not in transfer.baselines)]
     unknown = [s for s in strategies if s not in transfer.strategies]
     if unknown:
-        raise ValueError(f"learning_curve.strategies: {', '.join(unknown)} not in transfer.strategies ({', '.join(transfer.strategies)})")
+        known = ", ".join(transfer.strategies)
+        raise ValueError(f"learning_curve.strategies: {', '.join(unknown)} not in transfer.strategies ({known})")
     draws = {
-        (budget, seed): draw_label_budget(target_train_pool, target_validation_pool, budget,
-                                          ingest.split.validation_labels_per_class, seed)
-        for budget in learning_curve.labels_per_class for seed in learning_curve.seeds
+        (budget, seed): draw_label_budget(
+            target_train_pool, target_validation_pool, budget, ingest.split.validation_labels_per_class, seed
+        )
+        for budget in learning_curve.labels_per_class
+        for seed in learning_curve.seeds
     }
     source = source_model["source"]
     num_classes = len(target_train_pool.primary_classes)
     test = target_test.primary_pairs()
     rows, runs = [], []
     for (budget, seed), (train, validation) in draws.items():
-        point = {"labels_per_class": str(budget), "k": len(train) / num_classes,
-                 "labels_used": labels_used_per_class(train, validation), "seed": seed}
+        point = {
+            "labels_per_class": str(budget),
+            "k": len(train) / num_classes,
+            "labels_used": labels_used_per_class(train, validation),
+            "seed": seed,
+        }
         for strategy in strategies:
             params = transfer.strategies[strategy]
             logger.info("Learning curve: %s, %s labels per class, seed %d", strategy, budget, seed)
             kept, metrics = tune_and_test(
-                source.config, source.state, num_classes, train.primary_pairs(), validation.primary_pairs(), test,
-                params.tuning_grid(transfer.lr_scales), seed, lambda setting, s: params.to_config(s, runtime, **setting),
+                TargetTask(source.config, source.state, num_classes, train.primary_pairs(), validation.primary_pairs()),
+                test,
+                params.tuning_grid(transfer.lr_scales),
+                seed,
+                lambda setting, s, params=params: params.to_config(s, runtime, **setting),
             )
             rows.append({"strategy": strategy, **point, "tuned": kept.setting_text(), **metrics})
             runs.append(
                 {
                     "run_name": f"learning_curve {strategy} k={budget} seed {seed}",
-                    "params": {"study": "learning_curve", "strategy": strategy, **point, "tuned": kept.setting_text(),
-                               **params.model_dump(mode="json")},
+                    "params": {
+                        "study": "learning_curve",
+                        "strategy": strategy,
+                        **point,
+                        "tuned": kept.setting_text(),
+                        **params.model_dump(mode="json"),
+                    },
                     "history": kept.results[seed].history,
                     "metrics": {"k": point["k"], "labels_used": point["labels_used"], **prefix_test_metrics(metrics)},
                     "tags": {"study": "learning_curve", "strategy": strategy},
@@ -73,8 +89,12 @@ def run_learning_curve(
 
 
 def summarise_learning_curve(
-    curve: pd.DataFrame, transfer: TransferParams, learning_curve: LearningCurveParams,
-    target_train_pool: LabelledImages, target_validation_pool: LabelledImages, target_test: LabelledImages,
+    curve: pd.DataFrame,
+    transfer: TransferParams,
+    learning_curve: LearningCurveParams,
+    target_train_pool: LabelledImages,
+    target_validation_pool: LabelledImages,
+    target_test: LabelledImages,
 ) -> tuple[pd.DataFrame, str, Figure]:
     """The labels-saved table (CSV), the curve and labels-saved tables with their protocol (Markdown), and the plot."""
     saved = labels_saved(curve, transfer.baselines)
@@ -85,18 +105,20 @@ def summarise_learning_curve(
             "",
             "## Protocol",
             "",
-            f"- Budgets: k = {', '.join(map(str, learning_curve.labels_per_class))} training labels per class, drawn from "
+            f"- Budgets: k = {', '.join(map(str, learning_curve.labels_per_class))} training labels per class, "
+            "drawn from "
             f"the target train pool ({len(target_train_pool)} images), "
             "plus the validation labels drawn from the validation split "
             f"({len(target_validation_pool)} images); labels_used = training + validation labels per class, "
             "the x-axis of the curve and the unit of labels saved.",
             f"- Test split: {len(target_test)} images, used for the reported test accuracy only.",
-            f"- {interval(transfer.confidence, learning_curve.seeds)} Seed s draws the labels (nested over k), tunes and trains.",
+            f"- {interval(transfer.confidence, learning_curve.seeds)} "
+            "Seed s draws the labels (nested over k), tunes and trains.",
             f"- {tuning_grid_text(grids)} Tuned per budget and seed, on that draw's validation labels.",
             f"- {SELECTION}",
             f"- Baselines: {', '.join(f'`{b}`' for b in transfer.baselines)}. At each budget the best baseline is the "
-            "one with the best mean validation accuracy; labels saved are read off that best-baseline curve: the fewest "
-            "labels used at which it reaches the strategy's mean test accuracy (negative: it needs fewer).",
+            "one with the best mean validation accuracy; labels saved are read off that best-baseline curve: "
+            "the fewest labels used at which it reaches the strategy's mean test accuracy (negative: it needs fewer).",
             "",
             "## Mean test accuracy [interval] by labels per class (labels used per class in brackets)",
             "",

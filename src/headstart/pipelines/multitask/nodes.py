@@ -13,25 +13,25 @@ from matplotlib.figure import Figure
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay_digit_pairs
 from headstart.ml.data.splits import stratified_split
-from headstart.ml.fingerprints import fingerprint
 from headstart.ml.metrics import compare_multitask, prefix_test_metrics
-from headstart.ml.models import build_model
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.multitask import WEIGHTINGS, MultiTaskObjective, evaluate_multitask
+from headstart.ml.multitask import evaluate_multitask, train_method
 from headstart.ml.plots import plot_delta_m
 from headstart.ml.reports import SELECTION, interval
-from headstart.ml.training import fit, resolve_device, scale_images
-from headstart.ml.transfer import body_prefixes, copy_weights
-from headstart.params import IngestParams, MultitaskMethodParams, MultitaskParams, RuntimeParams
+from headstart.ml.training import resolve_device, scale_images
+from headstart.params import IngestParams, MultitaskParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
-MODEL_NAMES = {"single_task": "hard_sharing", "hard": "hard_sharing", "soft": "soft_sharing"}
 
 
 def _random_split(data: LabelledImages, validation: float, test: float, seed: int) -> tuple[LabelledImages, ...]:
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     n_test, n_validation = round(test * len(data)), round(validation * len(data))
-    return data.subset(order[n_test + n_validation :]), data.subset(order[n_test : n_test + n_validation]), data.subset(order[:n_test])
+    return (
+        data.subset(order[n_test + n_validation :]),
+        data.subset(order[n_test : n_test + n_validation]),
+        data.subset(order[:n_test]),
+    )
 
 
 def build_multitask_data(
@@ -56,7 +56,9 @@ def build_multitask_data(
         tasks = data.tasks or list(source_train.labels)
         unknown = [t for t in tasks if t not in source_train.labels]
         if unknown:
-            raise ValueError(f"multitask.data.tasks: {unknown} not among the printed digits' tasks {list(source_train.labels)}")
+            raise ValueError(
+                f"multitask.data.tasks: {unknown} not among the printed digits' tasks {list(source_train.labels)}"
+            )
         splits = tuple(
             LabelledImages(d.images, {t: d.labels[t] for t in tasks}, {t: d.classes[t] for t in tasks})
             for d in (source_train, validation, test)
@@ -70,17 +72,6 @@ def build_multitask_data(
     return splits
 
 
-def _weighting(method: MultitaskMethodParams, tasks: list[str], seed: int):
-    settings = method.weighting
-    if settings.kind == "fixed":
-        return WEIGHTINGS["fixed"](tasks, settings.weights)
-    if settings.kind == "uncertainty":
-        return WEIGHTINGS["uncertainty"](tasks, lr=settings.lr)
-    if settings.kind == "gradnorm":
-        return WEIGHTINGS["gradnorm"](tasks, alpha=settings.alpha, lr=settings.lr)
-    return WEIGHTINGS["pcgrad"](tasks, seed=seed)
-
-
 def train_multitask_methods(
     multitask_train: LabelledImages,
     multitask_validation: LabelledImages,
@@ -90,41 +81,30 @@ def train_multitask_methods(
 ) -> dict[str, StoredModel]:
     """Per method and seed, its network(s): `<method>-seed<s>-all`, or one per task for single-task."""
     classes = {task: len(names) for task, names in multitask_train.classes.items()}
-    in_channels = int(multitask_train.images.shape[1])
-    source = source_model["source"]
-    if multitask.trunk.init == "source":
-        trunk = {k: v for k, v in source.config.items() if k not in ("num_classes", "head_hidden")}
-    else:
-        trunk = multitask.trunk.architecture.to_config(in_channels, 1)
-        trunk.pop("num_classes")
+    trunk = multitask.trunk_config(source_model["source"].config, int(multitask_train.images.shape[1]))
+    source_state = source_model["source"].state if multitask.trunk.init == "source" else None
     models = {}
     for method_name, method in multitask.methods.items():
-        groups = {task: [task] for task in classes} if method.sharing == "single_task" else {"all": list(classes)}
-        for seed in multitask.seeds:
-            for part, tasks in groups.items():
-                config = {"name": MODEL_NAMES[method.sharing], "trunk": trunk, "tasks": {t: classes[t] for t in tasks},
-                          "head_depth": multitask.head_depth, "head_width": multitask.head_width}
-                torch.manual_seed(seed)
-                model = build_model(config)
-                if multitask.trunk.init == "source":
-                    for body in [model.trunk] if hasattr(model, "trunk") else list(model.networks.values()):
-                        copy_weights(body, source.state, body_prefixes(body))
-                weighting = _weighting(method, tasks, seed)
-                objective = MultiTaskObjective(model, weighting, method.penalty)
-                made_from = fingerprint(method.model_dump(mode="json"), multitask.model_dump(mode="json"), seed, part)
-                checkpoint = Path(runtime.checkpoint_dir) / f"multitask-{method_name}-{part}-seed{seed}-{made_from[:16]}.pt"
-                train = multitask_train.images, {t: multitask_train.labels[t] for t in tasks}
-                validation = multitask_validation.images, {t: multitask_validation.labels[t] for t in tasks}
-                logger.info("Multi-task: %s (%s), seed %d", method_name, part, seed)
-                started = time.perf_counter()
-                result = fit(model, train, validation, multitask.training.to_config(seed, runtime), checkpoint, objective)
-                checkpoint.unlink(missing_ok=True)
-                info = {
-                    "method": method_name, "seed": seed, "part": part, "method_params": method.model_dump(mode="json"),
-                    "history": result.history, "train_seconds": time.perf_counter() - started,
-                    "loss_weights": weighting.weights(),
-                }
-                models[f"{method_name}-seed{seed}-{part}"] = StoredModel.from_module(model.cpu(), config, info)
+        logger.info("Multi-task: %s, seeds %s", method_name, multitask.seeds)
+        for network in train_method(
+            method.sharing,
+            method.weighting.build,
+            method.penalty,
+            trunk,
+            classes,
+            {"head_depth": multitask.head_depth, "head_width": multitask.head_width},
+            (multitask_train.images, multitask_train.labels),
+            (multitask_validation.images, multitask_validation.labels),
+            multitask.seeds,
+            lambda seed: multitask.training.to_config(seed, runtime),
+            source_state,
+            Path(runtime.checkpoint_dir),
+            method_name,
+        ):
+            info = {"method": method_name, "method_params": method.model_dump(mode="json"), **network.info}
+            models[f"{method_name}-seed{info['seed']}-{info['part']}"] = StoredModel.from_module(
+                network.model, network.config, info
+            )
     return models
 
 
@@ -159,24 +139,50 @@ def evaluate_multitask_methods(
         }
         metrics = {}
         for model in built:
-            metrics.update(evaluate_multitask(model, multitask_test.images, {t: multitask_test.labels[t] for t in model.tasks}))
+            metrics.update(
+                evaluate_multitask(model, multitask_test.images, {t: multitask_test.labels[t] for t in model.tasks})
+            )
         for task, measured in metrics.items():
-            rows.append({"method": method, "seed": seed, "task": task, "accuracy": measured["accuracy"],
-                         "macro_f1": measured["macro_f1"], "nll": measured["nll"], **cost})
+            rows.append(
+                {
+                    "method": method,
+                    "seed": seed,
+                    "task": task,
+                    "accuracy": measured["accuracy"],
+                    "macro_f1": measured["macro_f1"],
+                    "nll": measured["nll"],
+                    **cost,
+                }
+            )
         history: dict[int, dict] = {}
         for stored in parts:  # one network per task for single-task: their curves side by side
             for record in stored.info["history"]:
                 suffix = "" if stored.info["part"] == "all" else f"_{stored.info['part']}"
                 entry = history.setdefault(record["epoch"], {"epoch": record["epoch"]})
-                entry.update({f"{k}{suffix}" if suffix and k != "epoch" and not k.endswith(suffix) else k: v for k, v in record.items()})
-        runs.append({
-            "run_name": f"multitask {method} seed {seed}",
-            "params": {"study": "multitask", "method": method, "seed": seed, **parts[0].info["method_params"]},
-            "history": [history[epoch] for epoch in sorted(history)],
-            "metrics": {**{f"{task}.{k}": v for task, m in metrics.items() for k, v in prefix_test_metrics(
-                {key: m[key] for key in ("accuracy", "macro_f1", "nll")}).items()}, **cost},
-            "tags": {"study": "multitask", "method": method},
-        })
+                entry.update(
+                    {
+                        f"{k}{suffix}" if suffix and k != "epoch" and not k.endswith(suffix) else k: v
+                        for k, v in record.items()
+                    }
+                )
+        runs.append(
+            {
+                "run_name": f"multitask {method} seed {seed}",
+                "params": {"study": "multitask", "method": method, "seed": seed, **parts[0].info["method_params"]},
+                "history": [history[epoch] for epoch in sorted(history)],
+                "metrics": {
+                    **{
+                        f"{task}.{k}": v
+                        for task, m in metrics.items()
+                        for k, v in prefix_test_metrics(
+                            {key: m[key] for key in ("accuracy", "macro_f1", "nll")}
+                        ).items()
+                    },
+                    **cost,
+                },
+                "tags": {"study": "multitask", "method": method},
+            }
+        )
     return pd.DataFrame(rows), runs
 
 
@@ -191,28 +197,32 @@ def compare_multitask_methods(
     order = {name: i for i, name in enumerate(multitask.methods)}
     results = results.sort_values("method", key=lambda m: m.map(order), kind="stable")
     comparison = compare_multitask(results, multitask.baseline)
-    markdown = "\n".join([
-        "# Multi-task methods against single-task networks",
-        "",
-        "## Protocol",
-        "",
-        f"- Data ({multitask.data.kind}): train {len(multitask_train)}, validation {len(multitask_validation)}, "
-        f"test {len(multitask_test)} images, each labelled for every task ({', '.join(multitask_train.labels)}) "
-        "unless marked missing. Multi-digit pairs are drawn within the target train pool, the whole validation split and "
-        "the test split respectively, so every method uses the same labels, validation included.",
-        f"- {interval(0.95, multitask.seeds)}",
-        f"- One budget for every method ({multitask.training.epochs} epochs, the same rates); no tuning grid. {SELECTION}",
-        "",
-        "## Results",
-        "",
-        f"Per task: mean test accuracy over {len(multitask.seeds)} seeds with its 95% t-interval. "
-        f"Δm (Maninis et al. 2019): mean relative change of every task's accuracy and macro-F1 against "
-        f"`{multitask.baseline}`, in %, **positive = worse**. Δp (LibMTL): per task the mean relative change "
-        "of its metrics, then the mean over tasks, in %, **positive = better** (with the same metrics for every "
-        "task, Δp = −Δm). Both are computed per seed (paired) and given with their 95% interval. Cost: parameters, "
-        "training seconds and inference seconds on the test split, of one multi-task network vs all single-task networks.",
-        "",
-        comparison.to_markdown(index=False, floatfmt=".3f"),
-        "",
-    ])
+    markdown = "\n".join(
+        [
+            "# Multi-task methods against single-task networks",
+            "",
+            "## Protocol",
+            "",
+            f"- Data ({multitask.data.kind}): train {len(multitask_train)}, validation {len(multitask_validation)}, "
+            f"test {len(multitask_test)} images, each labelled for every task ({', '.join(multitask_train.labels)}) "
+            "unless marked missing. Multi-digit pairs are drawn within the target train pool, the whole validation "
+            "split and the test split respectively, so every method uses the same labels, validation included.",
+            f"- {interval(0.95, multitask.seeds)}",
+            f"- One budget for every method ({multitask.training.epochs} epochs, the same rates); no tuning grid. "
+            f"{SELECTION}",
+            "",
+            "## Results",
+            "",
+            f"Per task: mean test accuracy over {len(multitask.seeds)} seeds with its 95% t-interval. "
+            f"Δm (Maninis et al. 2019): mean relative change of every task's accuracy and macro-F1 against "
+            f"`{multitask.baseline}`, in %, **positive = worse**. Δp (LibMTL): per task the mean relative change "
+            "of its metrics, then the mean over tasks, in %, **positive = better** (with the same metrics for every "
+            "task, Δp = −Δm). Both are computed per seed (paired) and given with their 95% interval. Cost: parameters, "
+            "training seconds and inference seconds on the test split, of one multi-task network vs all "
+            "single-task networks.",
+            "",
+            comparison.to_markdown(index=False, floatfmt=".3f"),
+            "",
+        ]
+    )
     return comparison, markdown, plot_delta_m(comparison, multitask.baseline, len(multitask.seeds))

@@ -15,8 +15,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 build_multitask_data,
-                ["target_train_pool", "target_validation_pool", "target_test", "source_train", "source_validation",
-                 "params:multitask", "params:ingest"],
+                [
+                    "target_train_pool",
+                    "target_validation_pool",
+                    "target_test",
+                    "source_train",
+                    "source_validation",
+                    "params:multitask",
+                    "params:ingest",
+                ],
                 SPLITS,
                 name="build_multitask_data",
             ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -11,32 +10,12 @@ import torch
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.models import build_model
-from headstart.ml.models.loading import adapt_input_channels, head_classes, load_torchvision_weights, read_state_file, to_our_names
+from headstart.ml.models.loading import load_source_model
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.training import fit
-from headstart.ml.transfer import load_full_state
 from headstart.params import PretrainParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
-
-
-def _load_pretrained(pretrain: PretrainParams, in_channels: int) -> StoredModel:
-    """A torchvision weights enum or a local checkpoint, renamed to our layout and fitted to the input channels."""
-    if pretrain.init == "torchvision_weights":
-        state, num_classes = load_torchvision_weights(pretrain.weights)
-        config = pretrain.architecture.to_config(in_channels, num_classes)
-    else:
-        path = Path(pretrain.checkpoint)
-        described = path.with_suffix(".json")  # our own models carry their config beside the weights
-        state = read_state_file(path)
-        if described.is_file():
-            config = {**json.loads(described.read_text())["config"], "in_channels": in_channels}
-        else:
-            probe = build_model(pretrain.architecture.to_config(in_channels, 1))
-            config = pretrain.architecture.to_config(in_channels, head_classes(to_our_names(probe, state)))
-    model = build_model(config)
-    load_full_state(model, adapt_input_channels(model, to_our_names(model, state)))
-    return StoredModel.from_module(model, config, {"init": pretrain.init, "origin": pretrain.weights or pretrain.checkpoint})
 
 
 def prepare_source_model(
@@ -53,16 +32,25 @@ def prepare_source_model(
     """
     in_channels = int(source_train.images.shape[1])
     if pretrain.init != "train":
-        stored = _load_pretrained(pretrain, in_channels)
-        return {"source": stored}, {"reused": 0, "loaded": 1, "num_classes": stored.config["num_classes"]}, []
+        origin = pretrain.weights or pretrain.checkpoint
+        config, model = load_source_model(
+            pretrain.init, origin, lambda classes: pretrain.architecture.to_config(in_channels, classes)
+        )
+        stored = StoredModel.from_module(model, config, {"init": pretrain.init, "origin": origin})
+        return {"source": stored}, {"reused": 0, "loaded": 1, "num_classes": config["num_classes"]}, []
 
     made_from = fingerprint(
         pretrain.model_dump(mode="json", exclude={"retrain"}),
-        source_train.images, source_train.primary_labels, source_validation.images, source_validation.primary_labels,
+        source_train.images,
+        source_train.primary_labels,
+        source_validation.images,
+        source_validation.primary_labels,
     )
     cached = (catalogued_source_model or {}).get("source")
     if cached is not None and cached.info.get("fingerprint") == made_from and not pretrain.retrain:
-        logger.info("Reusing the catalogued source model (same data and parameters); set pretrain.retrain=true to train anew")
+        logger.info(
+            "Reusing the catalogued source model (same data and parameters); set pretrain.retrain=true to train anew"
+        )
         return {"source": cached}, {**cached.info["summary"], "reused": 1}, []
 
     config = pretrain.architecture.to_config(in_channels, len(source_train.primary_classes))

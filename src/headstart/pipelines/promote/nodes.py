@@ -22,8 +22,12 @@ def choose_champion(
     best, candidate = choose_candidate(strategy_models)
     images, labels = target_test.primary_pairs()
     candidate_accuracy = evaluate(candidate.build(), images, labels)["accuracy"]
-    report = {"candidate_strategy": best, "candidate_seed": candidate.info["seed"],
-              "candidate_validation_accuracy": candidate.info["validation_accuracy"], "candidate_accuracy": candidate_accuracy}
+    report = {
+        "candidate_strategy": best,
+        "candidate_seed": candidate.info["seed"],
+        "candidate_validation_accuracy": candidate.info["validation_accuracy"],
+        "candidate_accuracy": candidate_accuracy,
+    }
     if current_champion is None:
         promote, reason = True, "no champion yet"
     else:
@@ -38,7 +42,8 @@ def choose_champion(
             promote = candidate_accuracy > champion_accuracy
             reason = (
                 f"candidate {candidate_accuracy:.4f} beats champion {champion_accuracy:.4f} on the same test split"
-                if promote else f"candidate {candidate_accuracy:.4f} does not beat champion {champion_accuracy:.4f}; kept it"
+                if promote
+                else f"candidate {candidate_accuracy:.4f} does not beat champion {champion_accuracy:.4f}; kept it"
             )
     report.update({"promoted": promote, "reason": reason})
     logger.info("Champion: %s", reason)

@@ -7,4 +7,6 @@ from headstart.pipelines import ingest, pretrain, promote, transfer
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return ingest.create_pipeline() + pretrain.create_pipeline() + transfer.create_pipeline() + promote.create_pipeline()
+    return (
+        ingest.create_pipeline() + pretrain.create_pipeline() + transfer.create_pipeline() + promote.create_pipeline()
+    )

@@ -12,11 +12,11 @@ from sklearn.metrics import confusion_matrix
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
-from headstart.ml.metrics import compare_to_baseline, prefix_test_metrics, evaluation_record
+from headstart.ml.metrics import compare_to_baseline, evaluation_record, prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_confusion_matrix, plot_gains
 from headstart.ml.reports import transfer_protocol
-from headstart.ml.strategies import TUNED_SETTINGS, train_tuned
+from headstart.ml.strategies import TUNED_SETTINGS, TargetTask, train_tuned
 from headstart.ml.training import evaluate, resolve_device
 from headstart.params import RuntimeParams, TransferParams
 
@@ -44,25 +44,36 @@ def train_target_models(
         return Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
 
     tuned = train_tuned(
-        source.config, source.state, len(target_train.primary_classes), train, validation,
-        params.tuning_grid(transfer.lr_scales), transfer.seeds,
-        lambda setting, seed: params.to_config(seed, runtime, **setting), checkpoint_for,
+        TargetTask(source.config, source.state, len(target_train.primary_classes), train, validation),
+        params.tuning_grid(transfer.lr_scales),
+        transfer.seeds,
+        lambda setting, seed: params.to_config(seed, runtime, **setting),
+        checkpoint_for,
     )
-    logger.info("Strategy %s: %s has the best validation accuracy (%.4f)", strategy, tuned.setting_text(), tuned.validation_accuracy)
+    logger.info(
+        "Strategy %s: %s has the best validation accuracy (%.4f)",
+        strategy,
+        tuned.setting_text(),
+        tuned.validation_accuracy,
+    )
     return {
-        f"seed_{seed}": StoredModel.from_module(result.model, result.config, {
-            "strategy": strategy,
-            "seed": seed,
-            **tuned.setting,
-            "tuned": tuned.setting_text(),
-            "strategy_params": params.model_dump(mode="json"),
-            "classes": target_train.primary_classes,
-            "history": result.history,
-            "transfer_report": result.report.to_dict(),
-            "train_seconds": result.train_seconds,
-            "validation_accuracy": result.validation_accuracy,
-            "validation_loss": result.validation_loss,
-        })
+        f"seed_{seed}": StoredModel.from_module(
+            result.model,
+            result.config,
+            {
+                "strategy": strategy,
+                "seed": seed,
+                **tuned.setting,
+                "tuned": tuned.setting_text(),
+                "strategy_params": params.model_dump(mode="json"),
+                "classes": target_train.primary_classes,
+                "history": result.history,
+                "transfer_report": result.report.to_dict(),
+                "train_seconds": result.train_seconds,
+                "validation_accuracy": result.validation_accuracy,
+                "validation_loss": result.validation_loss,
+            },
+        )
         for seed, result in tuned.results.items()
     }
 
@@ -78,7 +89,9 @@ def evaluate_target_models(
     for stored in target_models.values():
         info = stored.info
         measured = evaluate(stored.build().to(device), images, labels)
-        matrix = confusion_matrix(labels.numpy(), measured["predictions"].numpy(), labels=range(len(evaluation["classes"])))
+        matrix = confusion_matrix(
+            labels.numpy(), measured["predictions"].numpy(), labels=range(len(evaluation["classes"]))
+        )
         report = info["transfer_report"]
         metrics = {
             **evaluation_record(measured, report["trainable_parameters"], info["train_seconds"]),
@@ -86,17 +99,26 @@ def evaluate_target_models(
             "validation_accuracy": info["validation_accuracy"],
             **{name: info[name] for name in TUNED_SETTINGS if name in info},
         }
-        evaluation["seeds"].append({"seed": info["seed"], **metrics, "tuned": info["tuned"], "confusion_matrix": matrix.tolist()})
+        evaluation["seeds"].append(
+            {"seed": info["seed"], **metrics, "tuned": info["tuned"], "confusion_matrix": matrix.tolist()}
+        )
         runs.append(
             {
                 "run_name": f"{strategy} seed {info['seed']}",
-                "params": {"strategy": strategy, "seed": info["seed"], "tuned": info["tuned"], **info["strategy_params"]},
+                "params": {
+                    "strategy": strategy,
+                    "seed": info["seed"],
+                    "tuned": info["tuned"],
+                    **info["strategy_params"],
+                },
                 "history": info["history"],
                 "metrics": prefix_test_metrics(metrics),
                 "tags": {"strategy": strategy, "seed": str(info["seed"])},
                 "artifacts": {
                     "model.safetensors": safetensors.torch.save(stored.state),
-                    "confusion_matrix.png": plot_confusion_matrix(matrix, evaluation["classes"], f"{strategy}, seed {info['seed']}"),
+                    "confusion_matrix.png": plot_confusion_matrix(
+                        matrix, evaluation["classes"], f"{strategy}, seed {info['seed']}"
+                    ),
                     "transfer_report.json": report,
                 },
             }
@@ -113,7 +135,11 @@ def compare_strategies(
 ) -> tuple[pd.DataFrame, str, Figure]:
     """The comparison table (CSV and Markdown, its protocol stated) and the chart of gains."""
     results = pd.DataFrame(
-        [{"strategy": e["strategy"], **{k: v for k, v in seed.items() if k != "confusion_matrix"}} for e in evaluations for seed in e["seeds"]]
+        [
+            {"strategy": e["strategy"], **{k: v for k, v in seed.items() if k != "confusion_matrix"}}
+            for e in evaluations
+            for seed in e["seeds"]
+        ]
     )
     comparison = compare_to_baseline(results, transfer.baseline, transfer.confidence, transfer.reference_baselines)
     best = comparison.loc[comparison["role"] == "best baseline", "strategy"].iloc[0]
@@ -121,7 +147,11 @@ def compare_strategies(
     protocol = transfer_protocol(
         {"train": target_train, "validation": target_validation, "test": target_test},
         {name: transfer.strategies[name].tuning_grid(transfer.lr_scales) for name in results["strategy"].unique()},
-        transfer.seeds, transfer.confidence, transfer.baseline, transfer.reference_baselines, best,
+        transfer.seeds,
+        transfer.confidence,
+        transfer.baseline,
+        transfer.reference_baselines,
+        best,
     )
     markdown = "\n".join(
         [

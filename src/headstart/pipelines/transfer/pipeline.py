@@ -1,6 +1,7 @@
 """One `transfer` template, instanced once per strategy namespace, so the baseline runs the same code.
 
-To add a strategy: give it parameters under `transfer.strategies` and its name here.
+The namespaces are the entries of `transfer.strategies` in conf: adding a strategy is a conf edit
+(its data sets come from the catalog's `{strategy}.*` factories).
 """
 
 import warnings
@@ -8,10 +9,15 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
+from headstart import configured
 from headstart.pipelines.transfer.nodes import compare_strategies, evaluate_target_models, train_target_models
 
-STRATEGIES = ("scratch", "pixels_logistic", "pixels_knn", "feature_extractor", "feature_svm", "finetune_top", "finetune_full", "lp_ft")
 SHARED_INPUTS = {"source_model", "target_train", "target_validation", "target_test"}
+
+
+def strategy_names() -> list[str]:
+    """The strategies of this run's conf, in the order the comparison lists them."""
+    return configured.names("transfer", "strategies")
 
 
 def _for_strategy(function, strategy: str):
@@ -45,13 +51,22 @@ def node_reading_strategies(function, inputs: list[str], outputs: list[str], nam
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    names = strategy_names()
     strategies = [
-        Pipeline(strategy_template(s), namespace=s, inputs=SHARED_INPUTS, parameters={"params:transfer", "params:runtime"})
-        for s in STRATEGIES
+        Pipeline(
+            strategy_template(s), namespace=s, inputs=SHARED_INPUTS, parameters={"params:transfer", "params:runtime"}
+        )
+        for s in names
     ]
     comparison = node_reading_strategies(
         compare_strategies,
-        ["target_train", "target_validation", "target_test", "params:transfer", *(f"{s}.test_evaluation" for s in STRATEGIES)],
+        [
+            "target_train",
+            "target_validation",
+            "target_test",
+            "params:transfer",
+            *(f"{s}.test_evaluation" for s in names),
+        ],
         ["transfer_comparison", "transfer_comparison_markdown", "transfer_comparison_chart"],
         "compare_strategies",
     )

@@ -1,0 +1,128 @@
+"""MLflow logging helpers: flattened params, metrics, artifacts and child runs of the active run,
+and the tracking URI and experiment from conf. Called by the hooks, never by nodes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import mlflow
+from matplotlib.figure import Figure
+from pydantic import BaseModel
+
+MLFLOW_KEY = re.compile(r"[^\w\-. /]")
+MAX_PARAM_LENGTH = 6000
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and pydantic models → {'a.b.c': leaf}."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def numeric_leaves(value: Any) -> dict[str, float]:
+    """Metric-ready numbers of a nested dict, with keys MLflow accepts."""
+    return {
+        MLFLOW_KEY.sub("_", key): float(leaf)
+        for key, leaf in flatten(value).items()
+        if isinstance(leaf, int | float) and not isinstance(leaf, bool)
+    }
+
+
+def git_commit(path: Path) -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def resolve_tracking_uri(settings: dict[str, Any], project_path: Path) -> str:
+    """MLFLOW_TRACKING_URI wins; otherwise conf's URI, a relative sqlite path taken from the project root."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or settings.get("tracking_uri", "sqlite:///mlruns/mlflow.db")
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        database = project_path / uri[len(prefix) :]
+        database.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"{prefix}{database}"
+    return uri
+
+
+def log_params(params: Any) -> None:
+    """Nested parameters, flattened, with keys and lengths MLflow accepts."""
+    mlflow.log_params({MLFLOW_KEY.sub("_", k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()})
+
+
+def log_artifact(data: Any, file_name: str) -> None:
+    """A figure, dict, text, table or raw bytes (e.g. safetensors weights) as an artifact of the active run."""
+    if isinstance(data, Figure):
+        mlflow.log_figure(data, file_name)
+        plt.close(data)
+    elif isinstance(data, dict):
+        mlflow.log_dict(data, file_name)
+    elif isinstance(data, str):
+        mlflow.log_text(data, file_name)
+    elif isinstance(data, bytes):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(file_name).name
+            path.write_bytes(data)
+            mlflow.log_artifact(str(path), str(Path(file_name).parent) if Path(file_name).parent != Path(".") else None)
+    elif hasattr(data, "to_csv"):
+        mlflow.log_text(data.to_csv(index=False), file_name)
+
+
+DEFAULT_SUFFIXES = ((Figure, ".png"), (dict, ".json"), (str, ".txt"), (bytes, ".bin"))
+
+
+def log_child_run(
+    run_name: str,
+    params: dict[str, Any],
+    history: Sequence[dict[str, float]] = (),
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+    artifacts: dict[str, Any] | None = None,
+) -> str:
+    """One nested run under the active run: params, per-epoch metrics (step = epoch), final metrics, artifacts."""
+    with mlflow.start_run(run_name=run_name, nested=True, tags=tags) as run:
+        log_params(params)
+        for record in history:
+            step = int(record.get("epoch", 0))
+            mlflow.log_metrics({k: float(v) for k, v in record.items() if k != "epoch"}, step=step)
+        if metrics:
+            mlflow.log_metrics(numeric_leaves(metrics))
+        for file_name, data in (artifacts or {}).items():
+            log_artifact(data, file_name)
+    return run.info.run_id
+
+
+def log_dataset(name: str, data: Any, metadata: dict[str, Any]) -> None:
+    """Log one saved data set as its catalog metadata asks (`artifact_file` names the artifact)."""
+    mode = metadata["mlflow"]
+    if mode == "child_runs":
+        for record in data:
+            log_child_run(**record)
+        return
+    if mode == "metrics":
+        mlflow.log_metrics({f"{name}.{key}": number for key, number in numeric_leaves(data).items()})
+    suffix = next((s for kind, s in DEFAULT_SUFFIXES if isinstance(data, kind)), ".csv")
+    log_artifact(data, metadata.get("artifact_file", f"{name}{suffix}"))
+
+
+def configure_mlflow(settings: dict[str, Any], project_path: Path):
+    """Tracking URI and experiment, from conf's mlflow settings; MLFLOW_* environment variables win."""
+    mlflow.set_tracking_uri(resolve_tracking_uri(settings, project_path))
+    return mlflow.set_experiment(
+        os.environ.get("MLFLOW_EXPERIMENT_NAME") or settings.get("experiment_name", "headstart")
+    )
