@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from headstart.ml.models import SmallCNN
 from headstart.ml.training import TrainConfig, fit
@@ -75,8 +76,18 @@ def test_optimizer_holds_only_trainable_parameters_at_body_and_head_rates():
     groups = parameter_groups(model, body_lr=1e-5, head_lr=1e-3)
     held = {id(p) for group in groups for p in group["params"]}
     assert held == {id(p) for p in model.parameters() if p.requires_grad}
-    assert [g["lr"] for g in groups] == [1e-5, 1e-3]
-    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.head.parameters()}
+    head = {id(p) for p in model.head.parameters()}
+    assert {g["lr"] for g in groups if {id(p) for p in g["params"]} <= head} == {1e-3}
+    assert {g["lr"] for g in groups if not {id(p) for p in g["params"]} & head} == {1e-5}
+
+
+def test_weight_decay_spares_biases_and_normalisation_scales():
+    model = tiny()
+    groups = parameter_groups(model, body_lr=1e-4, head_lr=1e-3, weight_decay=0.05)
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    for name, parameter in model.named_parameters():
+        spared = name.endswith("bias") or isinstance(model.get_submodule(name.rsplit(".", 1)[0]), nn.BatchNorm2d)
+        assert decay[id(parameter)] == (0.0 if spared else 0.05), name
 
 
 def test_transfer_spec_copies_and_freezes_by_block_count_and_module_name():

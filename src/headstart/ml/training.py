@@ -183,8 +183,8 @@ def fit(
     images, labels = train[0].to(data_device), _to_device(train[1], data_device)
     validation = validation[0].to(data_device), _to_device(validation[1], data_device)
     optimizer = torch.optim.AdamW(
-        parameter_groups(model, config.body_lr, config.head_lr) + objective.parameter_groups(),
-        weight_decay=config.weight_decay,
+        parameter_groups(model, config.body_lr, config.head_lr, config.weight_decay) + objective.parameter_groups(),
+        weight_decay=0.0,  # a group that names no decay gets none (AdamW's own default is 0.01)
     )
     generator = torch.Generator().manual_seed(config.seed)
     result, best_score, best_state, start_epoch = TrainResult(), (-math.inf, -math.inf), None, 0

@@ -165,13 +165,22 @@ def is_head(name: str) -> bool:
     return any(part in ("head", "heads") for part in name.split("."))
 
 
-def parameter_groups(model: nn.Module, body_lr: float, head_lr: float) -> list[dict]:
-    """Optimizer groups of trainable parameters only: the body at `body_lr`, the heads at `head_lr`."""
-    body, head = [], []
+def parameter_groups(model: nn.Module, body_lr: float, head_lr: float, weight_decay: float = 0.0) -> list[dict]:
+    """Optimizer groups of trainable parameters only: the body at `body_lr`, the heads at `head_lr`.
+
+    Weight decay applies to weight matrices and kernels only; biases and normalisation scales
+    (parameters of one dimension) are not decayed, as torchvision's reference scripts and nanoGPT do.
+    """
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (head if is_head(name) else body).append(parameter)
-    return [group for group in ({"params": body, "lr": body_lr}, {"params": head, "lr": head_lr}) if group["params"]]
+            groups.setdefault((is_head(name), parameter.ndim >= 2), []).append(parameter)
+    return [
+        {"params": groups[head, decayed], "lr": head_lr if head else body_lr, "weight_decay": weight_decay * decayed}
+        for head in (False, True)
+        for decayed in (True, False)
+        if (head, decayed) in groups
+    ]
 
 
 def target_config(source_config: dict[str, Any], num_classes: int, spec: TransferSpec) -> dict[str, Any]:
