@@ -1,7 +1,15 @@
 """End to end: the default `kedro run` (ingest → pretrain → six strategies → comparison; multi-task)
 on tiny data, then single stages and the studies on what it catalogued."""
 
+import base64
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -10,6 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from headstart.datasets.labelled_images import LabelledImagesDataset
+from headstart.ml.prediction import as_array, encode_png
+from headstart.serving import image_frame
 from tests.conftest import PROJECT_ROOT, copy_project, kedro_run
 from tests.test_run import mlflow_runs
 
@@ -202,6 +213,103 @@ def test_promotion_makes_a_first_champion_then_keeps_it_unless_beaten(project):
     assert int(champion.version) == 1 and float(champion.tags["test_accuracy"]) == pytest.approx(
         report["candidate_accuracy"], abs=1e-4
     )
+
+
+def champion_uri(project: Path) -> str:
+    """The registry's champion (promoted here first when the promotion test did not run before)."""
+    mlflow_runs(project)
+    try:
+        mlflow.MlflowClient().get_model_version_by_alias("headstart-digits", "champion")
+    except mlflow.exceptions.MlflowException:
+        assert kedro_run(project, "--pipelines=promote").returncode == 0
+    return "models:/headstart-digits@champion"
+
+
+def test_images(project: Path, count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first catalogued test images as a user would hold them (H×W uint8), with their labels."""
+    test = LabelledImagesDataset(filepath=str(latest(project, "data/05_model_input/target_test.safetensors"))).load()
+    images, labels = test.primary_pairs()
+    return [as_array(image) for image in images[:count]], labels[:count].numpy()
+
+
+def test_champion_is_an_mlflow_model_with_its_lineage_that_mlflow_serves(project):
+    uri = champion_uri(project)
+    images, _ = test_images(project, 2)
+    loaded = mlflow.pyfunc.load_model(uri)
+    predicted = loaded.predict(image_frame(images))
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("headstart-digits", "champion")
+    tags = version.tags
+    assert {"kedro.run_id", "git.commit", "strategy", "seed", "validation_accuracy", "test_accuracy"} <= tags.keys()
+    assert {"data.target_train", "data.target_test", "data.source_model"} <= tags.keys()
+    default = next(r for r in parent_runs(project) if r.data.tags["kedro.pipelines"] == "__default__")
+    best_of_run = mlflow.pyfunc.load_model(f"runs:/{default.info.run_id}/best_model")
+    assert list(best_of_run.predict(image_frame(images)).columns[:2]) == ["predicted_class", "probability"]
+    assert (
+        "Classifies 28-pixel grey images into 10 classes" in client.get_registered_model("headstart-digits").description
+    )
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns' / 'mlflow.db'}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # an activated venv: uvicorn
+    }
+    command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", uri, "--env-manager", "local"]
+    server = subprocess.Popen(
+        [*command, "-h", "127.0.0.1", "-p", str(port), "-w", "1"], cwd=project, env=environment, stderr=subprocess.PIPE
+    )
+    try:
+        body = {
+            "dataframe_split": {
+                "columns": ["image"],
+                "data": [[base64.b64encode(encode_png(i)).decode()] for i in images],
+            }
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    answer = json.loads(response.read())["predictions"]
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stderr.read().decode()[-3000:]
+                time.sleep(1)
+        else:
+            pytest.fail("mlflow models serve did not answer within two minutes")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert [row["predicted_class"] for row in answer] == list(predicted["predicted_class"])
+    np.testing.assert_allclose([row["probability"] for row in answer], predicted["probability"], rtol=1e-5)
+
+
+def test_predict_pipeline_classifies_a_folder_with_the_champion_or_a_strategy(project, tmp_path):
+    champion_uri(project)
+    images, labels = test_images(project, 12)
+    folder = tmp_path / "new_images"
+    (folder / "batch_2").mkdir(parents=True)
+    for index, image in enumerate(images):
+        (folder / ("batch_2" if index % 2 else "") / f"digit_{index:02d}.png").write_bytes(encode_png(image))
+    (folder / "README.txt").write_text("not an image: skipped")
+    written = {}
+    for chosen, version in (("champion", "champion v1"), ("finetune_top", "finetune_top seed")):
+        result = kedro_run(project, "--pipelines=predict", f"--params=predict.model={chosen},predict_images={folder}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        predictions = pd.read_csv(latest(project, "data/07_model_output/predictions.csv"))
+        assert len(predictions) == 12 and predictions["model_version"].str.startswith(version).all()
+        assert predictions["probability"].between(0, 1).all()
+        written[chosen] = predictions.set_index("file")
+    assert len(list((project / "data/07_model_output/predictions.csv").iterdir())) == 2  # versioned: both kept
+    runs = [r for r in mlflow_runs(project) if r.data.tags.get("kedro.pipelines") == "predict"]
+    assert len(runs) == 2 and "kedro.loaded.finetune_top.target_models" in runs[-1].data.tags
+    served = mlflow.pyfunc.load_model(champion_uri(project)).predict(image_frame(images))
+    files = [f"{'batch_2/' if index % 2 else ''}digit_{index:02d}.png" for index in range(12)]
+    assert list(written["champion"].loc[files, "predicted_class"].astype(str)) == list(served["predicted_class"])
 
 
 def test_a_strategy_added_in_conf_alone_is_trained_and_compared(project):

@@ -71,6 +71,7 @@ class MlflowTrackingHook:
             except VersionNotFoundError:  # an optional input (`missing_ok`) with nothing saved yet
                 return
             self._versions[direction][dataset_name] = str(version)
+            mlflow.set_tag(f"kedro.{direction}.{dataset_name}", str(version))  # now: a registered model reads it
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any, node) -> None:
@@ -89,13 +90,6 @@ class MlflowTrackingHook:
     def _end_run(self, status: str) -> None:
         if not mlflow.active_run():
             return
-        mlflow.set_tags(
-            {
-                f"kedro.{direction}.{name}": version
-                for direction, versions in self._versions.items()
-                for name, version in versions.items()
-            }
-        )
         mlflow.log_dict(self._versions, "catalog_versions.json")
         while mlflow.active_run():  # close child runs a failing node left open, then this run
             mlflow.end_run(status=status)

@@ -415,3 +415,9 @@ class MultitaskParams(Strict):
         trunk = self.trunk.architecture.to_config(in_channels, 1)
         trunk.pop("num_classes")
         return trunk
+
+
+class PredictParams(Strict):
+    # "champion": the registry's champion (kedro run --pipelines=retrain promotes one); or the name
+    # of a strategy in transfer.strategies: its catalogued models, the seed best on validation.
+    model: str = "champion"

@@ -6,6 +6,7 @@ import logging
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.models.stored import StoredModel
+from headstart.ml.prediction import as_array
 from headstart.ml.selection import choose_candidate
 from headstart.ml.training import evaluate
 
@@ -47,5 +48,12 @@ def choose_champion(
             )
     report.update({"promoted": promote, "reason": reason})
     logger.info("Champion: %s", reason)
-    tags = {"strategy": best, "seed": candidate.info["seed"], "test_accuracy": f"{candidate_accuracy:.4f}"}
-    return {"promote": promote, "model": candidate, "tags": tags}, report
+    candidate.info.setdefault("image_size", int(images.shape[-1]))  # models trained before it was recorded
+    tags = {
+        "strategy": best,
+        "seed": candidate.info["seed"],
+        "validation_accuracy": f"{candidate.info['validation_accuracy']:.4f}",
+        "test_accuracy": f"{candidate_accuracy:.4f}",
+    }
+    example = as_array(images[0])  # the served model's input example
+    return {"promote": promote, "model": candidate, "example": example, "tags": tags}, report

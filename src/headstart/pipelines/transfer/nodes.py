@@ -15,7 +15,9 @@ from headstart.ml.fingerprints import fingerprint
 from headstart.ml.metrics import compare_to_baseline, evaluation_record, prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_confusion_matrix, plot_gains
+from headstart.ml.prediction import as_array
 from headstart.ml.reports import transfer_protocol
+from headstart.ml.selection import choose_candidate
 from headstart.ml.strategies import TUNED_SETTINGS, TargetTask, train_tuned
 from headstart.ml.training import evaluate, resolve_device
 from headstart.params import RuntimeParams, TransferParams
@@ -67,6 +69,7 @@ def train_target_models(
                 "tuned": tuned.setting_text(),
                 "strategy_params": params.model_dump(mode="json"),
                 "classes": target_train.primary_classes,
+                "image_size": int(target_train.images.shape[-1]),
                 "history": result.history,
                 "transfer_report": result.report.to_dict(),
                 "train_seconds": result.train_seconds,
@@ -164,3 +167,15 @@ def compare_strategies(
         ]
     )
     return comparison, markdown, plot_gains(comparison, best, level, len(transfer.seeds))
+
+
+def choose_best_model(target_test: LabelledImages, *strategy_models: dict[str, StoredModel]) -> dict:
+    """This run's best model, chosen on validation (as promotion chooses), to log as an MLflow model."""
+    strategy, model = choose_candidate(strategy_models)
+    logger.info(
+        "Best model of this run: %s seed %s (validation accuracy %.4f)",
+        strategy,
+        model.info["seed"],
+        model.info["validation_accuracy"],
+    )
+    return {"model": model, "example": as_array(target_test.images[0])}

@@ -10,7 +10,12 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Node, Pipeline
 
 from headstart import configured
-from headstart.pipelines.transfer.nodes import compare_strategies, evaluate_target_models, train_target_models
+from headstart.pipelines.transfer.nodes import (
+    choose_best_model,
+    compare_strategies,
+    evaluate_target_models,
+    train_target_models,
+)
 
 SHARED_INPUTS = {"source_model", "target_train", "target_validation", "target_test"}
 
@@ -70,4 +75,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ["transfer_comparison", "transfer_comparison_markdown", "transfer_comparison_chart"],
         "compare_strategies",
     )
-    return sum(strategies, Pipeline([comparison]))
+    best_model = node_reading_strategies(
+        choose_best_model, ["target_test", *(f"{s}.target_models" for s in names)], "best_model", "choose_best_model"
+    )
+    return sum(strategies, Pipeline([comparison, best_model]))

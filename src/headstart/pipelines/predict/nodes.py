@@ -1,0 +1,47 @@
+"""Thin node: classify the images of a folder with the chosen model; a row per image."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import PurePosixPath
+
+import pandas as pd
+
+from headstart.ml.data.image_folder import IMAGE_SUFFIXES
+from headstart.ml.errors import InvalidDataError
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.prediction import ImageClassifier
+from headstart.ml.selection import choose_candidate
+from headstart.params import IngestParams, PredictParams
+
+logger = logging.getLogger(__name__)
+
+
+def chosen_model(model: dict | Mapping[str, StoredModel] | None, predict: PredictParams) -> tuple[StoredModel, str]:
+    """(model, how to name its version in the predictions) for the champion or a strategy's models."""
+    if predict.model == "champion":
+        if model is None:
+            raise InvalidDataError(
+                "predict.model is 'champion' but the registry has no champion yet: run "
+                "`kedro run --pipelines=retrain` first, or name a strategy (--params=predict.model=finetune_top)"
+            )
+        return model["model"], f"champion v{model['version']}"
+    strategy, stored = choose_candidate([model])
+    return stored, f"{strategy} seed {stored.info['seed']}"
+
+
+def predict_images(
+    images_to_predict: dict[str, Callable], model: dict | None, predict: PredictParams, ingest: IngestParams
+) -> pd.DataFrame:
+    """The predicted class and its probability (and every class's) for each PNG or JPEG in the folder."""
+    names = sorted(name for name in images_to_predict if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES)
+    if not names:
+        raise InvalidDataError("images_to_predict: the folder holds no PNG or JPEG images")
+    stored, version = chosen_model(model, predict)
+    classifier = ImageClassifier(stored, stored.info.get("image_size") or ingest.image.size)
+    table = classifier.predict([images_to_predict[name]() for name in names], names)
+    table.insert(0, "file", names)
+    table.insert(3, "model_version", version)
+    logger.info("Predicted %d images with %s", len(table), version)
+    return table

@@ -1,0 +1,88 @@
+"""Our models as MLflow models: a pyfunc that `mlflow.pyfunc.load_model` loads and `mlflow models
+serve` serves, over the same safetensors weights and JSON config we store everywhere.
+
+Why pyfunc from code, not the `mlflow.pytorch` flavour: that flavour saves the module with
+torch.save (pickle), which headstart never writes. The model code (served_model.py) is logged as
+source, the weights as safetensors, so nothing is pickled.
+
+Input: a DataFrame with an `image` column of image files' bytes (PNG or JPEG, any size and mode;
+base64 strings over HTTP). Arrays of varying size and mode cannot share one tensor schema, so a
+uint8 array goes through `image_frame`, which encodes it as PNG. Output: `predicted_class`,
+`probability` and `probability_<class>` for every class.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import safetensors.torch
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+import headstart
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.prediction import ImageClassifier, ImageLike, encode_png
+
+MODEL_CODE = Path(__file__).with_name("served_model.py")
+IMAGE_COLUMN = "image"
+RUNTIME_PACKAGES = ("mlflow", "torch", "torchvision", "safetensors", "pillow", "pandas", "scikit-learn", "scipy")
+
+
+def image_frame(images: list[ImageLike]) -> pd.DataFrame:
+    """The served model's input for images in hand (bytes of files, uint8 arrays, PIL images)."""
+    return pd.DataFrame({IMAGE_COLUMN: [i if isinstance(i, bytes) else encode_png(i) for i in images]})
+
+
+class HeadstartImageClassifier(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        described = json.loads(Path(context.artifacts["model_json"]).read_text())
+        state = safetensors.torch.load_file(context.artifacts["weights"])
+        self.classifier = ImageClassifier(StoredModel(described["config"], state, described["info"]))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if IMAGE_COLUMN not in model_input:
+            raise ValueError(f"the input needs an '{IMAGE_COLUMN}' column of image files' bytes (PNG or JPEG)")
+        images = list(model_input[IMAGE_COLUMN])
+        return self.classifier.predict(images, [f"row {i}" for i in range(len(images))])
+
+
+def signature(classes: list[str]) -> ModelSignature:
+    outputs = [ColSpec("string", "predicted_class"), ColSpec("double", "probability")]
+    outputs += [ColSpec("double", f"probability_{name}") for name in classes]
+    return ModelSignature(inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]), outputs=Schema(outputs))
+
+
+def log_image_classifier(
+    stored: StoredModel, name: str, example_image: ImageLike, registered_model_name: str | None = None
+):
+    """Log `stored` as an MLflow model of the active run (registered when a name is given): ModelInfo."""
+    with tempfile.TemporaryDirectory() as folder:
+        weights, described = Path(folder) / "model.safetensors", Path(folder) / "model.json"
+        safetensors.torch.save_file(stored.state, weights, metadata={"config": json.dumps(stored.config)})
+        described.write_text(json.dumps({"config": stored.config, "info": stored.info}, default=str))
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(MODEL_CODE),
+            artifacts={"weights": str(weights), "model_json": str(described)},
+            code_paths=[str(Path(headstart.__file__).parent)],
+            signature=signature([str(c) for c in stored.info["classes"]]),
+            input_example=image_frame([example_image]),
+            pip_requirements=[f"{package}=={version(package)}" for package in RUNTIME_PACKAGES],
+            registered_model_name=registered_model_name,
+        )
+
+
+def load_logged_model(folder: Path) -> StoredModel:
+    """The StoredModel inside a downloaded MLflow model folder (or a folder of our raw artifacts)."""
+    for candidate in (folder / "artifacts", folder):
+        if (candidate / "model.json").exists():
+            described = json.loads((candidate / "model.json").read_text())
+            state = safetensors.torch.load_file(candidate / "model.safetensors")
+            return StoredModel(described["config"], state, described.get("info", {}))
+    raise FileNotFoundError(f"{folder}: no model.json and model.safetensors in this model's artifacts")
