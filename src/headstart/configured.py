@@ -13,11 +13,27 @@ from pathlib import Path
 from typing import Any
 
 _loader: Any = None
+_project_path: Path | None = None
 
 
-def use(config_loader: Any) -> None:
-    global _loader
+def use(config_loader: Any, project_path: str | Path | None = None) -> None:
+    global _loader, _project_path
     _loader = config_loader
+    if project_path is not None:
+        _project_path = Path(project_path)
+
+
+def project_root() -> Path:
+    """The project this run belongs to (Kedro's project path; else $HEADSTART_PROJECT_PATH, else cwd)."""
+    return _project_path or Path(os.environ.get("HEADSTART_PROJECT_PATH") or Path.cwd())
+
+
+def resolve(path: str | None) -> str | None:
+    """A path from conf: relative ones are taken from the project root, as the catalog's are, so a run
+    started elsewhere (an Airflow worker) reads and writes the same files."""
+    if path is None or Path(path).is_absolute() or "://" in path:
+        return path
+    return str(project_root() / path)
 
 
 def parameters() -> dict[str, Any]:
@@ -25,7 +41,7 @@ def parameters() -> dict[str, Any]:
     if _loader is None:
         from kedro.framework.project import settings
 
-        project = Path(os.environ.get("HEADSTART_PROJECT_PATH") or Path.cwd())
+        project = project_root()
         use(
             settings.CONFIG_LOADER_CLASS(
                 conf_source=str(project / settings.CONF_SOURCE),

@@ -31,7 +31,7 @@ class ConfiguredParametersHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        configured.use(context.config_loader)
+        configured.use(context.config_loader, context.project_path)
 
 
 class MlflowTrackingHook:

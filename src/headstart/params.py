@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from headstart import configured
 from headstart.ml.data.printed import PrintedDigitsConfig
 from headstart.ml.models import ARCHITECTURES
 from headstart.ml.models.multitask import SHARING_MODELS
@@ -16,9 +17,12 @@ from headstart.ml.studies import SweepArm
 from headstart.ml.training import TrainConfig
 from headstart.ml.transfer import TransferSpec
 
+# A path in conf; relative paths are resolved against the project root, whatever the working directory.
+ProjectPath = Annotated[str, AfterValidator(configured.resolve)]
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class ImageParams(Strict):
@@ -56,15 +60,15 @@ class TorchvisionParams(Strict):
     name: str
     split: str = "train"
     test_split: str | None = None
-    root: str = "data/01_raw/torchvision"
+    root: ProjectPath = "data/01_raw/torchvision"
     download: bool = True
     limit: int | None = Field(None, ge=1)
 
 
 class ImageFolderParams(Strict):
     kind: Literal["image_folder"]
-    root: str
-    test_root: str | None = None
+    root: ProjectPath
+    test_root: ProjectPath | None = None
     classes: list[str] | None = None
 
 
@@ -105,7 +109,7 @@ class RuntimeParams(Strict):
 
     device: Device = "auto"  # CUDA when present, else CPU
     progress: bool = True  # a progress bar per training
-    checkpoint_dir: str = "data/06_models/checkpoints"  # per-epoch checkpoints a killed run resumes from
+    checkpoint_dir: ProjectPath = "data/06_models/checkpoints"  # per-epoch checkpoints a killed run resumes from
 
 
 class AugmentParams(Strict):
@@ -174,7 +178,7 @@ class PretrainParams(Strict):
     retrain: bool = False  # train anew even when the catalog holds a model made from the same data and params
     architecture: ArchitectureParams = ArchitectureParams()
     weights: str | None = None  # init: torchvision_weights, e.g. ResNet18_Weights.IMAGENET1K_V1
-    checkpoint: str | None = None  # init: checkpoint, a .safetensors file or a state dict
+    checkpoint: ProjectPath | None = None  # init: checkpoint, a .safetensors file or a state dict
     seed: int = 0
     training: TrainingParams = TrainingParams()
 
@@ -333,7 +337,7 @@ class ManifestParams(Strict):
     """A CSV: an image path column (relative to the CSV) and one column per task; empty = missing."""
 
     kind: Literal["manifest"]
-    path: str
+    path: ProjectPath
     image_column: str = "image"
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.3, gt=0, lt=1)

@@ -1,11 +1,13 @@
 """The promotion candidate is chosen on validation; the test split only judges it (issue 10)."""
 
+import pytest
 import torch
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.models import PixelNearestNeighbours
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.training import scale_images
+from headstart.ml.transfer import CheckpointMismatchError
 from headstart.pipelines.promote.nodes import choose_champion
 
 
@@ -36,3 +38,27 @@ def test_the_candidate_is_the_best_on_validation_even_when_another_is_better_on_
     assert report["candidate_strategy"] == "a" and report["candidate_seed"] == 0
     assert report["candidate_validation_accuracy"] == 0.9 and report["candidate_accuracy"] == 0.0
     assert decision["promote"]  # no champion yet: the first candidate is promoted whatever it scores
+
+
+def split_and_candidates():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 255, (30, 1, 4, 4), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(30) % 3
+    test = LabelledImages(images, {"digit": labels}, {"digit": ["0", "1", "2"]})
+    return test, {"a": knn_model("a", 0, images, labels, 0.9)}, images, labels
+
+
+def test_a_champion_of_other_classes_is_kept_and_said_why():
+    test, candidates, images, labels = split_and_candidates()
+    champion = knn_model("old", 0, images, labels, 0.5)
+    champion.info["classes"] = ["cat", "dog", "bird"]
+    decision, report = choose_champion(test, {"model": champion, "version": "4"}, candidates)
+    assert not decision["promote"] and "it classifies ['cat', 'dog', 'bird']" in report["reason"]
+
+
+def test_a_champion_that_fails_to_evaluate_for_another_reason_stops_the_promotion():
+    test, candidates, images, labels = split_and_candidates()
+    broken = knn_model("old", 0, images, labels, 0.5)
+    broken.state["memory"] = broken.state["memory"][:, :5]  # corrupt weights, same classes and channels
+    with pytest.raises(CheckpointMismatchError, match="memory"):  # formerly reported as "kept it"
+        choose_champion(test, {"model": broken, "version": "4"}, candidates)

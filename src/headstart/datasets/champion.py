@@ -15,6 +15,7 @@ from typing import Any
 import mlflow
 from kedro.io import AbstractDataset, DatasetError
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from headstart.ml.models.stored import StoredModel
 from headstart.serving import load_logged_model, log_image_classifier
@@ -65,9 +66,17 @@ class ChampionModelDataset(AbstractDataset[dict, dict | None]):
         """{"model": StoredModel, "version": str, "tags": {...}} of the champion, or None."""
         client = mlflow.MlflowClient()
         try:
-            version = client.get_model_version_by_alias(self._name, self._alias)
-        except MlflowException:
-            return None
+            registered = client.get_registered_model(self._name)
+            if self._alias not in registered.aliases:
+                return None  # registered, never promoted
+            version = client.get_model_version(self._name, registered.aliases[self._alias])
+        except MlflowException as error:
+            if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                return None  # the first promotion
+            raise DatasetError(
+                f"the model registry at {mlflow.get_tracking_uri()} could not be read, so no champion can be "
+                f"judged or replaced: {error.message}"
+            ) from error
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source))
         return {"model": load_logged_model(folder), "version": version.version, "tags": dict(version.tags)}
 

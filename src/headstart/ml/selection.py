@@ -21,3 +21,17 @@ def choose_candidate(strategy_models: Iterable[Mapping[str, StoredModel]]) -> tu
     if best_models is None:
         raise ValueError("no trained strategy to choose a candidate from")
     return best_strategy, max(best_models, key=lambda m: m.info["validation_accuracy"])
+
+
+def incomparable(champion: StoredModel, classes: list[str], channels: int) -> str | None:
+    """Why the champion cannot be tested on a split with these classes and channels, or None.
+    Only these mismatches make a champion untestable; any other failure to evaluate it is a fault."""
+    champion_classes = champion.info.get("classes")
+    if champion_classes is not None and list(map(str, champion_classes)) != list(map(str, classes)):
+        return f"it classifies {champion_classes}, the test split has {classes}"
+    if champion.config.get("num_classes", len(classes)) != len(classes):
+        return f"it has {champion.config['num_classes']} outputs, the test split {len(classes)} classes"
+    expected = champion.config.get("in_channels", (champion.config.get("input_shape") or [channels])[0])
+    if expected != channels:
+        return f"it takes {expected}-channel images, the test split has {channels}"
+    return None

@@ -7,7 +7,7 @@ import logging
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.prediction import as_array
-from headstart.ml.selection import choose_candidate
+from headstart.ml.selection import choose_candidate, incomparable
 from headstart.ml.training import evaluate
 
 logger = logging.getLogger(__name__)
@@ -33,12 +33,11 @@ def choose_champion(
         promote, reason = True, "no champion yet"
     else:
         report["champion_version"] = current_champion["version"]
-        try:
+        mismatch = incomparable(current_champion["model"], target_test.primary_classes, int(images.shape[1]))
+        if mismatch:
+            promote, reason = False, f"the champion cannot be tested on this split ({mismatch}); kept it"
+        else:  # any error here is a fault, not a decision: it stops the run and the alias stays
             champion_accuracy = evaluate(current_champion["model"].build(), images, labels)["accuracy"]
-        except (RuntimeError, ValueError, IndexError) as error:  # another architecture, input or class count
-            champion_accuracy, reason = None, f"the champion cannot be tested on this split ({error}); kept it"
-            promote = False
-        else:
             report["champion_accuracy"] = champion_accuracy
             promote = candidate_accuracy > champion_accuracy
             reason = (

@@ -1,0 +1,29 @@
+"""Paths in conf are the project's, whatever the working directory (an Airflow worker's is not)."""
+
+from pathlib import Path
+
+import pytest
+
+from headstart import configured
+from headstart.params import ImageFolderParams, RuntimeParams
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.setattr(configured, "_project_path", tmp_path / "project")
+    monkeypatch.chdir(tmp_path)  # elsewhere
+    return tmp_path / "project"
+
+
+def test_relative_paths_in_parameters_resolve_against_the_project_root(project):
+    assert RuntimeParams().checkpoint_dir == str(project / "data/06_models/checkpoints")
+    folder = ImageFolderParams(kind="image_folder", root="data/01_raw/mine", test_root="/mnt/shared/test")
+    assert folder.root == str(project / "data/01_raw/mine") and folder.test_root == "/mnt/shared/test"
+
+
+def test_the_project_root_is_the_one_the_run_was_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(configured, "_project_path", None)
+    monkeypatch.setenv("HEADSTART_PROJECT_PATH", str(tmp_path))
+    assert configured.project_root() == tmp_path
+    configured.use(configured._loader, tmp_path / "elsewhere")
+    assert configured.project_root() == Path(tmp_path / "elsewhere")
