@@ -11,14 +11,18 @@ per strategy × seed, so nodes return data and never call MLflow themselves.
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 from pathlib import Path
 from typing import Any
 
+import click
 import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
 from kedro.io.core import VersionNotFoundError
+from kedro_datasets.partitions import PartitionedDataset
 
 from headstart import configured
 from headstart.orchestration import PARENT_RUN_VARIABLE
@@ -32,6 +36,47 @@ class ConfiguredParametersHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         configured.use(context.config_loader, context.project_path)
+
+
+class MissingInputsHook:
+    """Stops a run whose stored inputs do not exist yet, before any node runs or MLflow run opens, with
+    one line per missing data set naming the command that makes it (Kedro would fail mid-run instead)."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        missing = [
+            name
+            for name in sorted(pipeline.inputs())
+            if _stored_and_required(catalog.get(name)) and not catalog.exists(name)
+        ]
+        if missing:
+            lines = [f"{name}: {_how_to_make(name, catalog)}" for name in missing]
+            raise click.ClickException("this run needs data that does not exist yet:\n  " + "\n  ".join(lines))
+
+
+def _stored_and_required(dataset) -> bool:
+    stored = isinstance(dataset, AbstractVersionedDataset | PartitionedDataset)
+    return stored and not getattr(dataset, "_missing_ok", False)  # e.g. catalogued_source_model
+
+
+def _every_pipeline() -> dict[str, Any]:
+    """Each pipeline package's pipeline (Kedro's find_pipelines would return only the run's own)."""
+    import headstart.pipelines
+
+    return {
+        module.name: importlib.import_module(f"headstart.pipelines.{module.name}").create_pipeline()
+        for module in pkgutil.iter_modules(headstart.pipelines.__path__)
+        if module.ispkg
+    }
+
+
+def _how_to_make(name: str, catalog) -> str:
+    makers = [(len(p.nodes), key) for key, p in _every_pipeline().items() if name in p.all_outputs()]
+    if makers:
+        return f"not made yet; run `kedro run --pipelines={min(makers)[1]}` (or the default `kedro run`) first"
+    dataset = catalog.get(name)
+    where = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None) or dataset
+    return f"an input you provide, not found at {where}; see its entry in conf/base/catalog.yml"
 
 
 class MlflowTrackingHook:

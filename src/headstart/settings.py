@@ -2,10 +2,11 @@
 
 from kedro.config import OmegaConfigLoader
 
-from headstart.hooks import ConfiguredParametersHook, MlflowTrackingHook
+from headstart.hooks import ConfiguredParametersHook, MissingInputsHook, MlflowTrackingHook
 
 # Pluggy calls the last registered first: the run's conf is handed over before anything else.
-HOOKS = (MlflowTrackingHook(), ConfiguredParametersHook())
+# Pluggy calls the last registered first: missing inputs are found before an MLflow run opens.
+HOOKS = (MlflowTrackingHook(), ConfiguredParametersHook(), MissingInputsHook())
 
 # kedro-mlflow crashes on MLflow 3.13+ and wraps versioned datasets badly; our hook replaces it.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
