@@ -38,6 +38,43 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
         assert torch.allclose(tensor.float(), resumed_model.state_dict()[name].float(), atol=1e-5), name
 
 
+class _RunsCode:
+    """A pickle that, if loaded without weights_only, would create a file: the proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_or_does_not_fit_is_ignored_never_resumed(tmp_path, caplog):
+    images, labels = toy_data()
+    torch.manual_seed(0)
+    expected = fit(tiny(), (images, labels), (images, labels), CONFIG)
+    marker = tmp_path / "code_ran"
+    planted = {
+        "pickled code": {"model": _RunsCode(marker)},
+        "another model": {"model": tiny(widths=(3, 5)).state_dict(), "optimizer": {}, "epoch": 2},
+        "truncated": None,
+    }
+    for name, content in planted.items():
+        checkpoint = tmp_path / f"{name}.pt"
+        if content is None:
+            torch.save({"model": tiny().state_dict()}, checkpoint)
+            checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+        else:
+            torch.save(content, checkpoint)
+        torch.manual_seed(0)
+        with caplog.at_level("WARNING"):
+            result = fit(tiny(), (images, labels), (images, labels), CONFIG, checkpoint)
+        assert not marker.exists()
+        assert f"Ignoring checkpoint {checkpoint}" in caplog.text, name
+        assert [r["epoch"] for r in result.history] == [1, 2, 3, 4], name  # trained from the start
+        assert result.history[-1]["train_loss"] == pytest.approx(expected.history[-1]["train_loss"], rel=1e-5)
+        caplog.clear()
+
+
 def test_non_finite_loss_stops_with_a_clear_error():
     model = tiny()
     with torch.no_grad():

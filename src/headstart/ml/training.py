@@ -9,8 +9,11 @@ numbers, loaded with weights_only=True) from which a killed run resumes.
 
 from __future__ import annotations
 
+import copy
 import itertools
+import logging
 import math
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from torch.utils.data import RandomSampler
 from tqdm.auto import tqdm
 
 from headstart.ml.transfer import parameter_groups, train_mode
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,20 @@ def _take(labels, index: torch.Tensor):
     return {k: v[index] for k, v in labels.items()} if isinstance(labels, dict) else labels[index]
 
 
+def _readable_checkpoint(path: Path | None, device: torch.device) -> dict | None:
+    """The checkpoint at `path` if it holds plain tensors and values; a truncated file, or one that
+    would run code when unpickled (weights_only refuses it), is ignored with a warning."""
+    if path is None or not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        logger.warning(
+            "Ignoring checkpoint %s: not a readable checkpoint of plain tensors (%s)", path, str(error)[:300]
+        )
+        return None
+
+
 def fit(
     model: nn.Module,
     train: tuple[torch.Tensor, Any],
@@ -189,18 +208,30 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     result, best_score, best_state, start_epoch = TrainResult(), (-math.inf, -math.inf), None, 0
 
-    if checkpoint_path is not None and checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        objective.load_state_dict(checkpoint["objective"])
-        generator.set_state(checkpoint["generator"])
-        result = TrainResult(history=checkpoint["history"], best_epoch=checkpoint["best_epoch"])
-        best_score, best_state, start_epoch = (
-            tuple(checkpoint["best_score"]),
-            checkpoint["best_state"],
-            checkpoint["epoch"],
-        )
+    checkpoint = _readable_checkpoint(checkpoint_path, device)
+    if checkpoint is not None:
+        initial_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        initial_optimizer = copy.deepcopy(optimizer.state_dict())
+        try:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            objective.load_state_dict(checkpoint["objective"])
+            generator.set_state(checkpoint["generator"])
+            result = TrainResult(history=checkpoint["history"], best_epoch=checkpoint["best_epoch"])
+            best_score, best_state, start_epoch = (
+                tuple(checkpoint["best_score"]),
+                checkpoint["best_state"],
+                checkpoint["epoch"],
+            )
+            logger.info("Resuming from %s after epoch %d", checkpoint_path, start_epoch)
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            logger.warning(
+                "Ignoring checkpoint %s: it does not fit this training (%s); starting afresh", checkpoint_path, error
+            )
+            model.load_state_dict(initial_model)
+            optimizer.load_state_dict(initial_optimizer)
+            generator.manual_seed(config.seed)
+            result, best_score, best_state, start_epoch = TrainResult(), (-math.inf, -math.inf), None, 0
 
     use_bf16 = device.type == "cuda"
     augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0
