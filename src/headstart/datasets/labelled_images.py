@@ -37,9 +37,7 @@ class LabelledImagesDataset(VersionedFileDataset):
     def save(self, data: LabelledImages) -> None:
         tensors = {"images": data.images.contiguous()}
         tensors.update({f"labels.{task}": labels.contiguous() for task, labels in data.labels.items()})
-        raw = safetensors.torch.save(tensors, metadata={"classes": json.dumps(data.classes)})
-        with self._fs.open(self._save_path(), "wb") as file:
-            file.write(raw)
+        self._write_atomically({"": safetensors.torch.save(tensors, metadata={"classes": json.dumps(data.classes)})})
 
     def preview(self, rows: int = 10) -> dict[str, Any]:
         """Kedro-Viz table preview: counts per class of the primary task."""

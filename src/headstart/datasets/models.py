@@ -9,6 +9,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import safetensors.torch
+from kedro.io.core import DatasetError
+from safetensors import SafetensorError
 
 from headstart.datasets.versioned_files import VersionedFileDataset
 from headstart.ml.models.stored import StoredModel
@@ -26,24 +28,36 @@ class ModelDataset(VersionedFileDataset):
         if self._missing_ok and not self._exists():
             return None
         folder = self._load_path()
+        weights = sorted(self._fs.glob(f"{folder}/*.safetensors"))
+        if not weights:
+            raise DatasetError(f"{folder}: no model files (*.safetensors) in this version; it was deleted or emptied")
         models = {}
-        for weights_path in sorted(self._fs.glob(f"{folder}/*.safetensors")):
+        for weights_path in weights:
             name = PurePosixPath(weights_path).stem
-            with self._fs.open(weights_path, "rb") as file:
-                state = safetensors.torch.load(file.read())
-            with self._fs.open(f"{folder}/{name}.json", "r") as file:
-                described = json.load(file)
+            described_path = f"{folder}/{name}.json"
+            try:
+                with self._fs.open(weights_path, "rb") as file:
+                    state = safetensors.torch.load(file.read())
+                with self._fs.open(described_path, "r") as file:
+                    described = json.load(file)
+            except (OSError, ValueError, SafetensorError) as error:  # missing, truncated or corrupt
+                raise DatasetError(
+                    f"{weights_path} or {described_path}: missing, truncated or corrupt ({error}); make the model "
+                    "again, or load an earlier version with --load-versions"
+                ) from error
             models[name] = StoredModel(described["config"], state, described.get("info", {}))
         return models
 
     def save(self, data: dict[str, StoredModel]) -> None:
-        folder = self._save_path()
-        self._fs.makedirs(folder, exist_ok=True)
+        files = {}
         for name, model in data.items():
-            with self._fs.open(f"{folder}/{name}.safetensors", "wb") as file:
-                file.write(safetensors.torch.save(model.state, metadata={"config": json.dumps(model.config)}))
-            with self._fs.open(f"{folder}/{name}.json", "w") as file:
-                json.dump({"config": model.config, "info": model.info}, file, indent=2, default=str)
+            files[f"{name}.safetensors"] = safetensors.torch.save(
+                model.state, metadata={"config": json.dumps(model.config)}
+            )
+            files[f"{name}.json"] = json.dumps(
+                {"config": model.config, "info": model.info}, indent=2, default=str
+            ).encode()
+        self._write_atomically(files)
 
     def preview(self) -> dict[str, Any]:
         """Kedro-Viz: each model's architecture config and parameter count."""

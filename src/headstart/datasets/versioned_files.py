@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
-from kedro.io.core import AbstractVersionedDataset, Version, get_filepath_str, get_protocol_and_path
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
 
 
 class VersionedFileDataset(AbstractVersionedDataset):
@@ -35,6 +35,27 @@ class VersionedFileDataset(AbstractVersionedDataset):
 
     def _save_path(self) -> str:
         return get_filepath_str(self._get_save_path(), self._protocol)
+
+    def _write_atomically(self, files: dict[str, bytes]) -> None:
+        """Write `files` (relative names → bytes; "" is the save path itself) under a `.partial` name and
+        move it into place only when every byte is written: a full disk or a kill never leaves a
+        half-written version that loading would take as the latest."""
+        final = self._save_path()
+        partial = f"{final}.partial"
+        try:
+            for name, content in files.items():
+                path = f"{partial}/{name}" if name else partial
+                self._fs.makedirs(str(PurePosixPath(path).parent), exist_ok=True)
+                with self._fs.open(path, "wb") as file:
+                    file.write(content)
+            self._fs.mv(partial, final, recursive=True)
+        except OSError as error:
+            if self._fs.exists(partial):
+                self._fs.rm(partial, recursive=True)
+            version_folder = str(PurePosixPath(final).parent)
+            if self._fs.exists(version_folder) and not self._fs.ls(version_folder):
+                self._fs.rmdir(version_folder)
+            raise DatasetError(f"{final}: could not be written ({error}); nothing of this version was kept") from error
 
     def _exists(self) -> bool:
         try:

@@ -179,7 +179,11 @@ class TunedStrategy:
     validation_accuracy: float  # mean over seeds: what chose the setting
 
     def setting_text(self) -> str:
-        return ", ".join(f"{name}={value:g}" for name, value in self.setting.items())
+        return setting_text(self.setting)
+
+
+def setting_text(setting: dict[str, float]) -> str:
+    return ", ".join(f"{name}={value:g}" for name, value in setting.items())
 
 
 def train_tuned(
@@ -198,7 +202,10 @@ def train_tuned(
         for seed in seeds:
             checkpoint = checkpoint_for(setting, seed)
             logger.info("Training seed %d with %s", seed, setting)
-            results[seed] = train_strategy(task, configure(setting, seed), checkpoint)
+            try:
+                results[seed] = train_strategy(task, configure(setting, seed), checkpoint)
+            except FloatingPointError as error:  # name the seed and setting, not only the epoch
+                raise FloatingPointError(f"seed {seed}, {setting_text(setting)}: {error}") from error
             if checkpoint is not None:
                 for path in checkpoint.parent.glob(f"*{checkpoint.name}"):
                     path.unlink()

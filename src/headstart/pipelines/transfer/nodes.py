@@ -45,13 +45,16 @@ def train_target_models(
         made_from = fingerprint(params.model_dump(mode="json"), setting, seed, source.state, *train, *validation)
         return Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
 
-    tuned = train_tuned(
-        TargetTask(source.config, source.state, len(target_train.primary_classes), train, validation),
-        params.tuning_grid(transfer.lr_scales),
-        transfer.seeds,
-        lambda setting, seed: params.to_config(seed, runtime, **setting),
-        checkpoint_for,
-    )
+    try:
+        tuned = train_tuned(
+            TargetTask(source.config, source.state, len(target_train.primary_classes), train, validation),
+            params.tuning_grid(transfer.lr_scales),
+            transfer.seeds,
+            lambda setting, seed: params.to_config(seed, runtime, **setting),
+            checkpoint_for,
+        )
+    except FloatingPointError as error:
+        raise FloatingPointError(f"strategy {strategy}, {error}") from error
     logger.info(
         "Strategy %s: %s has the best validation accuracy (%.4f)",
         strategy,
