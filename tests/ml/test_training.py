@@ -147,3 +147,11 @@ def test_early_stopping_waits_for_min_epochs():
     waited = replace(config, min_epochs=6)
     result = fit(tiny(), (images, labels), (images, labels), waited, objective=ScriptedValidation(flat))
     assert len(result.history) == 6 and result.stopped_early and result.best_epoch == 1
+
+
+def test_an_epoch_draws_only_the_permutations_it_uses():
+    """A whole number of passes consumes exactly that many permutations (RandomSampler draws one more)."""
+    used, reference = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    epoch_order(10, TrainConfig(batch_size=5), used)
+    torch.randperm(10, generator=reference)
+    assert torch.equal(used.get_state(), reference.get_state())

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch import nn
-from torch.utils.data import RandomSampler
 from tqdm.auto import tqdm
 
 from headstart.ml.transfer import parameter_groups, train_mode
@@ -65,10 +64,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def epoch_order(count: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Indices of one epoch: shuffled passes (torch's RandomSampler without replacement) until
-    `min_batches_per_epoch` batches are filled."""
+    """Indices of one epoch: shuffled passes until `min_batches_per_epoch` batches are filled.
+
+    Not torch's RandomSampler(num_samples=...): it draws one more, unused permutation whenever the
+    epoch is a whole number of passes, shifting every later draw (augmentation, next epochs)."""
     wanted = max(count, (config.min_batches_per_epoch or 0) * config.batch_size)
-    return torch.tensor(list(RandomSampler(range(count), num_samples=wanted, generator=generator)))
+    passes = -(-wanted // count)
+    return torch.cat([torch.randperm(count, generator=generator) for _ in range(passes)])[:wanted]
 
 
 def fits_on_device(images: torch.Tensor, device: torch.device, share: float = 0.5) -> bool:
