@@ -31,14 +31,22 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
-def kedro_run(project: Path, *arguments: str) -> subprocess.CompletedProcess:
-    """`kedro run --env test ...` in `project`, as a user would type it; MLflow goes to the project's mlruns/."""
+def kedro_environment(**extra: str) -> dict[str, str]:
+    """This environment without MLFLOW_* settings (MLflow goes to the project's mlruns/), plus `extra`."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    environment["COLUMNS"] = "200"
+    return {**environment, "COLUMNS": "200", **extra}
+
+
+def kedro_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "kedro", "run", "--env", "test", *arguments]
+
+
+def kedro_run(project: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess:
+    """`kedro run --env test ...` in `project`, as a user would type it; MLflow goes to the project's mlruns/."""
     return subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env", "test", *arguments],
+        kedro_command(*arguments),
         cwd=project,
-        env=environment,
+        env=kedro_environment(**environment),
         capture_output=True,
         text=True,
         timeout=600,

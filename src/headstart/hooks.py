@@ -95,7 +95,10 @@ class MlflowTrackingHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         self._catalog = catalog
         self._versions = {"loaded": {}, "saved": {}}
-        configure_mlflow(self._settings, self._project_path)  # artifacts land beside a sqlite store, under mlruns/
+        try:
+            configure_mlflow(self._settings, self._project_path)  # artifacts land beside a sqlite store, under mlruns/
+        except ConnectionError as error:
+            raise click.ClickException(str(error)) from error
         parent = os.environ.get(PARENT_RUN_VARIABLE)  # an orchestrated task: a child of the DAG run's run
         pipelines = run_params.get("pipeline_names") or ["__default__"]
         tags = {

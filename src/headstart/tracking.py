@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,9 +121,26 @@ def log_dataset(name: str, data: Any, metadata: dict[str, Any]) -> None:
     log_artifact(data, metadata.get("artifact_file", f"{name}{suffix}"))
 
 
+def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds when a tracking server cannot be reached (MLflow's own client retries for
+    minutes): a run whose record would be lost is not worth its training time."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except (OSError, ValueError) as error:
+        raise ConnectionError(
+            f"the MLflow tracking server at {uri} cannot be reached ({error}); start it, or unset "
+            "MLFLOW_TRACKING_URI to track in mlruns/ (conf/base/mlflow.yml)"
+        ) from error
+
+
 def configure_mlflow(settings: dict[str, Any], project_path: Path):
     """Tracking URI and experiment, from conf's mlflow settings; MLFLOW_* environment variables win."""
-    mlflow.set_tracking_uri(resolve_tracking_uri(settings, project_path))
+    uri = resolve_tracking_uri(settings, project_path)
+    check_tracking_server(uri)
+    mlflow.set_tracking_uri(uri)
     return mlflow.set_experiment(
         os.environ.get("MLFLOW_EXPERIMENT_NAME") or settings.get("experiment_name", "headstart")
     )

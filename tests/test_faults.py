@@ -1,0 +1,106 @@
+"""Faults met for real on tiny data (conf/test): each stops with a clear message or recovers, and every
+earlier version stays intact and loadable."""
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from kedro.io import Version
+
+from headstart.datasets.models import ModelDataset
+from tests.conftest import copy_project, kedro_command, kedro_environment, kedro_run
+from tests.test_run import mlflow_runs
+
+pytestmark = pytest.mark.slow
+SCRATCH = "--namespaces=scratch"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("faults"))
+    for pipeline in ("ingest", "pretrain"):
+        result = kedro_run(project, f"--pipelines={pipeline}")
+        assert result.returncode == 0, result.stderr[-3000:]
+    return project
+
+
+def versions(project: Path, strategy: str = "scratch") -> list[str]:
+    folder = project / "data/06_models" / strategy / "target_models"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def every_version_loads(project: Path, strategy: str = "scratch") -> None:
+    for version in versions(project, strategy):
+        models = ModelDataset(
+            filepath=str(project / "data/06_models" / strategy / "target_models"), version=Version(version, None)
+        ).load()
+        assert models, version
+
+
+def test_an_unreachable_tracking_server_stops_the_run_at_once(project):
+    before, started = versions(project), time.monotonic()
+    result = kedro_run(project, "--pipelines=transfer", SCRATCH, MLFLOW_TRACKING_URI="http://127.0.0.1:9")
+    assert result.returncode == 1 and time.monotonic() - started < 60
+    assert "the MLflow tracking server at http://127.0.0.1:9 cannot be reached" in result.stderr
+    assert "Traceback" not in result.stderr and versions(project) == before
+
+
+def test_a_nan_loss_names_strategy_seed_and_epoch_fails_the_run_and_saves_nothing(project):
+    before = versions(project)
+    lr = "transfer.strategies.scratch.training"
+    result = kedro_run(project, "--pipelines=transfer", SCRATCH, f"--params={lr}.body_lr=1e30,{lr}.head_lr=1e30")
+    assert result.returncode != 0
+    assert "strategy scratch, seed 0, lr_scale=1: training loss is" in result.stderr
+    assert "at epoch 1" in result.stderr
+    assert versions(project) == before
+    assert mlflow_runs(project)[-1].info.status == "FAILED"
+    every_version_loads(project)
+
+
+def test_two_runs_at_once_both_finish_with_their_own_versions(project):
+    before = versions(project, "pixels_knn")
+    command = kedro_command("--pipelines=transfer", "--namespaces=pixels_knn")
+    runs = [
+        subprocess.Popen(command, cwd=project, env=kedro_environment(), stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.wait(timeout=600) == 0, run.stderr.read()[-3000:]
+    assert len(versions(project, "pixels_knn")) == len(before) + 2
+    finished = [r for r in mlflow_runs(project) if r.data.tags.get("kedro.namespaces") == "pixels_knn"]
+    assert len(finished) == 2 and {r.info.status for r in finished} == {"FINISHED"}
+    every_version_loads(project, "pixels_knn")
+
+
+def test_a_run_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(project):
+    arguments = ("--pipelines=transfer", SCRATCH, "--params=transfer.strategies.scratch.training.epochs=40")
+    checkpoints = project / "data/06_models/checkpoints"
+    killed = subprocess.Popen(
+        kedro_command(*arguments), cwd=project, env=kedro_environment(), start_new_session=True, text=True
+    )
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("scratch-seed0-*.pt")):
+        assert killed.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few epochs in
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    before = versions(project)
+
+    resumed = kedro_run(project, *arguments)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    logged = resumed.stdout + resumed.stderr
+    assert "Resuming from" in logged and "scratch-seed0-" in logged
+    uninterrupted = kedro_run(project, *arguments)  # the checkpoints are gone: trains from the start
+    assert uninterrupted.returncode == 0 and "Resuming from" not in uninterrupted.stdout + uninterrupted.stderr
+
+    evaluations = sorted((project / "data/08_reporting/scratch/test_evaluation.json").glob("*/test_evaluation.json"))
+    resumed_result, uninterrupted_result = (json.loads(p.read_text())["seeds"] for p in evaluations[-2:])
+    for a, b in zip(resumed_result, uninterrupted_result, strict=True):
+        assert a["seed"] == b["seed"] and a["accuracy"] == b["accuracy"]
+        assert a["nll"] == pytest.approx(b["nll"], rel=1e-6)
+    assert len(versions(project)) == len(before) + 2
+    every_version_loads(project)
