@@ -104,3 +104,15 @@ def test_a_run_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(proj
         assert a["nll"] == pytest.approx(b["nll"], rel=1e-6)
     assert len(versions(project)) == len(before) + 2
     every_version_loads(project)
+
+
+def test_a_truncated_source_model_file_is_refused_naming_the_file_before_training(project):
+    (weights,) = sorted((project / "data/06_models/source_model").glob("*/source_model/source.safetensors"))[-1:]
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[:100])
+    try:
+        result = kedro_run(project, "--pipelines=transfer", SCRATCH)
+    finally:
+        weights.write_bytes(intact)
+    assert result.returncode != 0
+    assert f"{weights} or" in result.stdout + result.stderr and "missing, truncated or corrupt" in result.stderr
