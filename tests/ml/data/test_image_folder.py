@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from headstart.ml.data.image_folder import load_image_folder
 from headstart.ml.errors import InvalidDataError
@@ -65,3 +65,66 @@ def test_test_folder_may_lack_a_class_but_not_hold_an_unknown_one(folder, tmp_pa
     write(test_root / "fox" / "y.png")
     with pytest.raises(InvalidDataError, match="label 'fox' is outside the class list"):
         load_image_folder(test_root, 8, 1, classes=["cat", "dog"], every_class_required=False)
+
+
+def save(path, image: Image.Image, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **kwargs)
+    return path
+
+
+def test_messy_inputs_load_as_the_user_sees_them(tmp_path):
+    root = tmp_path / "images"
+    save(root / "chiffre cinq" / "cmyk.jpg", Image.new("CMYK", (20, 20), (0, 0, 0, 255)), format="JPEG")
+    palette = Image.new("P", (20, 20), 1)
+    palette.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    save(root / "chiffre cinq" / "palette.png", palette, transparency=1)  # white, but transparent: black
+    save(root / "chiffre cinq" / "UPPER.PNG", Image.new("L", (20, 20), 0))
+    save(root / "chiffre cinq" / "big.png", Image.new("L", (4000, 3000), 0))
+    save(root / "数字" / "nested" / "deeper" / "n.bmp", Image.new("RGB", (8, 8), (255, 255, 255)))
+    save(root / "数字" / "t.tif", Image.new("L", (8, 8), 255))
+    save(root / "数字" / "t.tiff", Image.new("L", (8, 8), 255))
+    if features.check("webp"):
+        save(root / "数字" / "w.webp", Image.new("RGB", (8, 8), (255, 255, 255)), lossless=True)
+    for hidden in (".DS_Store", "Thumbs.db", "desktop.ini", "._UPPER.PNG"):
+        (root / "chiffre cinq" / hidden).write_bytes(b"\x00 not an image")
+    save(root / ".thumbnails" / "x.png", Image.new("L", (8, 8), 0))  # a hidden folder is not a class
+    data = load_image_folder(root, 16, 1)
+    assert data.primary_classes == ["chiffre cinq", "数字"]
+    counts = data.class_counts()
+    assert counts["chiffre cinq"] == 4 and counts["数字"] == 3 + features.check("webp")
+    five = data.images[data.primary_labels == 0]
+    assert int(five.max()) == 0  # CMYK black, transparent white and the 4000×3000 black image: all black
+    assert int(data.images[data.primary_labels == 1].min()) == 255  # nested BMP, TIFFs (and WEBP): white
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((10, 30), dtype=np.uint8)
+    pixels[:, :10] = 255  # a white left third, landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    save(tmp_path / "photos" / "a" / "p.jpg", Image.fromarray(pixels), format="JPEG", exif=exif, quality=100)
+    image = load_image_folder(tmp_path / "photos", 30, 1).images[0, 0]
+    # displayed upright it is portrait with the white third on top: the top rows white, the bottom black
+    assert image[:8].float().mean() > 200 and image[-8:].float().mean() < 50
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("zero.png", b""),
+        ("notes.png", b"just text, named like an image"),
+        ("truncated.jpg", "truncated"),
+    ],
+)
+def test_unreadable_files_are_refused_naming_the_file(tmp_path, name, content):
+    root = tmp_path / "images"
+    save(root / "a" / "fine.png", Image.new("L", (8, 8), 0))
+    path = root / "a" / name
+    if content == "truncated":
+        save(path, Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)), format="JPEG")
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InvalidDataError, match=f"{path}: unreadable or corrupt image"):
+        load_image_folder(root, 16, 1)

@@ -1,4 +1,6 @@
-"""Users' own images: `<root>/<class>/<file>` (PNG or JPEG, any size and mode)."""
+"""Users' own images: `<root>/<class>/<file>` (PNG, JPEG, WEBP, BMP or TIFF; any size and mode; subfolders of
+a class folder included; hidden and system files skipped). docs/input_formats.md lists what happens to each
+kind of messy input."""
 
 from __future__ import annotations
 
@@ -7,17 +9,32 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image
+from PIL import Image, ImageOps
 
 from headstart.ml.data.images import LabelledImages, to_uint8_images
 from headstart.ml.errors import InvalidDataError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+SYSTEM_FILES = {"thumbs.db", "desktop.ini"}  # names starting with "." (.DS_Store, ._x.png) are skipped too
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """A hidden or system file, or one inside a hidden folder (.git, __MACOSX's ._ forks included)."""
+    parts = path.relative_to(root).parts
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts) or path.name.lower() in SYSTEM_FILES
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image under `folder`, subfolders included, in a stable order; hidden and system files skipped."""
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p, folder)
+    )
 
 
 def pil_to_tensor(image: Image.Image, image_size: int, channels: int) -> torch.Tensor:
     """A PIL image of any mode → uint8 C×H×W of the configured size and channels."""
     mode = "L" if channels == 1 else "RGB"
+    image = ImageOps.exif_transpose(image)  # a phone photo's EXIF orientation: upright, as the user sees it
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: rescale to 8 bits first
         array = np.asarray(image, dtype=np.float32)
         image = Image.fromarray((array * 255.0 / max(float(array.max()), 1.0)).astype(np.uint8))
@@ -53,7 +70,7 @@ def load_image_folder(
     root = Path(root)
     if not root.is_dir():
         raise InvalidDataError(f"image folder {root} does not exist")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p, root))
     if classes is None:
         classes = folders
     unknown = [name for name in folders if name not in classes]
@@ -64,13 +81,13 @@ def load_image_folder(
 
     images, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(root / name) if (root / name).is_dir() else []
         if not files and every_class_required:
-            raise InvalidDataError(f"{root / name}: class folder is empty or missing (no PNG or JPEG images)")
+            raise InvalidDataError(f"{root / name}: class folder is empty or missing (no images)")
         images.extend(read_image(path, image_size, channels) for path in files)
         labels.extend([label] * len(files))
     if not images:
-        raise InvalidDataError(f"image folder {root} holds no PNG or JPEG images")
+        raise InvalidDataError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return LabelledImages(
         images=torch.stack(images),
         labels={"label": torch.tensor(labels, dtype=torch.long)},

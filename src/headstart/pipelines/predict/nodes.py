@@ -35,9 +35,14 @@ def predict_images(
     images_to_predict: dict[str, Callable], model: dict | None, predict: PredictParams, ingest: IngestParams
 ) -> pd.DataFrame:
     """The predicted class and its probability (and every class's) for each PNG or JPEG in the folder."""
-    names = sorted(name for name in images_to_predict if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES)
+    names = sorted(
+        name
+        for name in images_to_predict
+        if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in PurePosixPath(name).parts)  # .DS_Store, ._x.png
+    )
     if not names:
-        raise InvalidDataError("images_to_predict: the folder holds no PNG or JPEG images")
+        raise InvalidDataError(f"images_to_predict: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     stored, version = chosen_model(model, predict)
     classifier = ImageClassifier(stored, stored.info.get("image_size") or ingest.image.size)
     table = classifier.predict([images_to_predict[name]() for name in names], names)
