@@ -225,7 +225,7 @@ def champion_uri(project: Path) -> str:
     return "models:/headstart-digits@champion"
 
 
-def test_images(project: Path, count: int) -> tuple[list[np.ndarray], np.ndarray]:
+def catalogued_test_images(project: Path, count: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The first catalogued test images as a user would hold them (H×W uint8), with their labels."""
     test = LabelledImagesDataset(filepath=str(latest(project, "data/05_model_input/target_test.safetensors"))).load()
     images, labels = test.primary_pairs()
@@ -234,7 +234,7 @@ def test_images(project: Path, count: int) -> tuple[list[np.ndarray], np.ndarray
 
 def test_champion_is_an_mlflow_model_with_its_lineage_that_mlflow_serves(project):
     uri = champion_uri(project)
-    images, _ = test_images(project, 2)
+    images, _ = catalogued_test_images(project, 2)
     loaded = mlflow.pyfunc.load_model(uri)
     predicted = loaded.predict(image_frame(images))
     client = mlflow.MlflowClient()
@@ -290,7 +290,7 @@ def test_champion_is_an_mlflow_model_with_its_lineage_that_mlflow_serves(project
 
 def test_predict_pipeline_classifies_a_folder_with_the_champion_or_a_strategy(project, tmp_path):
     champion_uri(project)
-    images, labels = test_images(project, 12)
+    images, labels = catalogued_test_images(project, 12)
     folder = tmp_path / "new_images"
     (folder / "batch_2").mkdir(parents=True)
     for index, image in enumerate(images):
