@@ -1,6 +1,7 @@
 """Faults met for real on tiny data (conf/test): each stops with a clear message or recovers, and every
 earlier version stays intact and loadable."""
 
+import errno
 import json
 import signal
 import subprocess
@@ -8,8 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from kedro.io import Version
+from fsspec.implementations.local import LocalFileSystem
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.io import DatasetError, Version
 
+from headstart import configured
 from headstart.datasets.models import ModelDataset
 from tests.conftest import copy_project, kedro_command, kedro_environment, kedro_run
 from tests.test_run import mlflow_runs
@@ -116,3 +121,25 @@ def test_a_truncated_source_model_file_is_refused_naming_the_file_before_trainin
         weights.write_bytes(intact)
     assert result.returncode != 0
     assert f"{weights} or" in result.stdout + result.stderr and "missing, truncated or corrupt" in result.stderr
+
+
+def test_a_full_disk_while_saving_a_model_keeps_no_half_written_version(project, monkeypatch):
+    """The run itself, in this process, with the file system refusing the second file of the new version."""
+    before = versions(project, "pixels_knn")
+    real_open = LocalFileSystem._open
+
+    def disk_full(self, path, mode="rb", *args, **kwargs):
+        if "w" in mode and "pixels_knn/target_models" in str(path) and str(path).endswith(".json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(self, path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(LocalFileSystem, "_open", disk_full)
+    monkeypatch.setattr(configured, "_loader", None)  # restored afterwards: this run's conf stays this run's
+    monkeypatch.setattr(configured, "_project_path", None)
+    bootstrap_project(project)
+    failed = "could not be written .*No space left on device.*nothing of this version"
+    with pytest.raises(DatasetError, match=failed), KedroSession.create(project_path=project, env="test") as session:
+        session.run(pipeline_names=["transfer"], namespaces=["pixels_knn"])
+    folder = project / "data/06_models/pixels_knn/target_models"
+    assert versions(project, "pixels_knn") == before and not list(folder.rglob("*.partial"))
+    every_version_loads(project, "pixels_knn")
