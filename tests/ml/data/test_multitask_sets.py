@@ -40,6 +40,28 @@ def test_manifest_reads_one_column_per_task_with_empty_cells_missing(tmp_path):
         load_manifest(tmp_path / "gone.csv", 8, 1)
 
 
+def test_manifest_reads_messy_images_like_an_image_folder(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF: turn 90° clockwise to display
+    photo = Image.new("L", (30, 10), 0)
+    photo.paste(255, (0, 0, 10, 10))  # landscape, the left third white: upright, the top third is white
+    (tmp_path / "photos dir").mkdir()
+    photo.save(tmp_path / "photos dir" / "IMG 1.JPG", format="JPEG", exif=exif, quality=100)
+    Image.new("CMYK", (10, 10), (0, 0, 0, 0)).save(tmp_path / "cmyk.jpg")
+    (tmp_path / "tasks.csv").write_text("image,shape\nphotos dir/IMG 1.JPG,round\ncmyk.jpg, square\n")
+    data = load_manifest(tmp_path / "tasks.csv", 30, 1)
+    assert data.images.shape == (2, 1, 30, 30) and data.classes == {"shape": ["round", "square"]}
+    assert data.images[0, 0, :8].float().mean() > 200 and data.images[0, 0, -8:].float().mean() < 50
+    assert int(data.images[1].min()) > 240  # CMYK with no ink: white
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "bad.csv").write_text("image,shape\ncmyk.jpg,round\nnotes.png,square\n")
+    with pytest.raises(InvalidDataError, match=r"notes\.png: unreadable or corrupt image"):
+        load_manifest(tmp_path / "bad.csv", 8, 1)
+    (tmp_path / "blank.csv").write_text("image,shape\ncmyk.jpg,round\n ,square\n")
+    with pytest.raises(InvalidDataError, match=r"blank\.csv: row 2 has no image path in column 'image'"):
+        load_manifest(tmp_path / "blank.csv", 8, 1)
+
+
 def test_hide_labels_hides_the_asked_fraction_of_one_task():
     data = overlay_digit_pairs(digits(), pairs=100, seed=0)
     hidden = hide_labels(data, "right", 0.3, seed=1)

@@ -4,7 +4,7 @@ kind of messy input."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -18,16 +18,19 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 SYSTEM_FILES = {"thumbs.db", "desktop.ini"}  # names starting with "." (.DS_Store, ._x.png) are skipped too
 
 
-def is_hidden(path: Path, root: Path) -> bool:
-    """A hidden or system file, or one inside a hidden folder (.git, __MACOSX's ._ forks included)."""
-    parts = path.relative_to(root).parts
-    return any(part.startswith(".") or part == "__MACOSX" for part in parts) or path.name.lower() in SYSTEM_FILES
+def is_hidden(relative: PurePath) -> bool:
+    """A hidden or system file, or one inside a hidden folder (.git, __MACOSX's ._ forks included);
+    `relative`: the path below the folder being read."""
+    hidden_folder_or_name = any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+    return hidden_folder_or_name or relative.name.lower() in SYSTEM_FILES
 
 
 def image_files(folder: Path) -> list[Path]:
     """Every image under `folder`, subfolders included, in a stable order; hidden and system files skipped."""
     return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p, folder)
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p.relative_to(folder))
     )
 
 
@@ -35,10 +38,11 @@ def pil_to_tensor(image: Image.Image, image_size: int, channels: int) -> torch.T
     """A PIL image of any mode → uint8 C×H×W of the configured size and channels."""
     mode = "L" if channels == 1 else "RGB"
     image = ImageOps.exif_transpose(image)  # a phone photo's EXIF orientation: upright, as the user sees it
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: rescale to 8 bits first
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit or float grey: rescale to 8 bits first
         array = np.asarray(image, dtype=np.float32)
-        image = Image.fromarray((array * 255.0 / max(float(array.max()), 1.0)).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "P", "PA"):  # flatten transparency onto black
+        scaled = array * 255.0 / max(float(array.max()), 1.0)
+        image = Image.fromarray(scaled.clip(0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:  # flatten transparency onto black
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, image)
@@ -47,11 +51,16 @@ def pil_to_tensor(image: Image.Image, image_size: int, channels: int) -> torch.T
 
 
 def read_image(path: Path, image_size: int, channels: int) -> torch.Tensor:
+    """One file → uint8 C×H×W; anything Pillow cannot fully decode is refused naming the file.
+
+    `load()` decodes every byte now, so a truncated file fails here, not silently grey later
+    (Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` is left off; nothing in headstart turns it on).
+    """
     try:
         with Image.open(path) as image:
             image.load()
             return pil_to_tensor(image, image_size, channels)
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
         raise InvalidDataError(f"{path}: unreadable or corrupt image ({error})") from error
 
 
@@ -70,7 +79,7 @@ def load_image_folder(
     root = Path(root)
     if not root.is_dir():
         raise InvalidDataError(f"image folder {root} does not exist")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p, root))
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p.relative_to(root)))
     if classes is None:
         classes = folders
     unknown = [name for name in folders if name not in classes]

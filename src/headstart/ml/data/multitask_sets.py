@@ -56,7 +56,12 @@ def load_manifest(path: str | Path, image_size: int, channels: int, image_column
             raise InvalidDataError(f"{path}: column '{task}' has no labels")
         index = {name: i for i, name in enumerate(classes[task])}
         labels[task] = torch.tensor([index.get(v, -1) for v in values], dtype=torch.long)
-    images = torch.stack([read_image(path.parent / name, image_size, channels) for name in table[image_column]])
+    names = table[image_column].str.strip()  # "a.png, round" (a space after the comma) still finds a.png
+    if (names == "").any():
+        row = int((names == "").to_numpy().argmax()) + 1  # data rows from 1 (blank lines are not rows)
+        raise InvalidDataError(f"{path}: row {row} has no image path in column '{image_column}'")
+    # the same reader as image folders: EXIF orientation, CMYK, 16-bit, transparency; a bad file refused by name
+    images = torch.stack([read_image(path.parent / name, image_size, channels) for name in names])
     return LabelledImages(images=images, labels=labels, classes=classes)
 
 

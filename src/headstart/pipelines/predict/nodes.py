@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
-from headstart.ml.data.image_folder import IMAGE_SUFFIXES
+from headstart.ml.data.image_folder import IMAGE_SUFFIXES, is_hidden
 from headstart.ml.errors import InvalidDataError
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.prediction import ImageClassifier
@@ -34,12 +34,12 @@ def chosen_model(model: dict | Mapping[str, StoredModel] | None, predict: Predic
 def predict_images(
     images_to_predict: dict[str, Callable], model: dict | None, predict: PredictParams, ingest: IngestParams
 ) -> pd.DataFrame:
-    """The predicted class and its probability (and every class's) for each PNG or JPEG in the folder."""
+    """The predicted class and its probability (and every class's) for each image in the folder."""
     names = sorted(
         name
         for name in images_to_predict
         if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in PurePosixPath(name).parts)  # .DS_Store, ._x.png
+        and not is_hidden(PurePosixPath(name))  # .DS_Store, ._x.png, __MACOSX/
     )
     if not names:
         raise InvalidDataError(f"images_to_predict: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
