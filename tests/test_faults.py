@@ -81,24 +81,23 @@ def test_two_runs_at_once_both_finish_with_their_own_versions(project):
 
 
 def test_a_run_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(project):
-    arguments = ("--pipelines=transfer", SCRATCH, "--params=transfer.strategies.scratch.training.epochs=40")
+    arguments = ("--pipelines=transfer", SCRATCH, "--params=transfer.strategies.scratch.training.epochs=150")
     checkpoints = project / "data/06_models/checkpoints"
     killed = subprocess.Popen(
         kedro_command(*arguments), cwd=project, env=kedro_environment(), start_new_session=True, text=True
     )
     deadline = time.monotonic() + 300
-    while not list(checkpoints.glob("scratch-seed0-*.pt")):
+    while not list(checkpoints.glob("scratch-seed*.pt")):
         assert killed.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
         time.sleep(0.2)
-    time.sleep(1.0)  # a few epochs in
-    killed.send_signal(signal.SIGKILL)
+    killed.send_signal(signal.SIGKILL)  # at once: the checkpoint of the seed in training is there
     killed.wait()
     before = versions(project)
 
     resumed = kedro_run(project, *arguments)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     logged = resumed.stdout + resumed.stderr
-    assert "Resuming from" in logged and "scratch-seed0-" in logged
+    assert "Resuming from" in logged and "scratch-seed" in logged
     uninterrupted = kedro_run(project, *arguments)  # the checkpoints are gone: trains from the start
     assert uninterrupted.returncode == 0 and "Resuming from" not in uninterrupted.stdout + uninterrupted.stderr
 
