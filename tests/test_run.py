@@ -6,18 +6,10 @@ import mlflow
 import pytest
 from PIL import Image
 
+from headstart.pipelines.ingest.pipeline import MODEL_INPUTS
 from tests.conftest import copy_project, kedro_run
 
 pytestmark = pytest.mark.slow
-MODEL_INPUTS = (
-    "source_train",
-    "source_validation",
-    "target_train_pool",
-    "target_train",
-    "target_validation_pool",
-    "target_validation",
-    "target_test",
-)
 
 
 def versions(project: Path) -> dict[str, set[str]]:

@@ -13,7 +13,6 @@ uint8 array goes through `image_frame`, which encodes it as PNG. Output: `predic
 
 from __future__ import annotations
 
-import json
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-import safetensors.torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
@@ -41,9 +39,8 @@ def image_frame(images: list[ImageLike]) -> pd.DataFrame:
 
 class HeadstartImageClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        described = json.loads(Path(context.artifacts["model_json"]).read_text())
-        state = safetensors.torch.load_file(context.artifacts["weights"])
-        self.classifier = ImageClassifier(StoredModel(described["config"], state, described["info"]))
+        weights, described = Path(context.artifacts["weights"]), Path(context.artifacts["model_json"])
+        self.classifier = ImageClassifier(StoredModel.decode(weights.read_bytes(), described.read_bytes()))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if IMAGE_COLUMN not in model_input:
@@ -64,8 +61,9 @@ def log_image_classifier(
     """Log `stored` as an MLflow model of the active run (registered when a name is given): ModelInfo."""
     with tempfile.TemporaryDirectory() as folder:
         weights, described = Path(folder) / "model.safetensors", Path(folder) / "model.json"
-        safetensors.torch.save_file(stored.state, weights, metadata={"config": json.dumps(stored.config)})
-        described.write_text(json.dumps({"config": stored.config, "info": stored.info}, default=str))
+        weights_bytes, described_bytes = stored.encode()
+        weights.write_bytes(weights_bytes)
+        described.write_bytes(described_bytes)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(MODEL_CODE),
@@ -82,7 +80,7 @@ def load_logged_model(folder: Path) -> StoredModel:
     """The StoredModel inside a downloaded MLflow model folder (or a folder of our raw artifacts)."""
     for candidate in (folder / "artifacts", folder):
         if (candidate / "model.json").exists():
-            described = json.loads((candidate / "model.json").read_text())
-            state = safetensors.torch.load_file(candidate / "model.safetensors")
-            return StoredModel(described["config"], state, described.get("info", {}))
+            return StoredModel.decode(
+                (candidate / "model.safetensors").read_bytes(), (candidate / "model.json").read_bytes()
+            )
     raise FileNotFoundError(f"{folder}: no model.json and model.safetensors in this model's artifacts")

@@ -4,11 +4,9 @@ so the models of all seeds of a strategy are saved, and versioned, together."""
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePosixPath
 from typing import Any
 
-import safetensors.torch
 from kedro.io.core import DatasetError
 from safetensors import SafetensorError
 
@@ -36,27 +34,19 @@ class ModelDataset(VersionedFileDataset):
             name = PurePosixPath(weights_path).stem
             described_path = f"{folder}/{name}.json"
             try:
-                with self._fs.open(weights_path, "rb") as file:
-                    state = safetensors.torch.load(file.read())
-                with self._fs.open(described_path, "r") as file:
-                    described = json.load(file)
+                with self._fs.open(weights_path, "rb") as weights, self._fs.open(described_path, "rb") as described:
+                    models[name] = StoredModel.decode(weights.read(), described.read())
             except (OSError, ValueError, SafetensorError) as error:  # missing, truncated or corrupt
                 raise DatasetError(
                     f"{weights_path} or {described_path}: missing, truncated or corrupt ({error}); make the model "
                     "again, or load an earlier version with --load-versions"
                 ) from error
-            models[name] = StoredModel(described["config"], state, described.get("info", {}))
         return models
 
     def save(self, data: dict[str, StoredModel]) -> None:
         files = {}
         for name, model in data.items():
-            files[f"{name}.safetensors"] = safetensors.torch.save(
-                model.state, metadata={"config": json.dumps(model.config)}
-            )
-            files[f"{name}.json"] = json.dumps(
-                {"config": model.config, "info": model.info}, indent=2, default=str
-            ).encode()
+            files[f"{name}.safetensors"], files[f"{name}.json"] = model.encode()
         self._write_atomically(files)
 
     def preview(self) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import safetensors.torch
 import torch
 from torch import nn
 
@@ -21,6 +23,17 @@ class StoredModel:
     def from_module(cls, model: nn.Module, config: dict[str, Any], info: dict[str, Any] | None = None) -> StoredModel:
         state = {key: tensor.detach().cpu().contiguous() for key, tensor in model.state_dict().items()}
         return cls(dict(config), state, dict(info or {}))
+
+    def encode(self) -> tuple[bytes, bytes]:
+        """(safetensors weights, JSON description): the two files every stored model is, on disk or in MLflow."""
+        weights = safetensors.torch.save(self.state, metadata={"config": json.dumps(self.config)})
+        described = json.dumps({"config": self.config, "info": self.info}, indent=2, default=str).encode()
+        return weights, described
+
+    @classmethod
+    def decode(cls, weights: bytes, described: bytes) -> StoredModel:
+        description = json.loads(described)
+        return cls(description["config"], safetensors.torch.load(weights), description.get("info", {}))
 
     def build(self) -> nn.Module:
         from headstart.ml.transfer import load_full_state
