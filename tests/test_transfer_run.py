@@ -74,6 +74,18 @@ def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(pro
     ]
 
 
+def test_every_family_of_transfer_is_in_the_comparison_with_what_it_used_and_its_cost(project):
+    rows = pd.read_csv(latest(project, "data/08_reporting/transfer_comparison.csv")).set_index("strategy")
+    assert {"l2_sp", "lwf", "coral", "dann", "importance_weighting"} <= set(rows.index)
+    assert rows.loc["coral", "uses"] == "source model + source images + unlabelled target"
+    assert rows.loc["lwf", "uses"] == "source model + source model outputs"
+    assert rows.loc["l2_sp", "uses"] == "source model" and rows.loc["scratch", "uses"] == "target labels only"
+    assert rows.loc["pixels_knn", "uses"] == "raw pixels"
+    # the same steps, but a source and an unlabelled target batch beside each target batch
+    assert rows.loc["dann", "images_seen"] == 3 * rows.loc["l2_sp", "images_seen"]
+    assert "adaptation_weight=" in rows.loc["importance_weighting", "tuned"]
+
+
 def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(project):
     runs = mlflow_runs(project)
     parent = parent_runs(project)[0]

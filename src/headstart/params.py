@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from headstart import configured
+from headstart.ml.adaptation import ADAPTATIONS, USES_SOURCE_IMAGES, USES_UNLABELLED_TARGET, AdaptationConfig
 from headstart.ml.data.printed import PrintedDigitsConfig
 from headstart.ml.models import ARCHITECTURES
 from headstart.ml.models.multitask import SHARING_MODELS
@@ -70,6 +71,8 @@ class ImageFolderParams(Strict):
     root: ProjectPath
     test_root: ProjectPath | None = None
     classes: list[str] | None = None
+    # Images without labels (any layout below it): unlabelled target images for the strategies that use them
+    unlabelled_root: ProjectPath | None = None
 
 
 DataSourceParams = Annotated[
@@ -191,6 +194,23 @@ class PretrainParams(Strict):
         return self
 
 
+class AdaptationParams(Strict):
+    """A conservative (l2_sp, lwf), feature-based (coral, dann) or instance-based (importance_weighting)
+    objective for `procedure: fit`. `weight` is its tuning grid, tried beside the learning rates."""
+
+    kind: Literal[ADAPTATIONS]
+    # α of l2_sp; λ of lwf's distillation and of coral's alignment; dann's largest reversal λ;
+    # importance_weighting's weight on the weighted source loss
+    weight: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    head_weight: float = Field(0.01, ge=0)  # l2_sp's β on the new head
+    temperature: float = Field(2.0, gt=0)  # lwf
+    clip: float = Field(10.0, gt=0)  # importance_weighting: largest weight before scaling to mean 1
+    domain_hidden: int = Field(64, ge=1)  # dann: the domain classifier's hidden width
+
+    def to_config(self, weight: float) -> AdaptationConfig:
+        return AdaptationConfig(self.kind, weight, self.head_weight, self.temperature, self.clip, self.domain_hidden)
+
+
 class StrategyParams(Strict):
     """One transfer strategy: what it takes from the source, and how it trains. `model: pixels`
     makes a classical reference on the raw pixels instead (nothing from the source)."""
@@ -210,9 +230,16 @@ class StrategyParams(Strict):
     # grid of `transfer.lr_scales`. nearest_neighbours tunes `neighbours` instead.
     lr_scales: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
     neighbours: list[Annotated[int, Field(ge=1)]] = Field([1, 3, 5, 9], min_length=1)
+    adaptation: AdaptationParams | None = None
 
     @model_validator(mode="after")
     def _fits_its_model(self) -> StrategyParams:
+        if self.adaptation is not None and (self.procedure != "fit" or self.model != "source"):
+            raise ValueError(f"adaptation ({self.adaptation.kind}) needs procedure: fit on model: source")
+        if self.adaptation is not None and self.adaptation.kind in ("l2_sp", "lwf") and self.copy_blocks == 0:
+            raise ValueError(
+                f"adaptation {self.adaptation.kind} keeps the model near the source: copy_blocks must not be 0"
+            )
         if self.model == "pixels" and self.procedure not in ("linear_classifier", "nearest_neighbours"):
             raise ValueError(
                 f"model: pixels needs procedure linear_classifier or nearest_neighbours, not {self.procedure}"
@@ -225,10 +252,33 @@ class StrategyParams(Strict):
         """The candidates tried on validation, each a setting `to_config` takes."""
         if self.procedure == "nearest_neighbours":
             return [{"neighbours": n} for n in self.neighbours]
-        return [{"lr_scale": scale} for scale in (self.lr_scales or default_lr_scales)]
+        scales = self.lr_scales or default_lr_scales
+        if self.adaptation is not None:
+            return [{"lr_scale": s, "adaptation_weight": w} for s in scales for w in self.adaptation.weight]
+        return [{"lr_scale": scale} for scale in scales]
+
+    @property
+    def uses(self) -> str:
+        """What the strategy uses at target time besides the target labels, for the comparison table."""
+        if self.model == "pixels":
+            return "raw pixels"
+        used = ["source model"] if self.copy_blocks != 0 or self.copy_modules else []
+        kind = self.adaptation.kind if self.adaptation else None
+        if kind == "lwf":
+            used.append("source model outputs")
+        if kind in USES_SOURCE_IMAGES:
+            used.append("source images")
+        if kind in USES_UNLABELLED_TARGET:
+            used.append("unlabelled target")
+        return " + ".join(used) or "target labels only"
 
     def to_config(
-        self, seed: int, runtime: RuntimeParams, lr_scale: float = 1.0, neighbours: int | None = None
+        self,
+        seed: int,
+        runtime: RuntimeParams,
+        lr_scale: float = 1.0,
+        neighbours: int | None = None,
+        adaptation_weight: float | None = None,
     ) -> StrategyConfig:
         """`lr_scale` multiplies every learning rate (and C, a linear classifier's counterpart)."""
         spec = TransferSpec(
@@ -247,6 +297,11 @@ class StrategyParams(Strict):
             regularisation_c=self.regularisation_c * lr_scale,
             model=self.model,
             neighbours=neighbours or self.neighbours[0],
+            adaptation=self.adaptation.to_config(
+                self.adaptation.weight[0] if adaptation_weight is None else adaptation_weight
+            )
+            if self.adaptation
+            else None,
         )
 
 

@@ -86,6 +86,8 @@ def compare_to_baseline(
                 "below_best_baseline": bool(over_best_high < 0),
                 "trainable_parameters": int(group["trainable_parameters"].iloc[0]),
                 "train_seconds": group["train_seconds"].mean(),
+                **({"images_seen": int(group["images_seen"].mean())} if "images_seen" in group else {}),
+                **({"uses": group["uses"].iloc[0]} if "uses" in group else {}),
                 **({"tuned": group["tuned"].iloc[0]} if "tuned" in group else {}),
             }
         )

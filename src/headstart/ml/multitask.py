@@ -27,7 +27,7 @@ from torch import nn
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.models import build_model
 from headstart.ml.models.multitask import SHARING_MODELS
-from headstart.ml.training import TrainConfig, evaluate, fit
+from headstart.ml.training import CrossEntropyObjective, TrainConfig, evaluate, fit
 from headstart.ml.transfer import body_prefixes, copy_weights
 
 
@@ -198,7 +198,7 @@ def evaluate_multitask(model: nn.Module, images: torch.Tensor, labels: dict[str,
     return results
 
 
-class MultiTaskObjective:
+class MultiTaskObjective(CrossEntropyObjective):
     """`fit`'s objective for a multi-task model: weighted masked losses (+ soft sharing's penalty)."""
 
     def __init__(self, model: nn.Module, weighting: LossWeighting, penalty: float = 0.0) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean
 from typing import Any, Literal
@@ -30,13 +30,38 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
 
+from headstart.ml.adaptation import (
+    AdaptationConfig,
+    CoralObjective,
+    DannObjective,
+    L2SPObjective,
+    LwFObjective,
+    WeightedSourceObjective,
+    importance_weights,
+)
 from headstart.ml.models import build_model
-from headstart.ml.training import TrainConfig, evaluate, fit, model_device, resolve_device, scale_images
-from headstart.ml.transfer import TransferReport, TransferSpec, count_parameters, target_config, transfer_model
+from headstart.ml.training import (
+    CrossEntropyObjective,
+    TrainConfig,
+    evaluate,
+    fit,
+    model_device,
+    resolve_device,
+    scale_images,
+    steps_per_epoch,
+)
+from headstart.ml.transfer import (
+    TransferReport,
+    TransferSpec,
+    count_parameters,
+    load_full_state,
+    target_config,
+    transfer_model,
+)
 
 logger = logging.getLogger(__name__)
 Procedure = Literal["fit", "linear_classifier", "probe_then_finetune", "nearest_neighbours"]
-TUNED_SETTINGS = ("lr_scale", "neighbours")  # what a tuning grid varies
+TUNED_SETTINGS = ("lr_scale", "neighbours", "adaptation_weight")  # what a tuning grid varies
 CLASSIFIERS = ("logistic_regression", "linear_svm")  # linear_classifier's scikit-learn models
 STRATEGY_MODELS = ("source", "pixels")  # the source architecture, or a classical model on the raw pixels
 
@@ -51,6 +76,7 @@ class StrategyConfig:
     regularisation_c: float = 1.0  # scikit-learn's C: inverse regularisation strength
     model: str = "source"  # one of STRATEGY_MODELS; pixels: a classical reference on the raw pixels
     neighbours: int = 1  # nearest_neighbours' k
+    adaptation: AdaptationConfig | None = None  # fit with a conservative, feature- or instance-based objective
 
 
 @dataclass
@@ -62,6 +88,7 @@ class StrategyResult:
     train_seconds: float = 0.0
     validation_accuracy: float = 0.0  # of the returned (best) model: what learning-rate tuning compares
     validation_loss: float = 0.0
+    images_seen: int = 0  # images passed through a model while training: target, source and unlabelled
 
 
 def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
@@ -112,6 +139,54 @@ class TargetTask:
     num_classes: int
     train: tuple[torch.Tensor, torch.Tensor]
     validation: tuple[torch.Tensor, torch.Tensor]
+    # Seen only by the strategies that say they use them (feature- and instance-based transfer):
+    source: tuple[torch.Tensor, torch.Tensor] | None = None  # labelled source images
+    unlabelled: torch.Tensor | None = None  # target images whose labels are not used
+    shared_label_space: bool = False  # the source's classes are the target's, in the same order
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # what every seed may share
+
+    def importance_weights(self, clip: float) -> tuple[torch.Tensor, int]:
+        """w(x) for each source image (computed once per task), and the images its domain classifier saw."""
+        if clip not in self.cache:
+            source_model = build_model(self.source_config)
+            load_full_state(source_model, self.source_state)
+            target_images = self.train[0] if self.unlabelled is None else torch.cat([self.train[0], self.unlabelled])
+            source_features = extract_features(source_model, self.source[0]).numpy()
+            self.cache[clip] = (
+                importance_weights(source_features, extract_features(source_model, target_images).numpy(), clip),
+                len(self.source[0]) + len(target_images),
+            )
+        return self.cache[clip]
+
+
+def adaptation_objective(
+    task: TargetTask, config: StrategyConfig, model: nn.Module, report: TransferReport
+) -> tuple[CrossEntropyObjective, int]:
+    """The objective of a conservative, feature- or instance-based strategy, and the images it saw to set up."""
+    adaptation, training = config.adaptation, config.training
+    if adaptation.kind == "l2_sp":
+        trainable = dict(model.named_parameters())
+        anchors = {name: task.source_state[name].detach().float() for name in report.copied if name in trainable}
+        return L2SPObjective(model, anchors, adaptation), 0
+    source_model = build_model(task.source_config)
+    load_full_state(source_model, task.source_state)
+    if adaptation.kind == "lwf":
+        return LwFObjective(source_model, adaptation, training.head_lr), 0
+    if task.source is None:
+        raise ValueError(f"{adaptation.kind} trains on source images, and none were given")
+    common = {
+        "batch_size": training.batch_size,
+        "seed": training.seed,
+        "source_head": None if task.shared_label_space else source_model.head,
+        "head_lr": training.head_lr,
+        "total_steps": training.epochs * steps_per_epoch(len(task.train[0]), training),
+    }
+    if adaptation.kind == "coral":
+        return CoralObjective(task.source, task.unlabelled, adaptation, **common), 0
+    if adaptation.kind == "dann":
+        return DannObjective(task.source, task.unlabelled, adaptation, features=model.num_features, **common), 0
+    weights, seen = task.importance_weights(adaptation.clip)
+    return WeightedSourceObjective(task.source, None, adaptation, source_weights=weights, **common), seen
 
 
 def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Path | None = None) -> StrategyResult:
@@ -146,8 +221,16 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
             parameter.requires_grad_(True)
         finetuned = fit(model, train, validation, config.training, checkpoint_path).history
         result.history += [{**record, "epoch": record["epoch"] + len(result.history)} for record in finetuned]
+    elif config.adaptation is not None:
+        objective, result.images_seen = adaptation_objective(task, config, model, report)
+        training = config.training
+        if config.adaptation.kind == "l2_sp":  # its pull toward the source replaces weight decay
+            training = replace(training, weight_decay=0.0)
+        result.history = fit(model, train, validation, training, checkpoint_path, objective).history
     else:
         result.history = fit(model, train, validation, config.training, checkpoint_path).history
+    # a trained procedure counts per epoch; a classifier fitted once sees the training images once
+    result.images_seen += sum(record.get("images_seen", 0) for record in result.history) or len(train[0])
     result.train_seconds = time.perf_counter() - started
     measured = evaluate(model, *validation)
     result.validation_accuracy, result.validation_loss = measured["accuracy"], measured["nll"]

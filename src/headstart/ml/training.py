@@ -63,12 +63,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def epoch_size(count: int, config: TrainConfig) -> int:
+    """Training examples per epoch: the data, repeated to fill `min_batches_per_epoch` batches."""
+    return max(count, (config.min_batches_per_epoch or 0) * config.batch_size)
+
+
+def steps_per_epoch(count: int, config: TrainConfig) -> int:
+    return -(-epoch_size(count, config) // config.batch_size)
+
+
 def epoch_order(count: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Indices of one epoch: shuffled passes until `min_batches_per_epoch` batches are filled.
 
     Not torch's RandomSampler(num_samples=...): it draws one more, unused permutation whenever the
     epoch is a whole number of passes, shifting every later draw (augmentation, next epochs)."""
-    wanted = max(count, (config.min_batches_per_epoch or 0) * config.batch_size)
+    wanted = epoch_size(count, config)
     passes = -(-wanted // count)
     return torch.cat([torch.randperm(count, generator=generator) for _ in range(passes)])[:wanted]
 
@@ -124,7 +133,16 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 class CrossEntropyObjective:
     """What `fit` optimises and validates. This one: single-task cross-entropy; headstart.ml.multitask
-    supplies objectives with several tasks, missing labels and loss weighting."""
+    supplies objectives with several tasks, missing labels and loss weighting; headstart.ml.adaptation
+    those that add source images, unlabelled target images or a pull toward the source."""
+
+    extra_images_seen = 0  # images an objective forwards besides the training batch (source, unlabelled)
+
+    def to(self, device: torch.device) -> None:
+        pass  # an objective with modules or data of its own moves them with the model
+
+    def forward(self, model: nn.Module, inputs: torch.Tensor) -> Any:
+        return model(inputs)
 
     def parameter_groups(self) -> list[dict]:
         return []  # learnable loss weights, if any
@@ -200,6 +218,7 @@ def fit(
     objective = objective or CrossEntropyObjective()
     device = resolve_device(config.device)
     model.to(device)
+    objective.to(device)
     data_device = device if fits_on_device(train[0], device) else torch.device("cpu")
     images, labels = train[0].to(data_device), _to_device(train[1], data_device)
     validation = validation[0].to(data_device), _to_device(validation[1], data_device)
@@ -242,6 +261,7 @@ def fit(
         train_mode(model)
         order = epoch_order(len(images), config, generator).to(data_device)
         total_loss, total_correct, total_counted = 0.0, 0, 0
+        extra_before = objective.extra_images_seen
         for step, start in enumerate(range(0, len(order), config.batch_size)):
             batch = order[start : start + config.batch_size]
             targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
@@ -249,7 +269,7 @@ def fit(
             if augment:
                 inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                outputs = model(inputs)
+                outputs = objective.forward(model, inputs)
                 loss, parts = objective.loss(outputs, targets)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -268,6 +288,7 @@ def fit(
             "epoch": epoch + 1,
             "train_loss": total_loss / len(order),
             "train_accuracy": total_correct / max(total_counted, 1),
+            "images_seen": len(order) + objective.extra_images_seen - extra_before,
             **measured,
         }
         result.history.append(record)

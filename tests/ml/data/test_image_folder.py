@@ -244,3 +244,20 @@ def test_webp_bmp_and_tiff_load(tmp_path, suffix):
     save(tmp_path / "i" / "a" / f"x{suffix}", Image.new("RGB", (12, 8), (255, 255, 255)), lossless=True)
     image = load_one(tmp_path / "i", 8, 3)
     assert image.shape == (3, 8, 8) and int(image.min()) == 255
+
+
+def test_unlabelled_folder_loads_every_image_below_it_without_labels(folder, tmp_path):
+    from headstart.ml.data.image_folder import load_unlabelled_folder
+    from headstart.ml.data.images import MISSING_LABEL
+
+    pool = load_image_folder(folder, 8, 1)
+    unlabelled_root = tmp_path / "unlabelled"
+    write(unlabelled_root / "x.png")
+    write(unlabelled_root / "batch 2" / "y.jpg", fmt="JPEG")
+    write(unlabelled_root / ".hidden.png")
+    data = load_unlabelled_folder(unlabelled_root, 8, 1, pool)
+    assert data.images.shape == (2, 1, 8, 8)
+    assert data.classes == pool.classes and (data.primary_labels == MISSING_LABEL).all()
+    with pytest.raises(InvalidDataError, match="empty.*holds no images|holds no images"):
+        (tmp_path / "empty").mkdir()
+        load_unlabelled_folder(tmp_path / "empty", 8, 1, pool)

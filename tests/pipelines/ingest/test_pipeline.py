@@ -54,3 +54,35 @@ def test_parameter_of_wrong_range_names_the_field():
                 "split": {"labels_per_class": 0},
             }
         )
+
+
+def test_unlabelled_target_images_are_the_train_pool_minus_the_labelled_ones_without_labels():
+    outputs = run_ingest(split={"labels_per_class": 5})
+    pool, labelled, unlabelled = outputs["target_train_pool"], outputs["target_train"], outputs["target_unlabelled"]
+    assert len(unlabelled) == len(pool) - len(labelled)
+    assert (unlabelled.primary_labels == -1).all() and unlabelled.primary_pairs()[0].shape[0] == 0
+    flatten = lambda data: {bytes(image.numpy()) for image in data.images}  # noqa: E731
+    assert flatten(labelled) | flatten(unlabelled) == flatten(pool)
+    assert outputs["ingest_statistics"]["target_unlabelled"]["images"] == len(unlabelled)
+
+
+def test_image_folder_target_adds_its_unlabelled_root(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        for index in range(8):
+            (tmp_path / "labelled" / cls).mkdir(parents=True, exist_ok=True)
+            Image.new("L", (10, 10), 40 * index).save(tmp_path / "labelled" / cls / f"{index}.png")
+    (tmp_path / "unlabelled").mkdir()
+    for index in range(3):
+        Image.new("L", (10, 10), 7 * index).save(tmp_path / "unlabelled" / f"{index}.png")
+    outputs = run_ingest(
+        target={
+            "kind": "image_folder",
+            "root": str(tmp_path / "labelled"),
+            "unlabelled_root": str(tmp_path / "unlabelled"),
+        },
+        split={"labels_per_class": 2, "target_test_fraction": 0.25, "target_validation_fraction": 0.34},
+    )
+    pool_rest = len(outputs["target_train_pool"]) - len(outputs["target_train"])
+    assert len(outputs["target_unlabelled"]) == pool_rest + 3

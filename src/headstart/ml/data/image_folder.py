@@ -11,7 +11,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps
 
-from headstart.ml.data.images import LabelledImages, to_uint8_images
+from headstart.ml.data.images import MISSING_LABEL, LabelledImages, to_uint8_images
 from headstart.ml.errors import InvalidDataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -101,4 +101,20 @@ def load_image_folder(
         images=torch.stack(images),
         labels={"label": torch.tensor(labels, dtype=torch.long)},
         classes={"label": list(classes)},
+    )
+
+
+def load_unlabelled_folder(root: str | Path, image_size: int, channels: int, pool: LabelledImages) -> LabelledImages:
+    """Every image under `root` (subfolders included, their names ignored), without labels, in the
+    tasks and classes of the labelled `pool`: the unlabelled target images of an image-folder target."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidDataError(f"unlabelled image folder {root} does not exist")
+    files = image_files(root)
+    if not files:
+        raise InvalidDataError(f"unlabelled image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return LabelledImages(
+        images=torch.stack([read_image(path, image_size, channels) for path in files]),
+        labels={task: torch.full((len(files),), MISSING_LABEL, dtype=torch.long) for task in pool.labels},
+        classes=pool.classes,
     )

@@ -73,6 +73,16 @@ class LabelledImages:
             classes=self.classes,
         )
 
+    def concat(self, other: LabelledImages) -> LabelledImages:
+        """These images followed by `other`'s, which must have the same tasks and classes."""
+        if other.classes != self.classes:
+            raise InvalidDataError(f"cannot join images of classes {other.classes} to images of classes {self.classes}")
+        return LabelledImages(
+            torch.cat([self.images, other.images]),
+            {task: torch.cat([labels, other.labels[task]]) for task, labels in self.labels.items()},
+            self.classes,
+        )
+
     def class_counts(self, task: str | None = None) -> dict[str, int]:
         """Images per class name (missing labels not counted)."""
         task = task or self.primary_task

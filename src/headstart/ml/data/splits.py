@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from sklearn.model_selection import train_test_split
 
-from headstart.ml.data.images import LabelledImages
+from headstart.ml.data.images import MISSING_LABEL, LabelledImages
 from headstart.ml.errors import InvalidDataError
 
 
@@ -57,17 +57,17 @@ def split_target(
     return {"train_pool": train_pool, "validation": validation, "test": test}
 
 
-def draw_labelled_subset(
+def labelled_indices(
     pool: LabelledImages,
     labels_per_class: int | str,
     seed: int,
     pool_name: str = "target train pool",
     field: str = "labels_per_class",
-) -> LabelledImages:
-    """k labelled examples per class of the primary task, drawn without replacement; 'all' keeps the pool.
+) -> torch.Tensor:
+    """Indices of k examples per class of the primary task, drawn without replacement; 'all': every one.
     With one seed, the draws of growing k are nested."""
     if labels_per_class == "all":
-        return pool
+        return torch.arange(len(pool))
     generator = torch.Generator().manual_seed(seed)
     chosen = []
     for index, (cls, count) in enumerate(pool.class_counts().items()):
@@ -77,7 +77,37 @@ def draw_labelled_subset(
             )
         members = torch.nonzero(pool.primary_labels == index).flatten()
         chosen.append(members[torch.randperm(count, generator=generator)[:labels_per_class]])
-    return pool.subset(torch.cat(chosen).sort().values)
+    return torch.cat(chosen).sort().values
+
+
+def draw_labelled_subset(
+    pool: LabelledImages,
+    labels_per_class: int | str,
+    seed: int,
+    pool_name: str = "target train pool",
+    field: str = "labels_per_class",
+) -> LabelledImages:
+    """k labelled examples per class of the primary task (`labelled_indices`); 'all' keeps the pool."""
+    if labels_per_class == "all":
+        return pool
+    return pool.subset(labelled_indices(pool, labels_per_class, seed, pool_name, field))
+
+
+def without_labels(data: LabelledImages) -> LabelledImages:
+    """The same images with every label dropped (-1), the class lists kept."""
+    return LabelledImages(
+        data.images,
+        {task: torch.full_like(labels, MISSING_LABEL) for task, labels in data.labels.items()},
+        data.classes,
+    )
+
+
+def unlabelled_remainder(pool: LabelledImages, labels_per_class: int | str, seed: int) -> LabelledImages:
+    """The train pool's images that the draw of k labels per class left out, their labels dropped:
+    the unlabelled target images a practitioner has beside the few they labelled."""
+    rest = torch.ones(len(pool), dtype=torch.bool)
+    rest[labelled_indices(pool, labels_per_class, seed)] = False
+    return without_labels(pool.subset(torch.nonzero(rest).flatten()))
 
 
 def draw_label_budget(

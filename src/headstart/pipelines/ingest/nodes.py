@@ -5,17 +5,18 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from headstart.ml.data.handwritten import load_handwritten_digits
-from headstart.ml.data.image_folder import load_image_folder
+from headstart.ml.data.image_folder import load_image_folder, load_unlabelled_folder
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.printed import PrintedDigitsConfig, render_printed_digits
-from headstart.ml.data.splits import draw_label_budget, split_target, stratified_split
+from headstart.ml.data.splits import draw_label_budget, split_target, stratified_split, unlabelled_remainder
 from headstart.ml.data.torchvision_sets import load_torchvision_dataset
 from headstart.ml.plots import plot_sample_grid
 from headstart.params import DataSourceParams, ImageParams, IngestParams
 
 
 def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str, LabelledImages]:
-    """{'pool': images} plus {'test': images} when the source brings its own test split."""
+    """{'pool': images} plus {'test': images} when the source brings its own test split, and
+    {'unlabelled': images} when an image folder names an `unlabelled_root`."""
     size, channels = image.size, image.channels
     if source.kind == "printed_digits":
         settings = source.model_dump(exclude={"kind"})
@@ -38,6 +39,8 @@ def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str,
         loaded["test"] = load_image_folder(
             source.test_root, size, channels, loaded["pool"].primary_classes, every_class_required=False
         )
+    if source.unlabelled_root:
+        loaded["unlabelled"] = load_unlabelled_folder(source.unlabelled_root, size, channels, loaded["pool"])
     return loaded
 
 
@@ -52,8 +55,10 @@ def load_target_images(ingest: IngestParams) -> dict[str, LabelledImages]:
 def split_source_and_target(
     source_images: LabelledImages, target_images: dict[str, LabelledImages], ingest: IngestParams
 ) -> tuple[LabelledImages, ...]:
-    """All seven model inputs at once, so a refused target saves no new source version either.
-    The validation labels are drawn from the validation split like the training labels, and count."""
+    """All eight model inputs at once, so a refused target saves no new source version either.
+    The validation labels are drawn from the validation split like the training labels, and count.
+    The unlabelled target images are the train pool's images left unlabelled by the draw (plus an
+    image folder's `unlabelled_root`): only the strategies that say they use them see them."""
     split = ingest.split
     source_train, source_validation = stratified_split(
         source_images, split.source_validation_fraction, split.seed, "source"
@@ -72,6 +77,9 @@ def split_source_and_target(
         split.validation_labels_per_class,
         split.seed,
     )
+    unlabelled = unlabelled_remainder(target["train_pool"], split.labels_per_class, split.seed)
+    if "unlabelled" in target_images:
+        unlabelled = unlabelled.concat(target_images["unlabelled"])
     return (
         source_train,
         source_validation,
@@ -80,6 +88,7 @@ def split_source_and_target(
         target["validation"],
         target_validation,
         target["test"],
+        unlabelled,
     )
 
 
@@ -91,6 +100,7 @@ def summarise_datasets(
     target_validation_pool: LabelledImages,
     target_validation: LabelledImages,
     target_test: LabelledImages,
+    target_unlabelled: LabelledImages,
     ingest: IngestParams,
 ) -> tuple[dict, Figure]:
     """Images per class and split, image shape, and a grid of sample source and target images."""
@@ -102,6 +112,7 @@ def summarise_datasets(
         "target_validation_pool": target_validation_pool,
         "target_validation": target_validation,
         "target_test": target_test,
+        "target_unlabelled": target_unlabelled,
     }
     statistics = {
         name: {

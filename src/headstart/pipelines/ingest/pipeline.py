@@ -15,6 +15,7 @@ MODEL_INPUTS = [
     "target_validation_pool",
     "target_validation",
     "target_test",
+    "target_unlabelled",
 ]
 
 

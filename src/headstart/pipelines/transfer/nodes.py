@@ -31,23 +31,39 @@ def train_target_models(
     target_validation: LabelledImages,
     transfer: TransferParams,
     runtime: RuntimeParams,
+    source_train: LabelledImages | None = None,
+    target_unlabelled: LabelledImages | None = None,
     *,
     strategy: str,
 ) -> dict[str, StoredModel]:
-    """One target model per seed, made by the strategy from the source model, tuned on validation."""
+    """One target model per seed, made by the strategy from the source model, tuned on validation.
+    Source images and unlabelled target images arrive only for the strategies that use them."""
     if strategy not in transfer.strategies:
         raise ValueError(f"transfer.strategies has no '{strategy}'; define its parameters in parameters_transfer.yml")
     params = transfer.strategies[strategy]
     source = source_model["source"]
     train, validation = target_train.primary_pairs(), target_validation.primary_pairs()
+    task = TargetTask(
+        source.config,
+        source.state,
+        len(target_train.primary_classes),
+        train,
+        validation,
+        source=source_train.primary_pairs() if source_train is not None else None,
+        unlabelled=target_unlabelled.images if target_unlabelled is not None else None,
+        shared_label_space=source_train is not None and source_train.primary_classes == target_train.primary_classes,
+    )
 
     def checkpoint_for(setting: dict, seed: int) -> Path:
-        made_from = fingerprint(params.model_dump(mode="json"), setting, seed, source.state, *train, *validation)
+        extra = [t for t in (task.source and task.source[0], task.unlabelled) if t is not None]
+        made_from = fingerprint(
+            params.model_dump(mode="json"), setting, seed, source.state, *train, *validation, *extra
+        )
         return Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
 
     try:
         tuned = train_tuned(
-            TargetTask(source.config, source.state, len(target_train.primary_classes), train, validation),
+            task,
             params.tuning_grid(transfer.lr_scales),
             transfer.seeds,
             lambda setting, seed: params.to_config(seed, runtime, **setting),
@@ -76,6 +92,8 @@ def train_target_models(
                 "history": result.history,
                 "transfer_report": result.report.to_dict(),
                 "train_seconds": result.train_seconds,
+                "images_seen": result.images_seen,
+                "uses": params.uses,
                 "validation_accuracy": result.validation_accuracy,
                 "validation_loss": result.validation_loss,
             },
@@ -103,10 +121,17 @@ def evaluate_target_models(
             **evaluation_record(measured, report["trainable_parameters"], info["train_seconds"]),
             "frozen_parameters": report["frozen_parameters"],
             "validation_accuracy": info["validation_accuracy"],
+            "images_seen": info.get("images_seen", 0),
             **{name: info[name] for name in TUNED_SETTINGS if name in info},
         }
         evaluation["seeds"].append(
-            {"seed": info["seed"], **metrics, "tuned": info["tuned"], "confusion_matrix": matrix.tolist()}
+            {
+                "seed": info["seed"],
+                **metrics,
+                "tuned": info["tuned"],
+                "uses": info.get("uses", ""),
+                "confusion_matrix": matrix.tolist(),
+            }
         )
         runs.append(
             {

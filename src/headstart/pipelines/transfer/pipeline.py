@@ -10,6 +10,7 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Node, Pipeline
 
 from headstart import configured
+from headstart.ml.adaptation import USES_SOURCE_IMAGES, USES_UNLABELLED_TARGET
 from headstart.pipelines.transfer.nodes import (
     choose_best_model,
     compare_strategies,
@@ -17,7 +18,14 @@ from headstart.pipelines.transfer.nodes import (
     train_target_models,
 )
 
-SHARED_INPUTS = {"source_model", "target_train", "target_validation", "target_test"}
+SHARED_INPUTS = {
+    "source_model",
+    "target_train",
+    "target_validation",
+    "target_test",
+    "source_train",
+    "target_unlabelled",
+}
 
 
 def strategy_names() -> list[str]:
@@ -29,12 +37,29 @@ def _for_strategy(function, strategy: str):
     return update_wrapper(partial(function, strategy=strategy), function)
 
 
+def images_used(strategy: str) -> list[str]:
+    """The data sets beyond the target labels that the strategy trains on: only these reach its node."""
+    kind = ((configured.parameters()["transfer"]["strategies"][strategy] or {}).get("adaptation") or {}).get("kind")
+    return [
+        *(["source_train"] if kind in USES_SOURCE_IMAGES else []),
+        *(["target_unlabelled"] if kind in USES_UNLABELLED_TARGET else []),
+    ]
+
+
 def strategy_template(strategy: str) -> Pipeline:
+    inputs = {
+        "source_model": "source_model",
+        "target_train": "target_train",
+        "target_validation": "target_validation",
+        "transfer": "params:transfer",
+        "runtime": "params:runtime",
+        **{name: name for name in images_used(strategy)},
+    }
     return Pipeline(
         [
             Node(
                 _for_strategy(train_target_models, strategy),
-                ["source_model", "target_train", "target_validation", "params:transfer", "params:runtime"],
+                inputs,
                 "target_models",
                 name="train_target_models",
             ),
@@ -57,11 +82,15 @@ def node_reading_strategies(function, inputs: list[str], outputs: list[str], nam
 
 def create_pipeline(**kwargs) -> Pipeline:
     names = strategy_names()
+    templates = {s: strategy_template(s) for s in names}
     strategies = [
         Pipeline(
-            strategy_template(s), namespace=s, inputs=SHARED_INPUTS, parameters={"params:transfer", "params:runtime"}
+            template,
+            namespace=s,
+            inputs=SHARED_INPUTS & template.inputs(),
+            parameters={"params:transfer", "params:runtime"},
         )
-        for s in names
+        for s, template in templates.items()
     ]
     comparison = node_reading_strategies(
         compare_strategies,

@@ -1,0 +1,301 @@
+"""Transfer beyond copying weights: the objectives `fit` optimises for the other families of transfer.
+
+- conservative training: `l2_sp` (Li et al., ICML 2018) pulls the transferred body toward the source
+  weights; `lwf` (Li & Hoiem, 2016) keeps the source head and distils the frozen source model into it;
+- feature-based: `coral` (Deep CORAL, Sun & Saenko 2016) aligns the feature covariances of source and
+  target batches; `dann` (Ganin et al., JMLR 2016) trains a domain classifier behind a gradient
+  reversal layer;
+- instance-based: `importance_weighting` (Shimodaira 2000; Sugiyama et al.) trains on the source
+  reweighted by w(x) = p_T(x)/p_S(x), estimated by a domain classifier.
+
+Each objective adds its terms to the target's cross-entropy; `fit` stays the one training loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from headstart.ml.training import CrossEntropyObjective, scale_images
+
+Adaptation = Literal["l2_sp", "lwf", "coral", "dann", "importance_weighting"]
+ADAPTATIONS = ("l2_sp", "lwf", "coral", "dann", "importance_weighting")
+# What each uses at target time besides the target labels and the source model's weights.
+USES_SOURCE_IMAGES = ("coral", "dann", "importance_weighting")
+USES_UNLABELLED_TARGET = ("coral", "dann", "importance_weighting")
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    kind: Adaptation
+    # The tuned weight: α of l2_sp, λ of lwf's distillation, λ of coral's alignment, the largest
+    # gradient-reversal λ of dann, the weight of importance_weighting's weighted source loss.
+    weight: float
+    head_weight: float = 0.01  # l2_sp's β on the new head
+    temperature: float = 2.0  # lwf
+    clip: float = 10.0  # importance weights are clipped here (then scaled to mean 1 over the source)
+    domain_hidden: int = 64  # dann's domain classifier: one hidden layer this wide
+
+
+# --- The terms, each by its paper's definition (see shared/REFERENCE.md) -----------------------------
+
+
+def l2_sp_penalty(model: nn.Module, anchors: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
+    """α/2·Σ‖w − w_source‖² over the trainable transferred parameters (`anchors`: their source values)
+    + β/2·‖w‖² over the other trainable ones, the new head (Li et al., ICML 2018)."""
+    body, rest = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            if name in anchors:
+                body.append((parameter - anchors[name]).pow(2).sum())
+            else:
+                rest.append(parameter.pow(2).sum())
+    zero = next(model.parameters()).new_zeros(())
+    return alpha / 2 * sum(body, zero) + beta / 2 * sum(rest, zero)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(softmax(teacher/T) ‖ softmax(student/T)), mean over the batch (LwF's term; zero when they agree)."""
+    return F.kl_div(
+        F.log_softmax(student_logits.float() / temperature, dim=1),
+        F.log_softmax(teacher_logits.float() / temperature, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+
+
+def coral_loss(source_features: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
+    """‖C_S − C_T‖²_F / (4d²) between the d×d feature covariances of the two batches (Deep CORAL)."""
+    d = source_features.shape[1]
+    difference = torch.cov(source_features.float().T) - torch.cov(target_features.float().T)
+    return difference.pow(2).sum() / (4 * d * d)
+
+
+class _GradientReversal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return features.view_as(features)
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * gradient, None
+
+
+def reverse_gradient(features: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward, −scale·gradient backward (DANN's gradient reversal layer)."""
+    return _GradientReversal.apply(features, scale)
+
+
+def dann_schedule(progress: float) -> float:
+    """λ_p = 2/(1 + exp(−10p)) − 1 over training progress p ∈ [0, 1] (Ganin et al.): 0 at the start, → 1."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+
+
+def importance_weights(source_features: np.ndarray, target_features: np.ndarray, clip: float) -> torch.Tensor:
+    """w(x) = (n_S/n_T)·P(target|x)/P(source|x) for each source image, from a logistic-regression
+    domain classifier on standardised features; clipped at `clip`, then scaled to mean 1 so the
+    weighted source loss keeps the scale of an unweighted one."""
+    features = np.concatenate([source_features, target_features])
+    domains = np.concatenate([np.zeros(len(source_features)), np.ones(len(target_features))])
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features, domains)
+    p_target = classifier.predict_proba(source_features)[:, 1].clip(1e-6, 1 - 1e-6)
+    weights = (len(source_features) / len(target_features)) * p_target / (1 - p_target)
+    weights = np.minimum(weights, clip)
+    return torch.as_tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+# --- Objectives for `fit` ---------------------------------------------------------------------------
+
+
+class L2SPObjective(CrossEntropyObjective):
+    """Cross-entropy + the L2-SP penalty, in place of plain weight decay (the caller sets decay to 0)."""
+
+    def __init__(self, model: nn.Module, anchors: dict[str, torch.Tensor], config: AdaptationConfig) -> None:
+        self.model, self.anchors, self.config = model, anchors, config
+
+    def to(self, device: torch.device) -> None:
+        self.anchors = {name: value.to(device) for name, value in self.anchors.items()}
+
+    def loss(self, outputs, targets):
+        loss, _ = super().loss(outputs, targets)
+        return loss + l2_sp_penalty(self.model, self.anchors, self.config.weight, self.config.head_weight), None
+
+
+class LwFObjective(CrossEntropyObjective):
+    """Learning without forgetting: the source head stays on the body and trains too; its outputs on the
+    target images are held near the frozen source model's by λ·KL at temperature T."""
+
+    def __init__(self, source_model: nn.Module, config: AdaptationConfig, head_lr: float) -> None:
+        self.teacher = source_model.eval().requires_grad_(False)
+        self.source_head = copy.deepcopy(source_model.head).requires_grad_(True)
+        self.config, self.head_lr = config, head_lr
+
+    def to(self, device: torch.device) -> None:
+        self.teacher.to(device)
+        self.source_head.to(device)
+
+    def parameter_groups(self) -> list[dict]:
+        return [{"params": list(self.source_head.parameters()), "lr": self.head_lr, "weight_decay": 0.0}]
+
+    def forward(self, model, inputs):
+        features = model.forward_features(inputs)
+        self._student = self.source_head(features)
+        with torch.no_grad():
+            self._teacher = self.teacher(inputs)
+        return model.head(features)
+
+    def loss(self, outputs, targets):
+        loss, _ = super().loss(outputs, targets)
+        return loss + self.config.weight * distillation_loss(
+            self._student, self._teacher, self.config.temperature
+        ), None
+
+    def state_dict(self) -> dict:
+        return {"source_head": self.source_head.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.source_head.load_state_dict(state["source_head"])
+
+
+class DomainObjective(CrossEntropyObjective):
+    """Each step also draws a batch of labelled source images (and, with `unlabelled`, one of unlabelled
+    target images) and passes them through the body in one pass with the target batch, so batch norm
+    sees both domains. Source labels go through the target head when source and target share their
+    classes (domain adaptation's setting), else through a trainable copy of the source head."""
+
+    uses_unlabelled = True
+
+    def __init__(
+        self,
+        source: tuple[torch.Tensor, torch.Tensor],
+        unlabelled: torch.Tensor | None,
+        config: AdaptationConfig,
+        *,
+        batch_size: int,
+        seed: int,
+        source_head: nn.Module | None,
+        head_lr: float,
+        total_steps: int,
+    ) -> None:
+        self.source_images, self.source_labels = source
+        self.unlabelled = unlabelled if self.uses_unlabelled and unlabelled is not None and len(unlabelled) else None
+        self.config, self.batch_size, self.head_lr, self.total_steps = config, batch_size, head_lr, total_steps
+        self.source_head = copy.deepcopy(source_head).requires_grad_(True) if source_head is not None else None
+        self.generator = torch.Generator().manual_seed(seed + 7919)  # its own draws: the target's stay as they were
+        self.steps = 0
+
+    def to(self, device: torch.device) -> None:
+        self.device = device
+        for module in self.modules():
+            module.to(device)
+
+    def modules(self) -> list[nn.Module]:
+        return [self.source_head] if self.source_head is not None else []
+
+    def parameter_groups(self) -> list[dict]:
+        parameters = [p for module in self.modules() for p in module.parameters()]
+        return [{"params": parameters, "lr": self.head_lr, "weight_decay": 0.0}] if parameters else []
+
+    def _draw(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.randint(len(images), (self.batch_size,), generator=self.generator)
+
+    def forward(self, model, inputs):
+        source_index = self._draw(self.source_images)
+        parts = [inputs, scale_images(self.source_images[source_index].to(inputs.device))]
+        if self.unlabelled is not None:
+            parts.append(scale_images(self.unlabelled[self._draw(self.unlabelled)].to(inputs.device)))
+        features = model.forward_features(torch.cat(parts))
+        self.extra_images_seen += len(features) - len(inputs)
+        sizes = [len(part) for part in parts]
+        self._target_features, self._source_features, *rest = features.split(sizes)
+        self._unlabelled_features = rest[0] if rest else None
+        self._source_index = source_index
+        self._source_logits = (self.source_head or model.head)(self._source_features)
+        return model.head(self._target_features)
+
+    def target_features(self) -> torch.Tensor:
+        """The labelled and the unlabelled target features of this step."""
+        if self._unlabelled_features is None:
+            return self._target_features
+        return torch.cat([self._target_features, self._unlabelled_features])
+
+    def source_loss(self) -> torch.Tensor:
+        labels = self.source_labels[self._source_index].to(self._source_logits.device)
+        return F.cross_entropy(self._source_logits.float(), labels)
+
+    def after_step(self) -> None:
+        self.steps += 1
+
+    def state_dict(self) -> dict:
+        return {
+            "modules": [module.state_dict() for module in self.modules()],
+            "generator": self.generator.get_state(),
+            "steps": self.steps,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for module, module_state in zip(self.modules(), state["modules"]):
+            module.load_state_dict(module_state)
+        self.generator.set_state(state["generator"])
+        self.steps = int(state["steps"])
+
+
+class CoralObjective(DomainObjective):
+    """Target and source cross-entropy + λ·Deep CORAL between source and (labelled + unlabelled) target features."""
+
+    def loss(self, outputs, targets):
+        loss, _ = super().loss(outputs, targets)
+        alignment = coral_loss(self._source_features, self.target_features())
+        return loss + self.source_loss() + self.config.weight * alignment, None
+
+
+class DannObjective(DomainObjective):
+    """Target and source cross-entropy + a domain classifier's loss through the gradient reversal layer,
+    whose λ follows Ganin et al.'s schedule up to `weight`."""
+
+    def __init__(self, *args, features: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        hidden = self.config.domain_hidden
+        self.domain_classifier = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def modules(self) -> list[nn.Module]:
+        return [*super().modules(), self.domain_classifier]
+
+    def loss(self, outputs, targets):
+        loss, _ = super().loss(outputs, targets)
+        target = self.target_features()
+        scale = self.config.weight * dann_schedule(min(self.steps / max(self.total_steps, 1), 1.0))
+        logits = self.domain_classifier(reverse_gradient(torch.cat([self._source_features, target]), scale))
+        domains = torch.cat([logits.new_zeros(len(self._source_features)), logits.new_ones(len(target))])
+        domain_loss = F.binary_cross_entropy_with_logits(logits.float().squeeze(1), domains.float())
+        return loss + self.source_loss() + domain_loss, None
+
+
+class WeightedSourceObjective(DomainObjective):
+    """Target cross-entropy + weight · the source cross-entropy, each source image weighted by w(x)."""
+
+    uses_unlabelled = False  # the unlabelled images served the domain classifier that made the weights
+
+    def __init__(self, *args, source_weights: torch.Tensor, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.source_weights = source_weights
+
+    def source_loss(self) -> torch.Tensor:
+        labels = self.source_labels[self._source_index].to(self._source_logits.device)
+        weights = self.source_weights[self._source_index].to(self._source_logits.device)
+        return (weights * F.cross_entropy(self._source_logits.float(), labels, reduction="none")).mean()
+
+    def loss(self, outputs, targets):
+        loss, _ = super().loss(outputs, targets)
+        return loss + self.config.weight * self.source_loss(), None

@@ -1,0 +1,188 @@
+"""The conservative, feature- and instance-based objectives on tiny models, against their definitions."""
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from headstart.ml.adaptation import (
+    AdaptationConfig,
+    L2SPObjective,
+    LwFObjective,
+    coral_loss,
+    dann_schedule,
+    distillation_loss,
+    importance_weights,
+    l2_sp_penalty,
+    reverse_gradient,
+)
+from headstart.ml.strategies import StrategyConfig, TargetTask, train_strategy
+from headstart.ml.training import TrainConfig
+from headstart.ml.transfer import TransferSpec
+from tests.ml.test_strategies import SOURCE_CONFIG, source_state
+from tests.ml.test_transfer import tiny, toy_data
+
+
+class TwoLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(3, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward_features(self, x):
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_l2_sp_gradient_pulls_the_body_toward_the_source_weights_and_the_head_toward_zero():
+    torch.manual_seed(0)
+    model = TwoLayer()
+    anchors = {name: torch.randn_like(p) for name, p in model.body.named_parameters(prefix="body")}
+    alpha, beta = 0.5, 0.1
+    l2_sp_penalty(model, anchors, alpha, beta).backward()
+    for name, parameter in model.body.named_parameters(prefix="body"):
+        assert torch.allclose(parameter.grad, alpha * (parameter.detach() - anchors[name]))
+    assert torch.allclose(model.head.weight.grad, beta * model.head.weight.detach())
+    distance = sum((p - anchors[n]).pow(2).sum() for n, p in model.body.named_parameters(prefix="body"))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter -= 0.1 * parameter.grad
+    after = sum((p - anchors[n]).pow(2).sum() for n, p in model.body.named_parameters(prefix="body"))
+    assert after < distance
+
+
+def test_l2_sp_penalty_is_zero_at_the_source_and_skips_frozen_parameters():
+    model = TwoLayer()
+    anchors = {name: p.detach().clone() for name, p in model.body.named_parameters(prefix="body")}
+    model.head.requires_grad_(False)
+    assert float(l2_sp_penalty(model, anchors, 1.0, 1.0).detach()) == 0.0
+    objective = L2SPObjective(model, anchors, AdaptationConfig("l2_sp", weight=1.0))
+    outputs = model(torch.randn(5, 3))
+    targets = torch.tensor([0, 1, 0, 1, 1])
+    loss, _ = objective.loss(outputs, targets)
+    assert torch.isclose(loss, nn.functional.cross_entropy(outputs, targets))
+
+
+def test_lwf_extra_loss_is_zero_when_the_model_equals_the_source_and_grows_as_it_drifts():
+    torch.manual_seed(0)
+    source = tiny(num_classes=5).eval()
+    objective = LwFObjective(copy.deepcopy(source), AdaptationConfig("lwf", weight=1.0), head_lr=1e-3)
+    model = copy.deepcopy(source).eval()
+    images = torch.rand(6, 1, 12, 12)
+    objective.forward(model, images)
+    assert float(distillation_loss(objective._student, objective._teacher, 2.0).detach()) == pytest.approx(
+        0.0, abs=1e-7
+    )
+    with torch.no_grad():
+        model.blocks[0][0].weight.add_(0.5 * torch.randn_like(model.blocks[0][0].weight))
+    objective.forward(model, images)
+    assert float(distillation_loss(objective._student, objective._teacher, 2.0).detach()) > 1e-4
+
+
+def test_distillation_is_the_kl_divergence_of_the_softened_outputs():
+    student, teacher = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[0.0, 2.0, 0.0]])
+    p = torch.softmax(teacher / 2, 1)
+    q = torch.softmax(student / 2, 1)
+    by_hand = float((p * (p.log() - q.log())).sum())
+    assert float(distillation_loss(student, teacher, 2.0)) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_gradient_reversal_flips_the_sign_and_scales_by_lambda():
+    features = torch.randn(4, 3, requires_grad=True)
+    weights = torch.randn(4, 3)
+    (reverse_gradient(features, 0.3) * weights).sum().backward()
+    assert torch.allclose(features.grad, -0.3 * weights)
+    assert torch.equal(reverse_gradient(features, 0.3), features)
+
+
+def test_dann_schedule_rises_from_zero_toward_one():
+    assert dann_schedule(0.0) == 0.0
+    assert dann_schedule(0.5) == pytest.approx(2 / (1 + np.exp(-5)) - 1)
+    assert 0.999 < dann_schedule(1.0) < 1.0
+
+
+def test_coral_loss_is_the_scaled_frobenius_distance_of_the_covariances():
+    torch.manual_seed(0)
+    source, target = torch.randn(50, 3), 2 * torch.randn(40, 3)
+    source_cov = np.cov(source.numpy(), rowvar=False)
+    target_cov = np.cov(target.numpy(), rowvar=False)
+    by_hand = ((source_cov - target_cov) ** 2).sum() / (4 * 3 * 3)
+    assert float(coral_loss(source, target)) == pytest.approx(by_hand, rel=1e-5)
+    assert float(coral_loss(source, source + 5.0)) == pytest.approx(0.0, abs=1e-6)  # a shift leaves covariances alone
+
+
+def test_importance_weights_are_higher_for_source_images_that_look_like_the_target():
+    generator = np.random.default_rng(0)
+    like_target = generator.normal(2.0, 0.5, size=(100, 2))
+    unlike_target = generator.normal(-2.0, 0.5, size=(100, 2))
+    target = generator.normal(2.0, 0.5, size=(60, 2))
+    weights = importance_weights(np.concatenate([like_target, unlike_target]), target, clip=10.0)
+    assert weights[:100].mean() > 5 * weights[100:].mean()
+    assert float(weights.mean()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_importance_weights_are_clipped():
+    generator = np.random.default_rng(0)
+    source = np.concatenate([generator.normal(5.0, 0.1, (5, 2)), generator.normal(-5.0, 0.1, (95, 2))])
+    target = generator.normal(5.0, 0.1, (50, 2))
+    clipped = importance_weights(source, target, clip=2.0)
+    unclipped = importance_weights(source, target, clip=1e9)
+    # the five target-like images' raw weights (about 100/50 · P(t)/P(s), far above 2) were cut to 2
+    assert float(clipped[:5].mean() / clipped[5:].mean()) < float(unclipped[:5].mean() / unclipped[5:].mean())
+    assert torch.allclose(clipped[:5], clipped[0].expand(5))  # all five at the clip
+    assert not torch.allclose(unclipped[:5], unclipped[0].expand(5))
+
+
+TRAINING = TrainConfig(epochs=2, batch_size=8, progress=False, min_batches_per_epoch=3)
+
+
+def task_with_source(shared_label_space: bool) -> TargetTask:
+    images, labels = toy_data()
+    source_labels = labels if shared_label_space else labels % 5
+    return TargetTask(
+        {**SOURCE_CONFIG, "num_classes": 5},
+        source_state(),
+        3,
+        (images, labels),
+        (images, labels),
+        source=(images, source_labels),
+        unlabelled=images[:10],
+        shared_label_space=shared_label_space,
+    )
+
+
+@pytest.mark.parametrize("kind", ["l2_sp", "lwf", "coral", "dann", "importance_weighting"])
+@pytest.mark.parametrize("shared_label_space", [True, False])
+def test_every_adaptation_trains_and_counts_the_images_it_saw(kind, shared_label_space):
+    config = StrategyConfig("fit", TransferSpec(), TRAINING, adaptation=AdaptationConfig(kind, weight=0.5))
+    result = train_strategy(task_with_source(shared_label_space), config)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    count = len(toy_data()[0])
+    steps = 2 * -(-max(count, 3 * 8) // 8)  # 2 epochs of batches of 8, at least 3 a epoch
+    target_images = 2 * max(count, 3 * 8)
+    assert all(np.isfinite(r["train_loss"]) for r in result.history)
+    if kind in ("l2_sp", "lwf"):
+        assert result.images_seen == target_images
+    elif kind in ("coral", "dann"):
+        assert result.images_seen == target_images + 2 * 8 * steps  # + a source and an unlabelled batch a step
+    else:  # + a source batch a step, and the domain classifier's features of source, target and unlabelled
+        assert result.images_seen == target_images + 8 * steps + count + count + 10
+
+
+def test_an_adaptation_run_is_seeded_and_resumes_like_an_uninterrupted_one(tmp_path):
+    config = StrategyConfig("fit", TransferSpec(), TRAINING, adaptation=AdaptationConfig("dann", weight=0.5))
+    first, second = (train_strategy(task_with_source(True), config) for _ in range(2))
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(tensor, second.model.state_dict()[name]), name
+    coral = replace(config, adaptation=AdaptationConfig("coral", weight=0.5))  # no schedule tied to the epochs
+    uninterrupted = train_strategy(task_with_source(True), coral)
+    checkpoint = tmp_path / "coral.pt"
+    train_strategy(task_with_source(True), replace(coral, training=replace(TRAINING, epochs=1)), checkpoint)
+    resumed = train_strategy(task_with_source(True), coral, checkpoint)  # as if killed after epoch 1
+    for name, tensor in uninterrupted.model.state_dict().items():
+        assert torch.allclose(tensor, resumed.model.state_dict()[name]), name
