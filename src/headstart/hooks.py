@@ -20,11 +20,12 @@ from typing import Any
 import click
 import mlflow
 from kedro.framework.hooks import hook_impl
-from kedro.io import AbstractVersionedDataset
+from kedro.io import AbstractVersionedDataset, MemoryDataset
 from kedro.io.core import VersionNotFoundError
 from kedro_datasets.partitions import PartitionedDataset
 
 from headstart import configured
+from headstart.ml import distributed
 from headstart.orchestration import PARENT_RUN_VARIABLE
 from headstart.tracking import configure_mlflow, git_commit, log_dataset, log_params
 
@@ -79,6 +80,18 @@ def _how_to_make(name: str, catalog) -> str:
     return f"an input you provide, not found at {where}; see its entry in conf/base/catalog.yml"
 
 
+class OneWriterHook:
+    """Under `torchrun --nproc_per_node=N kedro run ...` every process runs the pipeline and trains its
+    share of each batch (DistributedDataParallel); only rank 0 saves versions and logs to MLflow. The
+    other ranks read their inputs and keep their outputs in memory."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        if not distributed.is_main_process():
+            for name in pipeline.all_outputs():
+                catalog[name] = MemoryDataset(copy_mode="assign")
+
+
 class MlflowTrackingHook:
     def __init__(self) -> None:
         self._settings: dict[str, Any] = {}
@@ -95,6 +108,8 @@ class MlflowTrackingHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         self._catalog = catalog
         self._versions = {"loaded": {}, "saved": {}}
+        if not distributed.is_main_process():  # rank 0 logs for every process of a torchrun
+            return
         try:
             configure_mlflow(self._settings, self._project_path)  # artifacts land beside a sqlite store, under mlruns/
         except ConnectionError as error:

@@ -112,7 +112,10 @@ class RuntimeParams(Strict):
 
     device: Device = "auto"  # CUDA when present, else CPU
     progress: bool = True  # a progress bar per training
-    checkpoint_dir: ProjectPath = "data/06_models/checkpoints"  # per-epoch checkpoints a killed run resumes from
+    checkpoint_dir: ProjectPath = "data/06_models/checkpoints"  # checkpoints a killed run resumes from
+    checkpoint_seconds: float = Field(30.0, ge=0)  # after epoch 1, at most one checkpoint per this many seconds
+    channels_last: bool = False  # NHWC memory format for conv nets (faster on tensor-core GPUs)
+    compile: bool = False  # torch.compile each training (a compilation first; pays off on long runs)
 
 
 class AugmentParams(Strict):
@@ -146,6 +149,9 @@ class TrainingParams(Strict):
             seed=seed,
             device=runtime.device,
             progress=runtime.progress,
+            channels_last=runtime.channels_last,
+            compile=runtime.compile,
+            checkpoint_seconds=runtime.checkpoint_seconds,
             augment_max_rotation_deg=self.augment.max_rotation_deg,
             augment_max_shift=self.augment.max_shift,
         )

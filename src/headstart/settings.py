@@ -2,11 +2,12 @@
 
 from kedro.config import OmegaConfigLoader
 
-from headstart.hooks import ConfiguredParametersHook, MissingInputsHook, MlflowTrackingHook
+from headstart.hooks import ConfiguredParametersHook, MissingInputsHook, MlflowTrackingHook, OneWriterHook
 
 # Pluggy calls the last registered first: the run's conf is handed over before anything else.
 # Pluggy calls the last registered first: missing inputs are found before an MLflow run opens.
-HOOKS = (MlflowTrackingHook(), ConfiguredParametersHook(), MissingInputsHook())
+# Under torchrun, ranks other than 0 swap their outputs for memory before anything else runs.
+HOOKS = (MlflowTrackingHook(), ConfiguredParametersHook(), MissingInputsHook(), OneWriterHook())
 
 # kedro-mlflow crashes on MLflow 3.13+ and wraps versioned datasets badly; our hook replaces it.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)

@@ -188,13 +188,16 @@ class _OneTask(nn.Module):
         return self.model(images)[self.task]
 
 
-def evaluate_multitask(model: nn.Module, images: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, dict]:
-    """Per task: accuracy, macro-F1, NLL and predictions over that task's labelled entries only."""
+def evaluate_multitask(
+    model: nn.Module, images: torch.Tensor, labels: dict[str, torch.Tensor], macro_f1: bool = True
+) -> dict[str, dict]:
+    """Per task: accuracy, macro-F1 (unless `macro_f1=False`), NLL and predictions over that task's
+    labelled entries only."""
     results = {}
     for task, task_labels in labels.items():
         labelled = task_labels >= 0
         if labelled.any():
-            results[task] = evaluate(_OneTask(model, task), images[labelled], task_labels[labelled])
+            results[task] = evaluate(_OneTask(model, task), images[labelled], task_labels[labelled], macro_f1=macro_f1)
     return results
 
 
@@ -224,15 +227,13 @@ class MultiTaskObjective(CrossEntropyObjective):
         self.weighting.after_step()
 
     def correct(self, outputs, targets):
-        correct = counted = 0
-        for task, logits in outputs.items():
-            labelled = targets[task] >= 0
-            correct += int((logits[labelled].argmax(1) == targets[task][labelled]).sum())
-            counted += int(labelled.sum())
+        """Correct predictions and labelled entries over every task, as device tensors (no host sync)."""
+        correct = sum((logits.argmax(1) == targets[task]).sum() for task, logits in outputs.items())
+        counted = sum((targets[task] >= 0).sum() for task in outputs)
         return correct, counted
 
     def validate(self, model, images, labels):
-        measured = evaluate_multitask(model, images, labels)
+        measured = evaluate_multitask(model, images, labels, macro_f1=False)
         record = {
             "validation_loss": sum(m["nll"] for m in measured.values()) / len(measured),
             "validation_accuracy": sum(m["accuracy"] for m in measured.values()) / len(measured),

@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 import pickle
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
+from headstart.ml import distributed
 from headstart.ml.transfer import parameter_groups, train_mode
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,11 @@ class TrainConfig:
     # An epoch cycles through the data until it has made at least this many optimizer steps, so a
     # tiny training set (1 label per class) gets the same number of steps as a larger one.
     min_batches_per_epoch: int | None = None
+    channels_last: bool = False  # conv nets in NHWC memory format (faster on tensor-core GPUs)
+    compile: bool = False  # train through torch.compile (pays a compilation first; worth it on long runs)
+    # A checkpoint after the first epoch, then at most one per this many seconds, and after the last:
+    # a killed run loses at most this much work, and short trainings do not write one per epoch.
+    checkpoint_seconds: float = 30.0
 
 
 @dataclass
@@ -112,23 +119,33 @@ def model_device(model: nn.Module) -> torch.device:
     return next(itertools.chain(model.parameters(), model.buffers())).device
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> dict:
-    """Accuracy, macro-F1 and NLL (mean cross-entropy) of `model` on labelled images, plus predictions."""
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """One forward pass in eval mode over uint8 images, in batches; float logits on the model's device."""
     device = model_device(model)
     model.eval()
     logits = []
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         for start in range(0, len(images), batch_size):
             logits.append(model(scale_images(images[start : start + batch_size].to(device))).float())
-    logits = torch.cat(logits)
-    labels = labels.to(device)
+    return torch.cat(logits)
+
+
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512, macro_f1: bool = True
+) -> dict:
+    """Accuracy, macro-F1 (scikit-learn's; skipped with `macro_f1=False`, as per-epoch validation
+    does) and NLL (mean cross-entropy) of `model` on labelled images, plus predictions."""
+    logits = predict_logits(model, images, batch_size)
+    labels = labels.to(logits.device)
     predictions = logits.argmax(dim=1)
-    return {
+    measured = {
         "accuracy": float((predictions == labels).float().mean()),
-        "macro_f1": float(f1_score(labels.cpu(), predictions.cpu(), average="macro", zero_division=0)),
         "nll": float(F.cross_entropy(logits, labels)),
         "predictions": predictions.cpu(),
     }
+    if macro_f1:
+        measured["macro_f1"] = float(f1_score(labels.cpu(), predictions.cpu(), average="macro", zero_division=0))
+    return measured
 
 
 class CrossEntropyObjective:
@@ -156,11 +173,12 @@ class CrossEntropyObjective:
     def after_step(self) -> None:
         pass
 
-    def correct(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
-        return int((outputs.argmax(1) == targets).sum()), len(targets)
+    def correct(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Correct predictions (a tensor on the device: no host synchronisation) and labels counted."""
+        return (outputs.argmax(1) == targets).sum(), len(targets)
 
     def validate(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-        measured = evaluate(model, images, targets)
+        measured = evaluate(model, images, targets, macro_f1=False)
         return {"validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}
 
     def state_dict(self) -> dict:
@@ -216,11 +234,13 @@ def fit(
     With `checkpoint_path`, an existing checkpoint is resumed from and a new one written each epoch.
     """
     objective = objective or CrossEntropyObjective()
-    device = resolve_device(config.device)
-    model.to(device)
+    device = distributed.training_device(resolve_device(config.device))
+    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
     objective.to(device)
     data_device = device if fits_on_device(train[0], device) else torch.device("cpu")
     images, labels = train[0].to(data_device), _to_device(train[1], data_device)
+    if data_device != device and device.type == "cuda":  # copied a batch at a time: from pinned memory
+        images = images.pin_memory()
     validation = validation[0].to(data_device), _to_device(validation[1], data_device)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, config.body_lr, config.head_lr, config.weight_decay) + objective.parameter_groups(),
@@ -256,38 +276,59 @@ def fit(
 
     use_bf16 = device.type == "cuda"
     augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0
+    shards = distributed.world_size() if distributed.process_group(device) else 1
+    if shards > 1 and type(objective).forward is not CrossEntropyObjective.forward:
+        raise ValueError(f"{type(objective).__name__} reaches past the model's forward: it trains in one process only")
+    trained = nn.parallel.DistributedDataParallel(model) if shards > 1 else model
+    trained = torch.compile(trained) if config.compile else trained
+    shard = slice(distributed.rank(), None, shards)  # this process's share of each global batch
+    last_saved = -math.inf
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         train_mode(model)
         order = epoch_order(len(images), config, generator).to(data_device)
-        total_loss, total_correct, total_counted = 0.0, 0, 0
+        # Sums kept on the device, read once an epoch: no host synchronisation per step.
+        totals = torch.zeros(3, device=device)  # loss × examples, correct, counted
+        first_bad_step = torch.zeros((), dtype=torch.long, device=device)  # 0: every loss finite so far
+        first_bad_loss = torch.zeros((), device=device)
         extra_before = objective.extra_images_seen
         for step, start in enumerate(range(0, len(order), config.batch_size)):
             batch = order[start : start + config.batch_size]
             targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
             inputs = scale_images(images[batch].to(device, non_blocking=True))
-            if augment:
+            if augment:  # on the whole global batch, so every process draws what one process would
                 inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
+            if shards > 1:
+                inputs, targets = inputs[shard], _take(targets, torch.arange(len(batch), device=device)[shard])
+            if config.channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                outputs = objective.forward(model, inputs)
+                outputs = objective.forward(trained, inputs)
                 loss, parts = objective.loss(outputs, targets)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
-                    "lower the learning rate or check the inputs for NaN or infinite values"
-                )
+            finite = torch.isfinite(loss.detach())
+            first_bad = (first_bad_step == 0) & ~finite
+            first_bad_loss = torch.where(first_bad, loss.detach().float(), first_bad_loss)
+            first_bad_step = torch.where(first_bad, step + 1, first_bad_step)
             optimizer.zero_grad(set_to_none=True)
             objective.backward(model, loss, parts)
             optimizer.step()
             objective.after_step()
-            total_loss += loss.item() * len(batch)
             correct, counted = objective.correct(outputs, targets)
-            total_correct, total_counted = total_correct + correct, total_counted + counted
+            totals[0] += loss.detach().float() * len(inputs)
+            totals[1] += correct
+            totals[2] += counted
+        bad_step = int(first_bad_step)
+        if bad_step:
+            raise FloatingPointError(
+                f"training loss is {float(first_bad_loss)} at epoch {epoch + 1}, step {bad_step}: "
+                "lower the learning rate or check the inputs for NaN or infinite values"
+            )
+        loss_sum, correct_sum, counted_sum = distributed.sum_over_processes(totals).tolist()
         measured = objective.validate(model, *validation)
         record = {
             "epoch": epoch + 1,
-            "train_loss": total_loss / len(order),
-            "train_accuracy": total_correct / max(total_counted, 1),
+            "train_loss": loss_sum / len(order),
+            "train_accuracy": correct_sum / max(counted_sum, 1),
             "images_seen": len(order) + objective.extra_images_seen - extra_before,
             **measured,
         }
@@ -297,7 +338,11 @@ def fit(
         if score > best_score:
             best_score, result.best_epoch = score, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if checkpoint_path is not None:
+        done = epoch + 1
+        stop = config.patience is not None and done >= config.min_epochs and done - result.best_epoch >= config.patience
+        due = time.monotonic() - last_saved >= config.checkpoint_seconds or stop or done == config.epochs
+        if checkpoint_path is not None and due and distributed.is_main_process():
+            last_saved = time.monotonic()
             checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
             temporary = checkpoint_path.with_suffix(".tmp")
             torch.save(
@@ -315,8 +360,7 @@ def fit(
                 temporary,
             )
             temporary.replace(checkpoint_path)  # atomic: a kill mid-write leaves the previous checkpoint
-        done = epoch + 1
-        if config.patience is not None and done >= config.min_epochs and done - result.best_epoch >= config.patience:
+        if stop:
             result.stopped_early = True
             break
     if best_state is not None:
