@@ -1,4 +1,4 @@
-"""End to end: the default `kedro run` (ingest → pretrain → six strategies → comparison; multi-task)
+"""End to end: the default `kedro run` (ingest → pretrain → thirteen strategies → comparison; multi-task)
 on tiny data, then single stages and the studies on what it catalogued."""
 
 import base64

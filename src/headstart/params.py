@@ -116,6 +116,9 @@ class RuntimeParams(Strict):
     checkpoint_seconds: float = Field(30.0, ge=0)  # after epoch 1, at most one checkpoint per this many seconds
     channels_last: bool = False  # NHWC memory format for conv nets (faster on tensor-core GPUs)
     compile: bool = False  # torch.compile each training (a compilation first; pays off on long runs)
+    # Processes for a study's independent trainings (learning-curve points); auto: one per CPU core on
+    # the CPU, one on an accelerator
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
 
 
 class AugmentParams(Strict):

@@ -1,5 +1,6 @@
 import pandas as pd
 import pytest
+import torch
 
 from headstart.ml.studies import SweepArm, labels_saved, layer_sweep_spec
 
@@ -54,3 +55,24 @@ def test_layer_sweep_arms_copy_and_freeze_as_yosinski_describes():
     assert layer_sweep_spec(SweepArm(from_source=True, frozen=False), 2).freeze_blocks == 0
     control = layer_sweep_spec(SweepArm(from_source=False, frozen=True), 2)
     assert control.copy_blocks == 0 and control.freeze_blocks == 2
+
+
+def _train_seed(seed: int) -> dict:
+    from headstart.ml.strategies import StrategyConfig, train_strategy
+    from headstart.ml.training import TrainConfig
+    from headstart.ml.transfer import TransferSpec
+    from tests.ml.test_strategies import task
+
+    config = StrategyConfig("fit", TransferSpec(copy_blocks=0), TrainConfig(epochs=2, batch_size=16, seed=seed))
+    return train_strategy(task(), config).model.state_dict()
+
+
+def test_trainings_in_two_processes_equal_the_same_trainings_in_this_one():
+    from headstart.ml.studies import parallel_map
+
+    in_order = parallel_map(_train_seed, [0, 1], workers=1)
+    in_parallel = parallel_map(_train_seed, [0, 1], workers=2)
+    for alone, spawned in zip(in_order, in_parallel):
+        for name, tensor in alone.items():
+            assert torch.allclose(tensor, spawned[name], atol=1e-5), name
+    assert not torch.equal(in_order[0]["head.weight"], in_order[1]["head.weight"])  # the seeds differ

@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -26,6 +29,27 @@ from headstart.ml.strategies import (
 )
 from headstart.ml.training import evaluate, resolve_device
 from headstart.ml.transfer import TransferSpec
+
+
+def resolve_workers(workers: int | str, device: str) -> int:
+    """`auto`: one process per CPU core on the CPU (small trainings leave cores idle in one process),
+    one process on an accelerator."""
+    if workers != "auto":
+        return int(workers)
+    return 1 if resolve_device(device).type != "cpu" else os.cpu_count() or 1
+
+
+def parallel_map(function: Callable, items: Sequence, workers: int) -> list:
+    """`function` over `items` in order, in `workers` processes when more than one (each with its share
+    of the CPU threads). Every training seeds itself, so where it runs does not change what it draws."""
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        return list(pool.map(function, items))
 
 
 def test_metrics(result: StrategyResult, test: tuple[torch.Tensor, torch.Tensor], device: str) -> dict[str, float]:

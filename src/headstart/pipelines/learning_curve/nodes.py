@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -14,7 +15,7 @@ from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
 from headstart.ml.reports import SELECTION, interval, tuning_grid_text
 from headstart.ml.strategies import TargetTask
-from headstart.ml.studies import curve_table, labels_saved, tune_and_test
+from headstart.ml.studies import curve_table, labels_saved, parallel_map, resolve_workers, tune_and_test
 from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
@@ -51,41 +52,71 @@ def run_learning_curve(
     source = source_model["source"]
     num_classes = len(target_train_pool.primary_classes)
     test = target_test.primary_pairs()
-    rows, runs = [], []
-    for (budget, seed), (train, validation) in draws.items():
-        point = {
-            "labels_per_class": str(budget),
-            "k": len(train) / num_classes,
-            "labels_used": labels_used_per_class(train, validation),
-            "seed": seed,
-        }
-        for strategy in strategies:
-            params = transfer.strategies[strategy]
-            logger.info("Learning curve: %s, %s labels per class, seed %d", strategy, budget, seed)
-            kept, metrics = tune_and_test(
-                TargetTask(source.config, source.state, num_classes, train.primary_pairs(), validation.primary_pairs()),
-                test,
-                params.tuning_grid(transfer.lr_scales),
-                seed,
-                lambda setting, s, params=params: params.to_config(s, runtime, **setting),
-            )
-            rows.append({"strategy": strategy, **point, "tuned": kept.setting_text(), **metrics})
-            runs.append(
-                {
-                    "run_name": f"learning_curve {strategy} k={budget} seed {seed}",
-                    "params": {
-                        "study": "learning_curve",
-                        "strategy": strategy,
-                        **point,
-                        "tuned": kept.setting_text(),
-                        **params.model_dump(mode="json"),
-                    },
-                    "history": kept.results[seed].history,
-                    "metrics": {"k": point["k"], "labels_used": point["labels_used"], **prefix_test_metrics(metrics)},
-                    "tags": {"study": "learning_curve", "strategy": strategy},
-                }
-            )
+    measure = partial(measure_point, source, num_classes, test, strategies, transfer, runtime)
+    points = [(budget, seed, train, validation) for (budget, seed), (train, validation) in draws.items()]
+    workers = resolve_workers(runtime.workers, runtime.device)
+    logger.info("Learning curve: %d points (budget × seed) in %d process(es)", len(points), workers)
+    # the largest budgets first, so no process is left with a big one at the end; then back in order
+    measured = parallel_map(measure, points[::-1], workers)[::-1]
+    rows = [row for point_rows, _ in measured for row in point_rows]
+    runs = [run for _, point_runs in measured for run in point_runs]
     return pd.DataFrame(rows), runs
+
+
+def configure_strategy(params, runtime: RuntimeParams, setting: dict, seed: int):
+    return params.to_config(seed, runtime, **setting)
+
+
+def measure_point(
+    source: StoredModel,
+    num_classes: int,
+    test: tuple,
+    strategies: list[str],
+    transfer: TransferParams,
+    runtime: RuntimeParams,
+    point: tuple,
+) -> tuple[list[dict], list[dict]]:
+    """One point of the curve (a budget and seed): every strategy tuned on its validation labels and
+    tested; its rows and MLflow child runs. Points are independent, so they may run in parallel."""
+    budget, seed, train, validation = point
+    described = {
+        "labels_per_class": str(budget),
+        "k": len(train) / num_classes,
+        "labels_used": labels_used_per_class(train, validation),
+        "seed": seed,
+    }
+    rows, runs = [], []
+    for strategy in strategies:
+        params = transfer.strategies[strategy]
+        logger.info("Learning curve: %s, %s labels per class, seed %d", strategy, budget, seed)
+        kept, metrics = tune_and_test(
+            TargetTask(source.config, source.state, num_classes, train.primary_pairs(), validation.primary_pairs()),
+            test,
+            params.tuning_grid(transfer.lr_scales),
+            seed,
+            partial(configure_strategy, params, runtime),
+        )
+        rows.append({"strategy": strategy, **described, "tuned": kept.setting_text(), **metrics})
+        runs.append(
+            {
+                "run_name": f"learning_curve {strategy} k={budget} seed {seed}",
+                "params": {
+                    "study": "learning_curve",
+                    "strategy": strategy,
+                    **described,
+                    "tuned": kept.setting_text(),
+                    **params.model_dump(mode="json"),
+                },
+                "history": kept.results[seed].history,
+                "metrics": {
+                    "k": described["k"],
+                    "labels_used": described["labels_used"],
+                    **prefix_test_metrics(metrics),
+                },
+                "tags": {"study": "learning_curve", "strategy": strategy},
+            }
+        )
+    return rows, runs
 
 
 def summarise_learning_curve(
