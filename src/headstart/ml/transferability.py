@@ -41,11 +41,23 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
     sigma2 = s**2
     ceiling = LOGME_T_CEILING * max(float(sigma2.max()), 1.0)  # beyond it w is 0 to float precision
 
-    def moments(t: float, x2: np.ndarray, outside: float) -> tuple[float, float, float]:
+    def evidence_at(t: float, x2: np.ndarray, outside: float) -> tuple[float, float]:
+        """The log evidence at α = tβ with β at its fixed-point value, and the next fixed-point t."""
         gamma = float((eigenvalues / (eigenvalues + t)).sum())  # γ = Σ βσᵢ²/(α + βσᵢ²)
         mean_norm2 = float((sigma2 * x2 / (sigma2 + t) ** 2).sum())  # mᵀm
         residual2 = float((x2 * (t / (sigma2 + t)) ** 2).sum()) + outside  # ‖Fm − y‖²
-        return gamma, mean_norm2, residual2
+        beta = (n - gamma) / residual2
+        alpha = t * beta
+        # d/2·log α − ½Σ log(α + βσᵢ²) = −½Σ log(1 + σᵢ²/t): stable as α grows without bound
+        log_evidence = (
+            n / 2 * np.log(beta)
+            - n / 2 * np.log(2 * np.pi)
+            - beta / 2 * residual2
+            - alpha / 2 * mean_norm2
+            - np.log1p(eigenvalues / t).sum() / 2
+        )
+        next_t = (gamma / mean_norm2) / beta if mean_norm2 > 0 else ceiling  # α/β after one fixed-point step
+        return float(log_evidence), next_t
 
     evidences = []
     for label in np.unique(labels):
@@ -53,24 +65,13 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
         x2 = (u.T @ y) ** 2
         outside = max(float(y @ y - x2.sum()), 0.0)  # the part of y no feature direction spans
         t = 1.0
+        evidence, next_t = evidence_at(t, x2, outside)
         for _ in range(LOGME_MAX_ITERATIONS):
-            gamma, mean_norm2, residual2 = moments(t, x2, outside)
-            new_t = (gamma / mean_norm2) * (residual2 / (n - gamma))  # α/β after one fixed-point step
-            converged = abs(new_t - t) <= LOGME_TOLERANCE * t or new_t > ceiling
-            t = min(new_t, ceiling)
-            if converged:
+            t = min(next_t, ceiling)
+            previous, (evidence, next_t) = evidence, evidence_at(t, x2, outside)
+            # α/β settled, or (features that explain nothing: t grows without end) the evidence has
+            if abs(next_t - t) <= LOGME_TOLERANCE * t or abs(evidence - previous) <= LOGME_TOLERANCE * abs(evidence):
                 break
-        gamma, mean_norm2, residual2 = moments(t, x2, outside)
-        beta = (n - gamma) / residual2
-        alpha = t * beta
-        # d/2·log α − ½Σ log(α + βσᵢ²) = −½Σ log(1 + σᵢ²/t): stable as α grows without bound
-        evidence = (
-            n / 2 * np.log(beta)
-            - n / 2 * np.log(2 * np.pi)
-            - beta / 2 * residual2
-            - alpha / 2 * mean_norm2
-            - np.log1p(eigenvalues / t).sum() / 2
-        )
         evidences.append(evidence / n)
     return float(np.mean(evidences))
 
