@@ -36,6 +36,12 @@ def test_size_by_similarity_rule_picks_strategy_and_depth(labels_per_class, dist
     assert f"{labels_per_class:g} labels per class" in advice.reason and f"{distance:.3f}" in advice.reason
 
 
+def test_different_domain_whose_top_block_scores_best_gets_the_classifier_on_top_features():
+    advice = recommend("s", 20, 1.6, {1: 0.5, 2: 0.8, 3: 0.9}, RULE)
+    assert (advice.quadrant, advice.strategy, advice.freeze_blocks) == ("small_different", "feature_svm", 3)
+    assert "the top block" in advice.reason
+
+
 def test_a_tie_between_blocks_freezes_the_shallower():
     assert recommend("s", 5, 1.9, {1: 0.5, 2: 0.8, 3: 0.8}, RULE).freeze_blocks == 2
 

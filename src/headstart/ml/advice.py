@@ -52,7 +52,9 @@ def recommend(
 ) -> Recommendation:
     """The strategy for the measured size and similarity, and how many blocks to freeze: all of them
     for small & similar, the block whose features score best for small & different (the shallower on
-    a tie), none when the target set is large."""
+    a tie), none when the target set is large. When the best-scoring block of a different domain is
+    the top one after all, the scores overrule the rule's guess: the small & similar strategy, on the
+    top features, is advised, and the reason says so."""
     total = max(block_scores)
     small = labels_per_class < rule.small_below_labels_per_class
     similar = top_distance < rule.similar_below_distance
@@ -73,11 +75,15 @@ def recommend(
         "small_different": f"freeze the first {best_block} of {total} blocks: {depth_score} is best at block "
         f"{best_block} ({', '.join(f'{b}: {s:.3f}' for b, s in sorted(block_scores.items()))})",
     }.get(quadrant, "freeze nothing: fine-tune every block")
-    reason = f"{size_text}; {similarity_text} → {quadrant}: {rule.strategies[quadrant]}, {depth_text}"
+    strategy = rule.strategies[quadrant]
+    if quadrant == "small_different" and best_block == total:
+        strategy = rule.strategies["small_similar"]
+        depth_text += f", the top block: a classifier on the top features ({strategy}), as for a similar domain"
+    reason = f"{size_text}; {similarity_text} → {quadrant}: {strategy}, {depth_text}"
     return Recommendation(
         candidate,
         quadrant,
-        rule.strategies[quadrant],
+        strategy,
         freeze,
         total,
         labels_per_class,
