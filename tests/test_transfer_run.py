@@ -337,9 +337,9 @@ def test_a_strategy_added_in_conf_alone_is_trained_and_compared(project):
 def test_advice_audit_reads_scores_against_measured_accuracy_after_the_run_and_the_sweep(project):
     if not (project / "data/08_reporting/layer_sweep_summary.csv").exists():
         assert kedro_run(project, "--pipelines=layer_sweep").returncode == 0
-    for pipeline in ("advise", "advice_audit"):
-        result = kedro_run(project, f"--pipelines={pipeline}")
-        assert result.returncode == 0, result.stderr[-3000:]
+    result = kedro_run(project, "--pipelines=advise,advice_audit")  # one run: advise's outputs feed the audit
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Advised strategy" in result.stdout + result.stderr
     audit = pd.read_csv(latest(project, "data/08_reporting/advice_audit.csv"))
     across = audit.set_index(["across", "measured", "score"])
     assert across.loc[("candidates", "finetune", "knn_accuracy"), "n"] == 4  # one point per candidate source
