@@ -62,9 +62,11 @@ def prepare_source_candidates(
             stored = catalogued[made_from]
         else:
             logger.info("Candidate %s: training on the source task %s", name, task)
+            started = time.perf_counter()
             stored, _, run = train_source_model(
                 source_train, source_validation, params, runtime, task, run_name=f"candidate source {name}"
             )
+            stored.info["train_seconds"] = time.perf_counter() - started
             runs.append({**run, "tags": {"stage": "advise", "candidate": name}})
         candidates[name] = StoredModel(stored.config, stored.state, {**stored.info, "candidate": name, "task": task})
     return candidates, runs
@@ -188,6 +190,10 @@ def advise_strategy(
         "candidate_epochs_trained": {
             name: stored.info.get("summary", {}).get("epochs_trained", 0) for name, stored in source_candidates.items()
         },
+        # when the candidate was trained (once; later runs reuse it), apart from the advice's own time
+        "candidate_train_seconds": {
+            name: stored.info.get("train_seconds") for name, stored in source_candidates.items()
+        },
     }
     columns = ["candidate", "block", "features", *SCORES, *DOMAIN_MEASURES]
     markdown = "\n".join(
@@ -214,7 +220,13 @@ def advise_strategy(
             "2 = separable); MMD² unbiased, RBF kernel, median-heuristic bandwidth. Lower is more similar.",
             f"- Time: {seconds:.1f} s for all {len(top)} candidates (features, scores, domain measures) on this "
             "machine, beside no target training at all; candidate pretraining is counted apart (reused from the "
-            "catalog after the first run).",
+            "catalog after the first run): "
+            + ", ".join(
+                f"{name} {'not timed (made by pretrain or before timing)' if s is None else f'{s:.0f} s'}"
+                for name, s in advice["candidate_train_seconds"].items()
+                if source_candidates[name].info.get("init") != "random"
+            )
+            + " when first trained.",
             "",
             f"## Ranking of the candidate sources (1 = most transferable; recommendation by {advise.ranking_score})",
             "",
