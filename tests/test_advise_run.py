@@ -38,11 +38,3 @@ def test_advise_prints_its_recommendation_and_the_ranking_of_every_candidate(adv
     assert scores["knn_accuracy"].between(0, 1).all() and scores["proxy_a_distance"].le(2).all()
     report = latest(project, "data/08_reporting/advice.md").read_text()
     assert "**Recommendation**" in report and "| printed_digits" in report
-
-
-def test_a_second_advise_reuses_the_catalogued_candidates(advised):
-    project, _ = advised
-    result = kedro_run(project, "--pipelines=advise")
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = result.stdout + result.stderr
-    assert log.count("reusing the catalogued model") == 3 and "training on the source task" not in log

@@ -339,7 +339,10 @@ def test_advice_audit_reads_scores_against_measured_accuracy_after_the_run_and_t
         assert kedro_run(project, "--pipelines=layer_sweep").returncode == 0
     result = kedro_run(project, "--pipelines=advise,advice_audit")  # one run: advise's outputs feed the audit
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Advised strategy" in result.stdout + result.stderr
+    log = result.stdout + result.stderr
+    assert "Advised strategy" in log
+    # the candidate with pretrain's own parameters is the catalogued source model, not trained again
+    assert "Candidate printed_digits: reusing the catalogued model" in log
     audit = pd.read_csv(latest(project, "data/08_reporting/advice_audit.csv"))
     across = audit.set_index(["across", "measured", "score"])
     assert across.loc[("candidates", "finetune", "knn_accuracy"), "n"] == 4  # one point per candidate source
