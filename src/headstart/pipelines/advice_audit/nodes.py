@@ -110,11 +110,12 @@ def audit_advice(
         .merge(per_block, on="block")
         .rename(columns={"block": "item"})
     )
+    by_block[list(HEAD_SCORES)] = float("nan")  # the final block's head scores rank nothing across blocks
     points = pd.concat([measured.assign(across="candidates"), by_block.assign(across="blocks")], ignore_index=True)
     rows = []
     for across, group in points.groupby("across", sort=False):
         for what, subset in group.groupby("measured", sort=False):
-            usable = [s for s in SCORES if not (across == "blocks" and s in HEAD_SCORES)]
+            usable = [score for score in SCORES if subset[score].notna().any()]
             for row in rank_correlations(subset, usable, "accuracy"):
                 rows.append({"across": across, "measured": what, **row})
     table = pd.DataFrame(rows)
@@ -122,6 +123,10 @@ def audit_advice(
     strategy_verdict = within_best(transfer_comparison, "strategy", advice["strategy"])
     frozen = layer_sweep_summary[layer_sweep_summary["arm"] == "copied_frozen"].reset_index(drop=True)
     depth_verdict = within_best(frozen, "blocks", advice["freeze_blocks"])
+    ranks = measured.pivot(index="item", columns="measured", values="accuracy").rank(ascending=False, method="min")
+    source_text = ", ".join(
+        f"{what} {int(ranks.loc[advice['candidate'], what])} of {len(ranks)}" for what in ranks.columns
+    )
     audit_seconds = float(candidate_measurements.groupby(["candidate", "measured"])["tuning_seconds"].first().sum())
     comparison_seconds = _full_comparison_seconds(transfer_comparison, transfer)
 
@@ -153,7 +158,7 @@ def audit_advice(
             "the catalogued source model, the same as that candidate when pretrain's parameters are unchanged). "
             "LEEP and NCE need the source head, so they have no per-block values.",
             "- Kendall's τ-b (scipy.stats.kendalltau) with its two-sided p-value; n is the number of points "
-            "ranked. With n = 3 or 4, τ moves in steps of 1/3 or 1/6 and no p-value falls below 0.08: read the "
+            "ranked. With n = 3 or 4, even a perfect ranking has p = 0.33 or 0.083 (without ties): read the "
             "signs, not the significance.",
             "",
             "## Rank correlation (Kendall τ) of each score with measured test accuracy",
@@ -164,6 +169,8 @@ def audit_advice(
             "",
             f"- Advice: source `{advice['candidate']}`, `{advice['strategy']}`, freeze {advice['freeze_blocks']} "
             f"of {advice['total_blocks']} blocks ({advice['quadrant']}).",
+            f"- Advised source `{advice['candidate']}`: its measured rank among the candidates (1 = best): "
+            f"{source_text}.",
             verdict_text(strategy_verdict, "strategy") + " (transfer comparison, default source model)",
             verdict_text(depth_verdict, "freeze depth") + " (layer sweep, copied_frozen arm)",
             "",
