@@ -344,3 +344,24 @@ def test_a_strategy_added_in_conf_alone_is_trained_and_compared(project):
     assert comparison.loc["finetune_top_two", "role"] == "transfer" and comparison.loc["finetune_top_two", "seeds"] == 2
     trained = latest(project, "data/06_models/finetune_top_two/target_models")
     assert sorted(p.name for p in trained.iterdir())[:2] == ["seed_0.json", "seed_0.safetensors"]
+
+
+def test_advice_audit_reads_scores_against_measured_accuracy_after_the_run_and_the_sweep(project):
+    if not (project / "data/08_reporting/layer_sweep_summary.csv").exists():
+        assert kedro_run(project, "--pipelines=layer_sweep").returncode == 0
+    result = kedro_run(project, "--pipelines=advise,advice_audit")  # one run: advise's outputs feed the audit
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "Advised strategy" in log
+    # the candidate with pretrain's own parameters is the catalogued source model, not trained again
+    assert "Candidate printed_digits: reusing the catalogued model" in log
+    audit = pd.read_csv(latest(project, "data/08_reporting/advice_audit.csv"))
+    across = audit.set_index(["across", "measured", "score"])
+    assert across.loc[("candidates", "finetune", "knn_accuracy"), "n"] == 4  # one point per candidate source
+    assert across.loc[("blocks", "copied_frozen", "logme"), "n"] == 1  # the test sweep's blocks 0 and 3: block 3
+    assert ("blocks", "copied_frozen", "leep") not in across.index  # no per-block value: it needs the source head
+    measurements = pd.read_csv(latest(project, "data/08_reporting/candidate_measurements.csv"))
+    assert len(measurements) == 4 * 2 * 2  # candidates × (fine-tune, probe) × seeds
+    report = latest(project, "data/08_reporting/advice_audit.md").read_text()
+    assert "Kendall" in report and "Advised strategy" in report and "Advice:" in report
+    assert latest(project, "data/08_reporting/advice_audit.png").stat().st_size > 1000

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from headstart import configured
 from headstart.ml.adaptation import ADAPTATIONS, USES_SOURCE_IMAGES, USES_UNLABELLED_TARGET, AdaptationConfig
+from headstart.ml.advice import QUADRANTS, SCORES, SizeSimilarityRule
 from headstart.ml.data.printed import PrintedDigitsConfig
 from headstart.ml.models import ARCHITECTURES
 from headstart.ml.models.multitask import SHARING_MODELS
@@ -218,6 +219,64 @@ class AdaptationParams(Strict):
 
     def to_config(self, weight: float) -> AdaptationConfig:
         return AdaptationConfig(self.kind, weight, self.head_weight, self.temperature, self.clip, self.domain_hidden)
+
+
+class CandidateParams(Strict):
+    """One candidate source model for `advise`: made by the pretrain code from `pretrain`'s
+    parameters with these changes, so the candidates differ in how useful they should be."""
+
+    init: Literal["train", "random"] = "train"  # random: the architecture at its seeded initialisation
+    task: str | None = None  # the source task to train on (e.g. font_family); null: the primary one (digit)
+    epochs: int | None = Field(None, ge=1)  # null: pretrain.training.epochs
+
+    def pretrain_params(self, pretrain: PretrainParams) -> PretrainParams:
+        """`pretrain` as this candidate changes it (always trained from the source data)."""
+        training = pretrain.training.model_copy(update={"epochs": self.epochs or pretrain.training.epochs})
+        return pretrain.model_copy(update={"init": "train", "training": training})
+
+
+class SizeSimilarityParams(Strict):
+    """cs231n's size × similarity rule: thresholds, and the strategy (from transfer.strategies) per quadrant."""
+
+    small_below_labels_per_class: float = Field(50, gt=0)  # labels used (training + validation) per class
+    similar_below_distance: float = Field(1.0, ge=0, le=2)  # proxy A-distance at the top block
+    strategies: dict[Literal[QUADRANTS], str] = {
+        "small_similar": "feature_svm",
+        "small_different": "finetune_top",
+        "large_similar": "finetune_full",
+        "large_different": "finetune_full",
+    }
+
+    @model_validator(mode="after")
+    def _covers_every_quadrant(self) -> SizeSimilarityParams:
+        missing = [q for q in QUADRANTS if q not in self.strategies]
+        if missing:
+            raise ValueError(f"strategies: no strategy for {', '.join(missing)}")
+        return self
+
+    def to_rule(self) -> SizeSimilarityRule:
+        return SizeSimilarityRule(self.small_below_labels_per_class, self.similar_below_distance, dict(self.strategies))
+
+
+class AdviseParams(Strict):
+    candidates: dict[str, CandidateParams] = Field(min_length=1)
+    # The candidates are ranked by each score; the recommendation is made for the first by this one.
+    ranking_score: Literal[SCORES] = "knn_accuracy"
+    neighbours: int = Field(5, ge=1)  # k of the k-NN accuracy
+    folds: int = Field(5, ge=2)  # cross-validation folds (k-NN accuracy, proxy A-distance); fewer if a class is rarer
+    domain_images: int = Field(500, ge=10)  # source and target images each, for the domain measures
+    seed: int = 0
+    rule: SizeSimilarityParams = SizeSimilarityParams()
+
+
+class AdviceAuditParams(Strict):
+    """What the audit trains to measure each candidate source: two strategies of transfer.strategies,
+    with their own parameters, on the default target labels and transfer.seeds."""
+
+    finetune_strategy: str = "finetune_top"
+    probe_strategy: str = "feature_svm"
+    lr_scales: list[Annotated[float, Field(gt=0)]] = Field([1.0], min_length=1)  # their tuning grid
+    block_candidate: str = "printed_digits"  # the candidate whose per-block scores meet the layer sweep
 
 
 class StrategyParams(Strict):

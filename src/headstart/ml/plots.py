@@ -167,3 +167,33 @@ def plot_delta_m(comparison, baseline: str, seeds: int) -> Figure:
     )
     figure.tight_layout()
     return figure
+
+
+def plot_advice_audit(points, scores: list[str], title: str) -> Figure:
+    """Each score (columns) against the measured mean test accuracy, one row per comparison (across
+    candidate sources, across blocks), one marker per measured strategy; points labelled by what they rank."""
+    comparisons = list(dict.fromkeys(points["across"]))
+    figure, axes = plt.subplots(
+        len(comparisons), len(scores), figsize=(3.0 * len(scores), 2.8 * len(comparisons)), squeeze=False
+    )
+    for row, across in enumerate(comparisons):
+        for column, score in enumerate(scores):
+            axis = axes[row, column]
+            shown = points[(points["across"] == across)].dropna(subset=[score])
+            if shown.empty:
+                axis.text(0.5, 0.5, f"{score}: no value\n(needs the source head)", ha="center", va="center", fontsize=8)
+                axis.set_xticks([])
+                axis.set_yticks([])
+                continue
+            for (measured, group), marker in zip(shown.groupby("measured", sort=False), "osD^"):
+                axis.scatter(group[score], group["accuracy"], marker=marker, label=measured)
+                for _, point in group.iterrows():
+                    axis.annotate(str(point["item"]), (point[score], point["accuracy"]), fontsize=6)
+            axis.set_xlabel(score, fontsize=8)
+            axis.tick_params(labelsize=7)
+            if column == 0:
+                axis.set_ylabel(f"across {across}\nmean test accuracy", fontsize=8)
+                axis.legend(fontsize=6)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,131 @@
+"""Advice before training, and its audit after: the size × similarity rule, candidate rankings, and
+how well each score's ranking agreed with the accuracy training then measured."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+# Higher is better for each: the transferability scores, and what the candidates are ranked by.
+SCORES = ("knn_accuracy", "logme", "leep", "nce", "h_score")
+HEAD_SCORES = ("leep", "nce")  # read the source head's predictions: the final block only
+DOMAIN_MEASURES = ("proxy_a_distance", "mmd")  # lower is more similar
+QUADRANTS = ("small_similar", "small_different", "large_similar", "large_different")
+
+
+@dataclass(frozen=True)
+class SizeSimilarityRule:
+    """The cs231n rule of thumb: a small target set keeps the source's features fixed (the top
+    block's if the domains are similar, an earlier block's if not); a large one fine-tunes."""
+
+    small_below_labels_per_class: float  # fewer labels per class than this: small
+    similar_below_distance: float  # a proxy A-distance at the top block below this: similar
+    strategies: dict[str, str]  # per quadrant, the strategy (by name in transfer.strategies)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    candidate: str
+    quadrant: str
+    strategy: str
+    freeze_blocks: int  # the first n blocks kept as the source made them
+    total_blocks: int
+    labels_per_class: float
+    proxy_a_distance: float
+    depth_score: str  # the score that chose the depth
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def recommend(
+    candidate: str,
+    labels_per_class: float,
+    top_distance: float,
+    block_scores: dict[int, float],
+    rule: SizeSimilarityRule,
+    depth_score: str = "knn_accuracy",
+) -> Recommendation:
+    """The strategy for the measured size and similarity, and how many blocks to freeze: all of them
+    for small & similar, the block whose features score best for small & different (the shallower on
+    a tie), none when the target set is large. When the best-scoring block of a different domain is
+    the top one after all, the scores overrule the rule's guess: the small & similar strategy, on the
+    top features, is advised, and the reason says so."""
+    total = max(block_scores)
+    small = labels_per_class < rule.small_below_labels_per_class
+    similar = top_distance < rule.similar_below_distance
+    quadrant = f"{'small' if small else 'large'}_{'similar' if similar else 'different'}"
+    best_block = max(block_scores, key=lambda block: (block_scores[block], -block))
+    freeze = {"small_similar": total, "small_different": best_block}.get(quadrant, 0)
+    size_text = (
+        f"{labels_per_class:g} labels per class {'<' if small else '≥'} {rule.small_below_labels_per_class:g} (small)"
+        if small
+        else f"{labels_per_class:g} labels per class ≥ {rule.small_below_labels_per_class:g} (large)"
+    )
+    similarity_text = (
+        f"proxy A-distance at block {total} = {top_distance:.3f} {'<' if similar else '≥'} "
+        f"{rule.similar_below_distance:g} ({'similar' if similar else 'different'})"
+    )
+    depth_text = {
+        "small_similar": f"freeze all {total} blocks: a classifier on the top features",
+        "small_different": f"freeze the first {best_block} of {total} blocks: {depth_score} is best at block "
+        f"{best_block} ({', '.join(f'{b}: {s:.3f}' for b, s in sorted(block_scores.items()))})",
+    }.get(quadrant, "freeze nothing: fine-tune every block")
+    strategy = rule.strategies[quadrant]
+    if quadrant == "small_different" and best_block == total:
+        strategy = rule.strategies["small_similar"]
+        depth_text += f", the top block: a classifier on the top features ({strategy}), as for a similar domain"
+    reason = f"{size_text}; {similarity_text} → {quadrant}: {strategy}, {depth_text}"
+    return Recommendation(
+        candidate,
+        quadrant,
+        strategy,
+        freeze,
+        total,
+        labels_per_class,
+        top_distance,
+        depth_score,
+        reason,
+    )
+
+
+def rank_candidates(top_scores: pd.DataFrame, scores: tuple[str, ...] = SCORES) -> pd.DataFrame:
+    """Per score, each candidate's rank (1 = the most transferable), from one row per candidate."""
+    ranks = top_scores.set_index("candidate")[list(scores)].rank(ascending=False, method="min")
+    return ranks.astype(int).reset_index()
+
+
+def rank_correlations(table: pd.DataFrame, scores: list[str], measured: str) -> list[dict]:
+    """Kendall's τ (tau-b, scipy) between each score and the measured accuracy over the rows, with
+    its p-value and the n it rests on. Rows with a missing score are left out of that score's n."""
+    rows = []
+    for score in scores:
+        paired = table[[score, measured]].dropna()
+        tau, p_value = kendalltau(paired[score], paired[measured]) if len(paired) >= 2 else (np.nan, np.nan)
+        rows.append({"score": score, "tau": float(tau), "p_value": float(p_value), "n": len(paired)})
+    return rows
+
+
+def within_best(summary: pd.DataFrame, key: str, advised) -> dict:
+    """Was the advised row the measured best (highest mean test accuracy), or is its mean inside the
+    best's interval? `summary` holds one row per option with accuracy and accuracy_ci_low/high."""
+    best = summary.loc[summary["accuracy"].idxmax()]
+    chosen = summary[summary[key] == advised]
+    if chosen.empty:
+        return {"advised": advised, "measured": False, "best": best[key], "best_accuracy": float(best["accuracy"])}
+    accuracy = float(chosen["accuracy"].iloc[0])
+    return {
+        "advised": advised,
+        "measured": True,
+        "advised_accuracy": accuracy,
+        "best": best[key],
+        "best_accuracy": float(best["accuracy"]),
+        "best_ci_low": float(best["accuracy_ci_low"]),
+        "best_ci_high": float(best["accuracy_ci_high"]),
+        "is_best": bool(chosen.index[0] == best.name),
+        "inside_best_interval": bool(best["accuracy_ci_low"] <= accuracy <= best["accuracy_ci_high"]),
+    }

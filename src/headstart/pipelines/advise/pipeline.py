@@ -1,0 +1,44 @@
+from kedro.pipeline import Node, Pipeline
+
+from headstart.pipelines.advise.nodes import advise_strategy, prepare_source_candidates, score_candidates
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Needs the ingested data only; the candidate sources it makes are catalogued and reused."""
+    return Pipeline(
+        [
+            Node(
+                prepare_source_candidates,
+                [
+                    "source_train",
+                    "source_validation",
+                    "catalogued_source_candidates",
+                    "catalogued_source_model",
+                    "params:advise",
+                    "params:pretrain",
+                    "params:runtime",
+                ],
+                ["source_candidates", "source_candidate_runs"],
+                name="prepare_source_candidates",
+            ),
+            Node(
+                score_candidates,
+                [
+                    "source_candidates",
+                    "source_train",
+                    "target_train_pool",
+                    "target_train",
+                    "target_validation",
+                    "params:advise",
+                ],
+                "transferability_scores",
+                name="score_candidates",
+            ),
+            Node(
+                advise_strategy,
+                ["transferability_scores", "source_candidates", "target_train", "target_validation", "params:advise"],
+                ["advice", "advice_markdown", "candidate_ranking"],
+                name="advise_strategy",
+            ),
+        ]
+    )

@@ -1,0 +1,79 @@
+import pandas as pd
+import pytest
+
+from headstart.ml.advice import SizeSimilarityRule, rank_candidates, rank_correlations, recommend, within_best
+
+RULE = SizeSimilarityRule(
+    50,
+    1.0,
+    {
+        "small_similar": "feature_svm",
+        "small_different": "finetune_top",
+        "large_similar": "finetune_full",
+        "large_different": "lp_ft",
+    },
+)
+BLOCKS = {1: 0.7, 2: 0.9, 3: 0.8}
+
+
+@pytest.mark.parametrize(
+    ("labels_per_class", "distance", "quadrant", "strategy", "freeze"),
+    [
+        (20, 0.5, "small_similar", "feature_svm", 3),  # the top features as they are
+        (20, 1.5, "small_different", "finetune_top", 2),  # the block that scores best
+        (100, 0.5, "large_similar", "finetune_full", 0),
+        (100, 1.5, "large_different", "lp_ft", 0),
+    ],
+)
+def test_size_by_similarity_rule_picks_strategy_and_depth(labels_per_class, distance, quadrant, strategy, freeze):
+    advice = recommend("source", labels_per_class, distance, BLOCKS, RULE)
+    assert (advice.quadrant, advice.strategy, advice.freeze_blocks, advice.total_blocks) == (
+        quadrant,
+        strategy,
+        freeze,
+        3,
+    )
+    assert f"{labels_per_class:g} labels per class" in advice.reason and f"{distance:.3f}" in advice.reason
+
+
+def test_different_domain_whose_top_block_scores_best_gets_the_classifier_on_top_features():
+    advice = recommend("s", 20, 1.6, {1: 0.5, 2: 0.8, 3: 0.9}, RULE)
+    assert (advice.quadrant, advice.strategy, advice.freeze_blocks) == ("small_different", "feature_svm", 3)
+    assert "the top block" in advice.reason
+
+
+def test_a_tie_between_blocks_freezes_the_shallower():
+    assert recommend("s", 5, 1.9, {1: 0.5, 2: 0.8, 3: 0.8}, RULE).freeze_blocks == 2
+
+
+def test_candidates_are_ranked_per_score_best_first():
+    top = pd.DataFrame({"candidate": ["a", "b", "c"], "knn_accuracy": [0.5, 0.9, 0.7], "logme": [-1.0, -2.0, -0.5]})
+    ranks = rank_candidates(top, ("knn_accuracy", "logme")).set_index("candidate")
+    assert ranks["knn_accuracy"].to_dict() == {"a": 3, "b": 1, "c": 2}
+    assert ranks["logme"].to_dict() == {"a": 2, "b": 3, "c": 1}
+
+
+def test_rank_correlation_is_kendall_tau_with_its_n():
+    table = pd.DataFrame(
+        {"up": [1, 2, 3, 4], "down": [4, 3, 2, 1], "partial": [1, 2, None, 3], "accuracy": [0.1, 0.2, 0.3, 0.4]}
+    )
+    rows = {row["score"]: row for row in rank_correlations(table, ["up", "down", "partial"], "accuracy")}
+    assert rows["up"]["tau"] == pytest.approx(1.0) and rows["up"]["n"] == 4
+    assert rows["down"]["tau"] == pytest.approx(-1.0)
+    assert rows["partial"]["n"] == 3  # a missing score leaves its row out
+
+
+def test_advice_is_judged_against_the_best_and_its_interval():
+    summary = pd.DataFrame(
+        {
+            "strategy": ["a", "b", "c"],
+            "accuracy": [0.80, 0.90, 0.70],
+            "accuracy_ci_low": [0.75, 0.78, 0.65],
+            "accuracy_ci_high": [0.85, 0.95, 0.75],
+        }
+    )
+    assert within_best(summary, "strategy", "b")["is_best"]
+    inside = within_best(summary, "strategy", "a")
+    assert not inside["is_best"] and inside["inside_best_interval"] and inside["best"] == "b"
+    assert not within_best(summary, "strategy", "c")["inside_best_interval"]
+    assert not within_best(summary, "strategy", "z")["measured"]
