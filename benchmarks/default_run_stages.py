@@ -13,7 +13,6 @@ any run; point MLFLOW_TRACKING_URI elsewhere to keep them out of mlruns/.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -39,8 +38,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", nargs="+", default=None, help="default: the default run's")
     args = parser.parse_args()
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in the timing
-
     started = time.perf_counter()
     from kedro.framework.project import pipelines
     from kedro.framework.session import KedroSession
@@ -52,7 +49,8 @@ def main() -> None:
     bootstrap_project(project)
     stages = args.pipelines or list(DEFAULT)
     timer = NodeTimer()
-    with KedroSession.create(project_path=project) as session:
+    no_progress_bars = {"runtime": {"progress": False}}  # as `--params=runtime.progress=false`
+    with KedroSession.create(project_path=project, runtime_params=no_progress_bars) as session:
         session._hook_manager.register(timer)  # one more hook beside settings.HOOKS
         session.run(pipeline_names=stages)
     wall = time.perf_counter() - started
