@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import PROJECT_ROOT, copy_project
 
@@ -20,9 +21,25 @@ if not AIRFLOW_PYTHON.exists():
     pytest.skip(f"no Airflow environment at {AIRFLOW_PYTHON}: run scripts/airflow_env.sh", allow_module_level=True)
 
 
+def without_adaptation(parameters: Path) -> None:
+    """The strategies with an `adaptation` left out: the DAGs test orchestration, and each strategy is
+    an Airflow task with a Kedro start-up of its own (the strategies themselves are tested elsewhere)."""
+    conf = yaml.safe_load(parameters.read_text())
+    strategies = conf["transfer"]["strategies"]
+    conf["transfer"]["strategies"] = {name: s for name, s in strategies.items() if "adaptation" not in s}
+    parameters.write_text(yaml.safe_dump(conf, sort_keys=False))
+    test_conf = parameters.parents[1] / "test" / "parameters_transfer.yml"
+    conf = yaml.safe_load(test_conf.read_text())
+    conf["transfer"]["strategies"] = {
+        n: s for n, s in conf["transfer"]["strategies"].items() if n in strategies and "adaptation" not in strategies[n]
+    }
+    test_conf.write_text(yaml.safe_dump(conf, sort_keys=False))
+
+
 @pytest.fixture(scope="module")
 def airflow_project(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("project"))
+    without_adaptation(project / "conf/base/parameters_transfer.yml")
     shutil.copytree(PROJECT_ROOT / "airflow", project / "airflow", ignore=shutil.ignore_patterns("dags"))
     home = tmp_path_factory.mktemp("airflow_home")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIRFLOW_"))}
