@@ -1,7 +1,9 @@
 """headstart's `fit` against a bare PyTorch loop doing the same work, at two shapes, in one process.
 
-Both loops train the same model on the same data with the same batch size, optimizer, augmentation
-and device, and both validate once an epoch (one eval-mode forward pass over the validation images).
+Both loops train the same model on the same data with the same batch size, optimizer, augmentation,
+memory format (channels-last, fit's default, unless `--no-channels-last`), precision (`--precision`,
+auto: bf16 autocast on CUDA and on CPUs with AMX) and device, and both validate
+once an epoch (one eval-mode forward pass over the validation images).
 `fit` also keeps the best epoch's weights, tracks early stopping, writes checkpoints (at most every
 `checkpoint_seconds`) and records the history: the ratio says what that costs. Each loop is run
 `--repeats` times, interleaved, after a warm-up; the best time is kept (this machine is shared).
@@ -20,7 +22,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +37,7 @@ from headstart.ml.training import (
     predict_logits,
     resolve_device,
     scale_images,
+    trains_in_bf16,
 )
 
 
@@ -82,7 +85,9 @@ def bare_loop(model, train, validation, config: TrainConfig) -> None:
             inputs = scale_images(images[batch])
             if augment:
                 inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            if config.channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=trains_in_bf16(config.precision, device)):
                 loss = F.cross_entropy(model(inputs).float(), labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,7 +105,9 @@ def timed(run, device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def measure(shape: Shape, architecture: str, device: torch.device, repeats: int) -> dict[str, float]:
+def measure(
+    shape: Shape, architecture: str, device: torch.device, repeats: int, channels_last: bool, precision: str
+) -> dict[str, float]:
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (shape.images, 1, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.arange(shape.images) % 10
@@ -109,12 +116,13 @@ def measure(shape: Shape, architecture: str, device: torch.device, repeats: int)
     model_config = {"name": architecture, "in_channels": 1, "num_classes": 10}
     if architecture == "small_cnn":
         model_config["widths"] = [32, 64, 128]  # the default source model
-    config = TrainConfig(**{**shape.config.__dict__, "device": str(device), "patience": None})
+    config = replace(shape.config, device=str(device), patience=None, channels_last=channels_last, precision=precision)
     folder = Path(tempfile.mkdtemp())
 
     def fresh_model():
         torch.manual_seed(0)
-        return build_model(model_config).to(device)
+        model_format = torch.channels_last if config.channels_last else torch.preserve_format
+        return build_model(model_config).to(device, memory_format=model_format)
 
     def run_fit():
         checkpoint = folder / "fit.pt" if shape.checkpoint else None
@@ -139,15 +147,22 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     args = parser.parse_args()
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"{args.architecture} on {name}; best of {args.repeats} interleaved runs after a warm-up")
+    memory_format = "channels-last" if args.channels_last else "contiguous (NCHW)"
+    precision = "bf16 autocast" if trains_in_bf16(args.precision, device) else "fp32"
+    print(
+        f"{args.architecture}, {memory_format}, {precision}, on {name}; "
+        f"best of {args.repeats} interleaved runs after a warm-up"
+    )
     print(f"| {'shape':<9} | {'loop':<14} | {'seconds':>8} | {'images/s':>9} | {'ratio to bare':>13} |")
     print(f"|{'-' * 11}|{'-' * 16}|{'-' * 10}|{'-' * 11}|{'-' * 15}|")
     for shape_name in args.shapes:
         shape = SHAPES[shape_name]
-        seconds = measure(shape, args.architecture, device, args.repeats)
+        seconds = measure(shape, args.architecture, device, args.repeats, args.channels_last, args.precision)
         per_epoch = max(shape.images, (shape.config.min_batches_per_epoch or 0) * shape.config.batch_size)
         trained = shape.config.epochs * per_epoch  # training images passed, both loops alike
         for loop, value in seconds.items():

@@ -51,3 +51,29 @@ def test_two_processes_train_as_one_does_and_only_rank_0_saves_and_logs(tmp_path
             assert relative < 0.05, (name, relative)
     runs = [r for r in mlflow_runs(project) if "mlflow.parentRunId" not in r.data.tags]
     assert [r.data.tags["kedro.pipelines"] for r in runs] == ["ingest", "pretrain", "pretrain"]
+
+
+def test_a_non_finite_loss_in_one_process_stops_every_process_with_its_step_named():
+    launched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "tests.distributed_non_finite",
+        ],
+        cwd=Path(__file__).parents[1],
+        env=kedro_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,  # a process left waiting in a collective would hang here
+    )
+    assert launched.returncode != 0
+    assert (
+        "[rank1]: FloatingPointError: training loss is inf at epoch 1, step 3:" in launched.stderr
+    )  # rank 1, where it happened
+    assert "[rank0]: FloatingPointError: training loss is not finite at epoch 1 in another of the 2 processes" in (
+        launched.stderr
+    )

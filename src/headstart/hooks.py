@@ -26,7 +26,9 @@ from kedro_datasets.partitions import PartitionedDataset
 
 from headstart import configured
 from headstart.ml import distributed
+from headstart.ml.training import resolve_device, trains_in_bf16
 from headstart.orchestration import PARENT_RUN_VARIABLE
+from headstart.params import RuntimeParams
 from headstart.tracking import configure_mlflow, git_commit, log_dataset, log_params
 
 
@@ -123,8 +125,12 @@ class MlflowTrackingHook:
             "kedro.namespaces": ",".join(run_params.get("namespaces") or []),
             "git.commit": git_commit(self._project_path) or "unknown",
         }
+        parameters = catalog.load("parameters")
+        runtime = parameters.get("runtime") or RuntimeParams()  # typed by the parameters hook
+        bf16 = trains_in_bf16(runtime.precision, resolve_device(runtime.device))
+        tags["training.precision"] = "bf16" if bf16 else "fp32"
         mlflow.start_run(run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags, parent_run_id=parent)
-        log_params(catalog.load("parameters"))
+        log_params(parameters)
 
     def _record_version(self, direction: str, dataset_name: str) -> None:
         dataset = self._catalog.get(dataset_name) if self._catalog is not None else None

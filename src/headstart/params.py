@@ -115,7 +115,9 @@ class RuntimeParams(Strict):
     progress: bool = True  # a progress bar per training
     checkpoint_dir: ProjectPath = "data/06_models/checkpoints"  # checkpoints a killed run resumes from
     checkpoint_seconds: float = Field(30.0, ge=0)  # after epoch 1, at most one checkpoint per this many seconds
-    channels_last: bool = False  # NHWC memory format for conv nets (faster on tensor-core GPUs)
+    # bf16 autocast in training; auto: on CUDA and on CPUs with AMX (native bf16), fp32 elsewhere
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    channels_last: bool = True  # NHWC memory format for conv nets: faster on oneDNN CPUs and tensor-core GPUs
     compile: bool = False  # torch.compile each training (a compilation first; pays off on long runs)
     # Processes for a study's independent trainings (learning-curve points); auto: one per CPU core on
     # the CPU, one on an accelerator
@@ -153,6 +155,7 @@ class TrainingParams(Strict):
             seed=seed,
             device=runtime.device,
             progress=runtime.progress,
+            precision=runtime.precision,
             channels_last=runtime.channels_last,
             compile=runtime.compile,
             checkpoint_seconds=runtime.checkpoint_seconds,

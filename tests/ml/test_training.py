@@ -84,6 +84,26 @@ def test_non_finite_loss_stops_with_a_clear_error():
         fit(model, (images, labels), (images, labels), CONFIG)
 
 
+class _InfiniteFromCall(CrossEntropyObjective):
+    """Cross-entropy whose loss becomes infinite from the `bad_call`-th step on."""
+
+    def __init__(self, bad_call):
+        self.calls, self.bad_call = 0, bad_call
+
+    def loss(self, outputs, targets):
+        self.calls += 1
+        loss, parts = super().loss(outputs, targets)
+        return (loss * float("inf") if self.calls >= self.bad_call else loss), parts
+
+
+def test_a_loss_that_turns_infinite_mid_epoch_is_named_by_its_epoch_and_first_bad_step():
+    images, labels = toy_data()
+    steps = -(-len(images) // CONFIG.batch_size)
+    objective = _InfiniteFromCall(bad_call=steps + 3)  # the third step of the second epoch
+    with pytest.raises(FloatingPointError, match="training loss is inf at epoch 2, step 3:"):
+        fit(tiny(), (images, labels), (images, labels), CONFIG, objective=objective)
+
+
 @pytest.mark.gpu
 def test_bf16_training_step_on_cuda():
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,10 @@ class TrainConfig:
     # An epoch cycles through the data until it has made at least this many optimizer steps, so a
     # tiny training set (1 label per class) gets the same number of steps as a larger one.
     min_batches_per_epoch: int | None = None
-    channels_last: bool = False  # conv nets in NHWC memory format (faster on tensor-core GPUs)
+    # bf16 autocast (weights and optimizer state stay fp32). auto: where the hardware computes in bf16
+    # natively, CUDA or a CPU with AMX tiles (oneDNN); fp32 elsewhere, where bf16 would be emulated.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    channels_last: bool = True  # conv nets in NHWC memory format (faster with oneDNN on CPUs and on tensor-core GPUs)
     compile: bool = False  # train through torch.compile (pays a compilation first; worth it on long runs)
     # A checkpoint after the first epoch, then at most one per this many seconds, and after the last:
     # a killed run loses at most this much work, and short trainings do not write one per epoch.
@@ -68,6 +71,16 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def trains_in_bf16(precision: str, device: torch.device) -> bool:
+    """Whether `precision` means bf16 autocast on `device` (see TrainConfig.precision)."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return True
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)  # private, hence the fallback
+    return device.type == "cpu" and amx()
 
 
 def epoch_size(count: int, config: TrainConfig) -> int:
@@ -173,9 +186,9 @@ class CrossEntropyObjective:
     def after_step(self) -> None:
         pass
 
-    def correct(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Correct predictions (a tensor on the device: no host synchronisation) and labels counted."""
-        return (outputs.argmax(1) == targets).sum(), len(targets)
+    def correct(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Correct predictions and labels counted, as tensors on the device: no host synchronisation."""
+        return (outputs.argmax(1) == targets).sum(), (targets >= 0).sum()
 
     def validate(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         measured = evaluate(model, images, targets, macro_f1=False)
@@ -192,6 +205,16 @@ def validation_score(measured: dict[str, float]) -> tuple[float, float]:
     """What the kept epoch maximises: validation accuracy, the metric every report compares, with
     ties (frequent on a validation set of a few images per class) broken by the lower loss."""
     return measured["validation_accuracy"], -measured["validation_loss"]
+
+
+def non_finite_message(step_losses: torch.Tensor, finite: torch.Tensor, epoch: int, shards: int) -> str:
+    """Where the loss first stopped being finite: this process's first bad step, or another process's."""
+    bad = (~finite).nonzero().flatten()
+    if len(bad):
+        where = f"training loss is {float(step_losses[bad[0]])} at epoch {epoch + 1}, step {int(bad[0]) + 1}"
+    else:
+        where = f"training loss is not finite at epoch {epoch + 1} in another of the {shards} processes"
+    return f"{where}: lower the learning rate or check the inputs for NaN or infinite values"
 
 
 def _to_device(labels, device: torch.device):
@@ -274,7 +297,7 @@ def fit(
             generator.manual_seed(config.seed)
             result, best_score, best_state, start_epoch = TrainResult(), (-math.inf, -math.inf), None, 0
 
-    use_bf16 = device.type == "cuda"
+    use_bf16 = trains_in_bf16(config.precision, device)
     augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0
     shards = distributed.world_size() if distributed.process_group(device) else 1
     if shards > 1 and type(objective).forward is not CrossEntropyObjective.forward:
@@ -287,10 +310,15 @@ def fit(
     for epoch in epochs:
         train_mode(model)
         order = epoch_order(len(images), config, generator).to(data_device)
-        # Sums kept on the device, read once an epoch: no host synchronisation per step.
-        totals = torch.zeros(3, device=device)  # loss × examples, correct, counted
-        first_bad_step = torch.zeros((), dtype=torch.long, device=device)  # 0: every loss finite so far
-        first_bad_loss = torch.zeros((), device=device)
+        # Each step's loss and counts stay on the device, read once an epoch: no host synchronisation per step.
+        steps = -(-len(order) // config.batch_size)
+        step_losses = torch.zeros(steps, device=device)  # mean loss of each step
+        step_counts = torch.zeros(steps, 2, device=device)  # correct, counted
+        # this process's examples in each step: its share of the global batch
+        step_sizes = [
+            len(range(distributed.rank() % shards, min(config.batch_size, len(order) - start), shards))
+            for start in range(0, len(order), config.batch_size)
+        ]
         extra_before = objective.extra_images_seen
         for step, start in enumerate(range(0, len(order), config.batch_size)):
             batch = order[start : start + config.batch_size]
@@ -305,25 +333,23 @@ def fit(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 outputs = objective.forward(trained, inputs)
                 loss, parts = objective.loss(outputs, targets)
-            finite = torch.isfinite(loss.detach())
-            first_bad = (first_bad_step == 0) & ~finite
-            first_bad_loss = torch.where(first_bad, loss.detach().float(), first_bad_loss)
-            first_bad_step = torch.where(first_bad, step + 1, first_bad_step)
             optimizer.zero_grad(set_to_none=True)
             objective.backward(model, loss, parts)
             optimizer.step()
             objective.after_step()
-            correct, counted = objective.correct(outputs, targets)
-            totals[0] += loss.detach().float() * len(inputs)
-            totals[1] += correct
-            totals[2] += counted
-        bad_step = int(first_bad_step)
-        if bad_step:
-            raise FloatingPointError(
-                f"training loss is {float(first_bad_loss)} at epoch {epoch + 1}, step {bad_step}: "
-                "lower the learning rate or check the inputs for NaN or infinite values"
-            )
-        loss_sum, correct_sum, counted_sum = distributed.sum_over_processes(totals).tolist()
+            step_losses[step] = loss.detach()
+            step_counts[step] = torch.stack(objective.correct(outputs, targets))
+        finite = torch.isfinite(step_losses)
+        totals = torch.stack(
+            [
+                step_losses @ torch.tensor(step_sizes, dtype=step_losses.dtype, device=device),
+                *step_counts.sum(0),
+                (~finite).sum(),  # steps whose loss is NaN or infinite, in any process once summed
+            ]
+        )
+        loss_sum, correct_sum, counted_sum, bad_steps = distributed.sum_over_processes(totals).tolist()
+        if bad_steps:  # every process raises, none waits in the next epoch's collectives
+            raise FloatingPointError(non_finite_message(step_losses, finite, epoch, shards))
         measured = objective.validate(model, *validation)
         record = {
             "epoch": epoch + 1,
