@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from headstart.ml.metrics import compare_to_baseline, t_interval
+from headstart.ml.reports import tuning_grid_text
 
 
 def test_t_interval_of_three_seeds_uses_t_4_303():
@@ -64,3 +65,9 @@ def test_the_best_baseline_is_chosen_on_validation_never_on_test():
     assert comparison.loc["transfer", "gain_over_best_points"] == pytest.approx(-9.0)
     assert comparison.loc["transfer", "below_best_baseline"]
     assert comparison.loc["transfer", "gain_points"] == pytest.approx(10.0)  # against scratch, unchanged
+
+
+def test_the_tuning_text_names_each_value_of_a_setting_once_when_the_grid_crosses_two_settings():
+    grid = [{"lr_scale": 1.0, "adaptation_weight": w} for w in (0.01, 0.1, 1.0)]
+    text = tuning_grid_text({"l2_sp": grid, "scratch": [{"lr_scale": s} for s in (0.3, 1.0, 3.0)]})
+    assert "l2_sp: lr_scale ∈ {1}; adaptation_weight ∈ {0.01, 0.1, 1}; scratch: lr_scale ∈ {0.3, 1, 3}." in text

@@ -43,7 +43,8 @@ def tuning_grid_text(grids: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
     parts = []
     for strategy, grid in grids.items():
         names = list(dict.fromkeys(name for setting in grid for name in setting))
-        values = "; ".join(f"{name} ∈ {{{', '.join(f'{s[name]:g}' for s in grid)}}}" for name in names)
+        tried = {name: dict.fromkeys(f"{setting[name]:g}" for setting in grid) for name in names}  # each once
+        values = "; ".join(f"{name} ∈ {{{', '.join(tried[name])}}}" for name in names)
         parts.append(f"{strategy}: {values}")
     return (
         "Tuning (each strategy alike, on validation only; lr_scale multiplies the learning rates, or C for a "
