@@ -6,6 +6,7 @@ import mlflow
 import pytest
 from PIL import Image
 
+from headstart.ml.training import resolve_device, trains_in_bf16
 from headstart.pipelines.ingest.pipeline import MODEL_INPUTS
 from tests.conftest import copy_project, kedro_run
 
@@ -46,6 +47,8 @@ def test_each_run_is_a_finished_mlflow_run_with_statistics_grid_and_versions(pro
     assert run.data.params["ingest.split.labels_per_class"] == "5"
     assert run.data.tags["kedro.pipelines"] == "ingest" and run.data.tags["kedro.run_id"]
     assert "git.commit" in run.data.tags
+    on_this_machine = "bf16" if trains_in_bf16("auto", resolve_device("auto")) else "fp32"
+    assert run.data.tags["training.precision"] == on_this_machine
     assert run.data.tags["kedro.saved.target_train"] in versions(project)["target_train"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"ingest_sample_grid.png", "ingest_statistics.json", "catalog_versions.json"} <= artifacts

@@ -23,6 +23,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset, MemoryDataset
 from kedro.io.core import VersionNotFoundError
 from kedro_datasets.partitions import PartitionedDataset
+from pydantic import ValidationError
 
 from headstart import configured
 from headstart.ml import distributed
@@ -55,6 +56,16 @@ class MissingInputsHook:
         if missing:
             lines = [f"{name}: {_how_to_make(name, catalog)}" for name in missing]
             raise click.ClickException("this run needs data that does not exist yet:\n  " + "\n  ".join(lines))
+
+
+def training_precision(runtime: RuntimeParams | dict | None) -> str:
+    """bf16 or fp32: what `runtime.precision` resolves to on this machine (typed or not, as a pipeline
+    left it); empty when the runtime parameters are invalid, which their own check reports."""
+    try:
+        runtime = runtime if isinstance(runtime, RuntimeParams) else RuntimeParams.model_validate(runtime or {})
+    except ValidationError:
+        return ""
+    return "bf16" if trains_in_bf16(runtime.precision, resolve_device(runtime.device)) else "fp32"
 
 
 def _stored_and_required(dataset) -> bool:
@@ -126,9 +137,7 @@ class MlflowTrackingHook:
             "git.commit": git_commit(self._project_path) or "unknown",
         }
         parameters = catalog.load("parameters")
-        runtime = parameters.get("runtime") or RuntimeParams()  # typed by the parameters hook
-        bf16 = trains_in_bf16(runtime.precision, resolve_device(runtime.device))
-        tags["training.precision"] = "bf16" if bf16 else "fp32"
+        tags["training.precision"] = training_precision(parameters.get("runtime"))
         mlflow.start_run(run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags, parent_run_id=parent)
         log_params(parameters)
 
