@@ -1,3 +1,6 @@
+import logging
+import os
+
 import pandas as pd
 import pytest
 import torch
@@ -64,14 +67,22 @@ def _train_seed(seed: int) -> dict:
     from tests.ml.test_strategies import task
 
     config = StrategyConfig("fit", TransferSpec(copy_blocks=0), TrainConfig(epochs=2, batch_size=16, seed=seed))
+    logging.getLogger("headstart.study").info("point with seed %d", seed)
     return train_strategy(task(), config).model.state_dict()
 
 
-def test_trainings_in_two_processes_equal_the_same_trainings_in_this_one():
+def test_trainings_in_two_processes_equal_the_same_trainings_in_this_one_and_their_logs_show_here(caplog):
     from headstart.ml.studies import parallel_map
 
     in_order = parallel_map(_train_seed, [0, 1], workers=1)
-    in_parallel = parallel_map(_train_seed, [0, 1], workers=2)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        in_parallel = parallel_map(_train_seed, [0, 1], workers=2)
+    assert sorted(r.getMessage() for r in caplog.records if r.name == "headstart.study") == [
+        "point with seed 0",
+        "point with seed 1",
+    ]
+    assert {r.process for r in caplog.records if r.name == "headstart.study"} != {os.getpid()}  # from the workers
     for alone, spawned in zip(in_order, in_parallel):
         for name, tensor in alone.items():
             assert torch.allclose(tensor, spawned[name], atol=1e-5), name
