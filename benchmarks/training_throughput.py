@@ -92,7 +92,8 @@ def bare_loop(model, train, validation, config: TrainConfig) -> None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        predict_logits(model, validation[0]).argmax(1).eq(validation[1]).float().mean()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=trains_in_bf16(config.precision, device)):
+            predict_logits(model, validation[0]).argmax(1).eq(validation[1]).float().mean()
 
 
 def timed(run, device: torch.device) -> float:

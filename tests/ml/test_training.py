@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from headstart.ml.training import CrossEntropyObjective, TrainConfig, epoch_order, evaluate, fit
+from headstart.ml.training import CrossEntropyObjective, TrainConfig, epoch_order, evaluate, fit, predict_logits
 from tests.ml.test_transfer import tiny, toy_data
 
 CONFIG = TrainConfig(epochs=4, batch_size=16, body_lr=3e-3, head_lr=3e-3, progress=False, device="cpu")
@@ -175,3 +175,13 @@ def test_an_epoch_draws_only_the_permutations_it_uses():
     epoch_order(10, TrainConfig(batch_size=5), used)
     torch.randperm(10, generator=reference)
     assert torch.equal(used.get_state(), reference.get_state())
+
+
+def test_prediction_on_a_cpu_runs_in_the_precision_of_the_callers_autocast_as_fits_validation_does():
+    torch.manual_seed(0)
+    model, (images, _) = tiny(), toy_data()
+    full = predict_logits(model, images)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reduced = predict_logits(model, images)
+    assert reduced.dtype == torch.float32 and not torch.equal(full, reduced)  # computed in bf16 ...
+    assert torch.allclose(full, reduced, atol=0.05, rtol=0.05)  # ... to bf16's precision

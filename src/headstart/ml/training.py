@@ -1,14 +1,16 @@
 """Fit and evaluate loops (after torchvision's references: train_one_epoch / evaluate).
 
 Data stays on the training device as uint8 when it fits in half its free memory, and is scaled per
-batch (no per-step host copies; larger sets are copied a batch at a time);
-bf16 autocast on CUDA; the kept epoch is the one with the best validation accuracy (ties: lower loss),
-and early stopping waits `min_epochs` first; a checkpoint each epoch (a plain dict of tensors and
-numbers, loaded with weights_only=True) from which a killed run resumes.
+batch (no per-step host copies; larger sets are copied a batch at a time); bf16 autocast on CUDA
+and on CPUs with AMX (training and its per-epoch validation); the kept epoch is the one with the
+best validation accuracy (ties: lower loss), and early stopping waits `min_epochs` first; a
+checkpoint (a plain dict of tensors and numbers, loaded with weights_only=True) from which a killed
+run resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import logging
@@ -133,11 +135,13 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """One forward pass in eval mode over uint8 images, in batches; float logits on the model's device."""
+    """One forward pass in eval mode over uint8 images, in batches; float logits on the model's device.
+    In bf16 on CUDA; on a CPU in the precision of the caller's autocast, if any (fit's validation)."""
     device = model_device(model)
     model.eval()
     logits = []
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    bf16_on_cuda = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.no_grad(), bf16_on_cuda:
         for start in range(0, len(images), batch_size):
             logits.append(model(scale_images(images[start : start + batch_size].to(device))).float())
     return torch.cat(logits)
@@ -350,7 +354,8 @@ def fit(
         loss_sum, correct_sum, counted_sum, bad_steps = distributed.sum_over_processes(totals).tolist()
         if bad_steps:  # every process raises, none waits in the next epoch's collectives
             raise FloatingPointError(non_finite_message(step_losses, finite, epoch, shards))
-        measured = objective.validate(model, *validation)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):  # validation at training's precision
+            measured = objective.validate(model, *validation)
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / len(order),
