@@ -77,6 +77,7 @@ def bare_loop(model, train, validation, config: TrainConfig) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.body_lr, weight_decay=config.weight_decay)
     device = images.device
     augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0
+    bf16 = trains_in_bf16(config.precision, device)
     for _ in range(config.epochs):
         model.train()
         order = epoch_order(len(images), config, generator).to(device)
@@ -87,12 +88,12 @@ def bare_loop(model, train, validation, config: TrainConfig) -> None:
                 inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
             if config.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=trains_in_bf16(config.precision, device)):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = F.cross_entropy(model(inputs).float(), labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=trains_in_bf16(config.precision, device)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             predict_logits(model, validation[0]).argmax(1).eq(validation[1]).float().mean()
 
 

@@ -258,7 +258,8 @@ def fit(
     """Train in place; on return `model` holds the weights of the best validation epoch.
 
     Labels are a tensor, or a dict of tensors (one per task) for a multi-task `objective`.
-    With `checkpoint_path`, an existing checkpoint is resumed from and a new one written each epoch.
+    With `checkpoint_path`, an existing checkpoint is resumed from, and a new one is written after
+    the first epoch, then at most every `checkpoint_seconds`, and at the end.
     """
     objective = objective or CrossEntropyObjective()
     device = distributed.training_device(resolve_device(config.device))
@@ -315,14 +316,9 @@ def fit(
         train_mode(model)
         order = epoch_order(len(images), config, generator).to(data_device)
         # Each step's loss and counts stay on the device, read once an epoch: no host synchronisation per step.
-        steps = -(-len(order) // config.batch_size)
-        step_losses = torch.zeros(steps, device=device)  # mean loss of each step
+        steps = steps_per_epoch(len(images), config)
+        step_losses = torch.zeros(steps, device=device)  # loss × this process's examples, per step
         step_counts = torch.zeros(steps, 2, device=device)  # correct, counted
-        # this process's examples in each step: its share of the global batch
-        step_sizes = [
-            len(range(distributed.rank() % shards, min(config.batch_size, len(order) - start), shards))
-            for start in range(0, len(order), config.batch_size)
-        ]
         extra_before = objective.extra_images_seen
         for step, start in enumerate(range(0, len(order), config.batch_size)):
             batch = order[start : start + config.batch_size]
@@ -341,12 +337,12 @@ def fit(
             objective.backward(model, loss, parts)
             optimizer.step()
             objective.after_step()
-            step_losses[step] = loss.detach()
+            step_losses[step] = loss.detach() * len(inputs)  # NaN and ±inf stay what they are
             step_counts[step] = torch.stack(objective.correct(outputs, targets))
         finite = torch.isfinite(step_losses)
         totals = torch.stack(
             [
-                step_losses @ torch.tensor(step_sizes, dtype=step_losses.dtype, device=device),
+                step_losses.sum(),
                 *step_counts.sum(0),
                 (~finite).sum(),  # steps whose loss is NaN or infinite, in any process once summed
             ]

@@ -14,9 +14,9 @@ from headstart.ml.metrics import prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
 from headstart.ml.reports import SELECTION, interval, tuning_grid_text
-from headstart.ml.strategies import TargetTask
+from headstart.ml.strategies import StrategyConfig, TargetTask
 from headstart.ml.studies import curve_table, labels_saved, parallel_map, resolve_workers, tune_and_test
-from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, TransferParams
+from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, StrategyParams, TransferParams
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ def run_learning_curve(
     return pd.DataFrame(rows), runs
 
 
-def configure_strategy(params, runtime: RuntimeParams, setting: dict, seed: int):
+def configure_strategy(params: StrategyParams, runtime: RuntimeParams, setting: dict, seed: int) -> StrategyConfig:
+    """A strategy's config for one candidate and seed; a module-level function, so a worker process can unpickle it."""
     return params.to_config(seed, runtime, **setting)
 
 
