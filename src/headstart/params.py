@@ -11,7 +11,7 @@ from headstart import configured
 from headstart.ml.adaptation import ADAPTATIONS, USES_SOURCE_IMAGES, USES_UNLABELLED_TARGET, AdaptationConfig
 from headstart.ml.advice import QUADRANTS, SCORES, SizeSimilarityRule
 from headstart.ml.data.printed import PrintedDigitsConfig
-from headstart.ml.models import ARCHITECTURES
+from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
 from headstart.ml.strategies import CLASSIFIERS, STRATEGY_MODELS, Procedure, StrategyConfig
@@ -165,20 +165,32 @@ class TrainingParams(Strict):
 
 
 class ArchitectureParams(Strict):
-    name: Literal[ARCHITECTURES] = "small_cnn"
-    widths: list[Annotated[int, Field(ge=1)]] | None = None  # small_cnn: channels per block
-    input_size: int | None = Field(None, ge=8)  # torchvision models: resize inputs to this side first
+    """A backbone from the one registry: headstart's small CNN, any torchvision classifier or any timm
+    model, by name; `library` only where a name is in both (e.g. resnet18: torchvision's by default)."""
+
+    library: Literal[LIBRARIES] | None = None  # null: headstart's, else torchvision's, else timm's
+    name: str = "small_cnn"
+    widths: list[Annotated[int, Field(ge=1)]] | None = None  # small_cnn: channels per block (default 32, 64, 128)
+    # torchvision and timm models: the side they see (inputs are resized inside the model, ViTs are built
+    # for it); null: the model's own data config (224 for most)
+    input_size: int | None = Field(None, ge=8)
 
     @model_validator(mode="after")
     def _fits_the_architecture(self) -> ArchitectureParams:
+        library = self.library or library_of(self.name)
+        if library == "headstart" and self.name != "small_cnn":
+            raise ValueError(f"headstart's backbone is small_cnn, not {self.name}")
+        check_model_name(library, self.name)
         if self.widths is not None and self.name != "small_cnn":
             raise ValueError(f"widths applies to small_cnn only, not {self.name}")
         if self.input_size is not None and self.name == "small_cnn":
-            raise ValueError("input_size applies to torchvision architectures only")
+            raise ValueError("input_size applies to torchvision and timm models only")
         return self
 
     def to_config(self, in_channels: int, num_classes: int) -> dict[str, Any]:
         config: dict[str, Any] = {"name": self.name, "in_channels": in_channels, "num_classes": num_classes}
+        if self.library is not None:
+            config["library"] = self.library
         if self.widths is not None:
             config["widths"] = list(self.widths)
         if self.input_size is not None:

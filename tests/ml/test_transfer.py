@@ -7,7 +7,7 @@ from headstart.ml.training import TrainConfig, fit
 from headstart.ml.transfer import (
     CheckpointMismatchError,
     TransferSpec,
-    block_prefixes,
+    first_block_prefixes,
     copy_weights,
     count_parameters,
     freeze,
@@ -32,14 +32,14 @@ def toy_data(n: int = 48, classes: int = 3):
 def test_copied_tensors_equal_the_source_and_report_lists_each_tensor():
     torch.manual_seed(0)
     source, model = tiny(num_classes=10), tiny(num_classes=3)
-    report = copy_weights(model, source.state_dict(), block_prefixes(1))
+    report = copy_weights(model, source.state_dict(), first_block_prefixes(model, 1))
     assert torch.equal(model.blocks[0][0].weight, source.blocks[0][0].weight)
     assert torch.equal(model.blocks[0][1].running_var, source.blocks[0][1].running_var)
     assert not torch.equal(model.blocks[1][0].weight, source.blocks[1][0].weight)
     assert report.copied == [n for n in source.state_dict() if n.startswith("blocks.0.")]
     assert "head.weight" in report.reinitialised and "blocks.1.0.weight" in report.reinitialised
     assert report.skipped["head.weight"] == "not selected for transfer"
-    freeze(model, block_prefixes(1))
+    freeze(model, first_block_prefixes(model, 1))
     count_parameters(model, report)
     frozen = sum(p.numel() for p in model.blocks[0].parameters())
     assert report.frozen_parameters == frozen
@@ -50,7 +50,8 @@ def test_checkpoint_that_does_not_fit_names_every_mismatch():
     source_state = tiny(widths=(4, 16)).state_dict()
     del source_state["blocks.0.1.running_mean"]
     with pytest.raises(CheckpointMismatchError) as error:
-        copy_weights(tiny(widths=(4, 8)), source_state, block_prefixes(2))
+        model = tiny(widths=(4, 8))
+        copy_weights(model, source_state, first_block_prefixes(model, 2))
     message = str(error.value)
     assert "blocks.0.1.running_mean: missing from the source" in message
     assert "blocks.1.0.weight: source (16, 4, 3, 3) vs model (8, 4, 3, 3)" in message
@@ -59,7 +60,7 @@ def test_checkpoint_that_does_not_fit_names_every_mismatch():
 def test_frozen_block_weights_and_batch_norm_statistics_do_not_move_in_training():
     torch.manual_seed(0)
     model = tiny()
-    freeze(model, block_prefixes(1))
+    freeze(model, first_block_prefixes(model, 1))
     frozen_before = {k: v.clone() for k, v in model.blocks[0].state_dict().items()}
     trained_before = model.blocks[1][0].weight.clone()
     images, labels = toy_data()
@@ -72,7 +73,7 @@ def test_frozen_block_weights_and_batch_norm_statistics_do_not_move_in_training(
 
 def test_optimizer_holds_only_trainable_parameters_at_body_and_head_rates():
     model = tiny()
-    freeze(model, block_prefixes(1))
+    freeze(model, first_block_prefixes(model, 1))
     groups = parameter_groups(model, body_lr=1e-5, head_lr=1e-3)
     held = {id(p) for group in groups for p in group["params"]}
     assert held == {id(p) for p in model.parameters() if p.requires_grad}

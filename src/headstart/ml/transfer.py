@@ -45,9 +45,9 @@ class TransferSpec:
     head_hidden: Sequence[int] = ()  # widths of layers added before the new output layer
 
 
-def block_prefixes(count: int) -> list[str]:
+def first_block_prefixes(model: nn.Module, count: int) -> list[str]:
     """State-dict prefixes of the first `count` body blocks."""
-    return [f"blocks.{index}." for index in range(count)]
+    return [prefix for block in model.block_prefixes()[:count] for prefix in block]
 
 
 def body_prefixes(model: nn.Module) -> list[str]:
@@ -58,14 +58,14 @@ def select_prefixes(
     model: nn.Module, blocks: int | Literal["all"], modules: Sequence[str], field_name: str
 ) -> list[str]:
     """State-dict prefixes for a block count and module names; an unknown module or count is refused by name."""
-    total = len(model.blocks)
+    total = len(model.block_prefixes())
     if blocks == "all":
         prefixes = body_prefixes(model)
     else:
         count = blocks if blocks >= 0 else total + blocks
         if not 0 <= count <= total:
             raise ValueError(f"{field_name}_blocks: {blocks} is outside the model's {total} blocks")
-        prefixes = block_prefixes(count)
+        prefixes = first_block_prefixes(model, count)
     known = dict(model.named_modules())
     for name in modules:
         if name not in known:

@@ -79,4 +79,4 @@ def test_torchvision_weights_in_the_torch_cache_load_offline(monkeypatch, tmp_pa
     assert num_classes == 1000
     model = build_model({"name": "resnet18", "in_channels": 3, "num_classes": 1000})
     load_full_state(model, to_our_names(model, state))
-    assert torch.equal(model.blocks[0][0].weight, cached_state["conv1.weight"])
+    assert torch.equal(model.net.conv1.weight, cached_state["conv1.weight"])

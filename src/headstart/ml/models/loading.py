@@ -19,7 +19,7 @@ import torchvision
 from torch import nn
 
 from headstart.ml.errors import InvalidDataError
-from headstart.ml.models import build_model
+from headstart.ml.models import build_model, library_of
 from headstart.ml.transfer import load_full_state
 
 
@@ -52,20 +52,22 @@ def read_state_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def to_our_names(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename torchvision-format keys to the backbone's; keys already in our layout pass unchanged."""
-    names = getattr(model, "torchvision_names", {})
+    """Rename a library's own keys (torchvision's `conv1.weight`, timm's `patch_embed.proj.weight`) to
+    the backbone's (`net.…`, the output layer `head.…`); keys already in our layout pass unchanged."""
+    names = getattr(model, "native_names", {})
     return {names.get(key, key): tensor for key, tensor in state.items()}
 
 
 def adapt_input_channels(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Fit the first convolution of RGB weights to a grey (or other) input, as timm's adapt_input_conv does."""
+    """Fit the first convolution of RGB weights to a grey (or other) input with timm's `adapt_input_conv`
+    (one channel: the sum over RGB; more: RGB repeated and rescaled)."""
     first = next(key for key, tensor in model.state_dict().items() if tensor.ndim == 4)
     wanted, weight = model.state_dict()[first].shape[1], state.get(first)
     if weight is None or weight.ndim != 4 or weight.shape[1] == wanted:
         return state
-    summed = weight.sum(dim=1, keepdim=True)
-    adapted = summed if wanted == 1 else summed.repeat(1, wanted, 1, 1) / wanted
-    return {**state, first: adapted}
+    from timm.models import adapt_input_conv
+
+    return {**state, first: adapt_input_conv(wanted, weight, base_chans=weight.shape[1])}
 
 
 def head_classes(state: dict[str, torch.Tensor]) -> int:
@@ -96,6 +98,28 @@ def load_torchvision_weights(weights_name: str) -> tuple[dict[str, torch.Tensor]
     return state, len(weights.meta["categories"])
 
 
+def missing_weights_message(path: Path, config: dict[str, Any]) -> str:
+    """Where the weights file should be, and how to make it on a machine with internet (never fetched here)."""
+    name = config["name"]
+    library = config.get("library") or library_of(name)
+    if library == "timm":
+        how = (
+            f'python -c "import timm, safetensors.torch; m = timm.create_model(\'{name}\', pretrained=True); '
+            f"safetensors.torch.save_file(m.state_dict(), '{path.name}')\""
+        )
+    elif library == "torchvision":
+        how = (
+            f'python -c "import torch, torchvision; w = torchvision.models.get_model_weights(\'{name}\').DEFAULT; '
+            f"torch.save(w.get_state_dict(), '{path.name}')\""
+        )
+    else:
+        how = "kedro run --pipelines=pretrain (headstart's own models are trained, not downloaded)"
+    return (
+        f"pretrain.checkpoint: no weights file at {path}. Put the {library} weights of {name} there "
+        f"(.safetensors, or a .pth/.bin state dict). On a machine with internet: {how}, then copy the file here."
+    )
+
+
 def load_source_model(
     init: str, origin: str, config_for: Callable[[int], dict[str, Any]]
 ) -> tuple[dict[str, Any], nn.Module]:
@@ -106,6 +130,8 @@ def load_source_model(
         config = config_for(num_classes)
     else:
         path = Path(origin)
+        if not path.is_file():
+            raise InvalidDataError(missing_weights_message(path, config_for(1)))
         described = path.with_suffix(".json")  # our own models carry their config beside the weights
         state = read_state_file(path)
         in_channels = config_for(1)["in_channels"]

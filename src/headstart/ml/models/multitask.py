@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from headstart.ml.models.backbone import block_parameters
 from headstart.ml.models.heads import make_head
 
 
@@ -46,7 +47,7 @@ class HardSharingModel(nn.Module):
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
         """GradNorm's W: the parameters of the trunk's last block."""
-        return [p for p in self.trunk.blocks[-1].parameters() if p.requires_grad]
+        return block_parameters(self.trunk, -1)
 
 
 class SoftSharingModel(nn.Module):

@@ -22,9 +22,11 @@ class PixelLinear(nn.Module):
     ) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
-        self.blocks = nn.ModuleList()  # nothing to transfer: copy_blocks 0 is the only choice
         self.num_features = int(torch.tensor(self.input_shape).prod())
         self.head = nn.Linear(self.num_features, num_classes)
+
+    def block_prefixes(self) -> list[tuple[str, ...]]:
+        return []  # nothing to transfer: copy_blocks 0 is the only choice
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return images.flatten(1)
@@ -41,7 +43,6 @@ class PixelNearestNeighbours(nn.Module):
     ) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
-        self.blocks = nn.ModuleList()
         self.num_classes, self.neighbours = num_classes, min(neighbours, memory_size)
         features = int(torch.tensor(self.input_shape).prod())
         self.register_buffer("memory", torch.zeros(memory_size, features))
@@ -51,6 +52,9 @@ class PixelNearestNeighbours(nn.Module):
         """Fitting k-NN: keep the scaled training images and their labels."""
         self.memory.copy_(images.flatten(1).to(self.memory))
         self.memory_labels.copy_(labels.to(self.memory_labels.device))
+
+    def block_prefixes(self) -> list[tuple[str, ...]]:
+        return []  # nothing to transfer: copy_blocks 0 is the only choice
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return images.flatten(1)

@@ -44,5 +44,15 @@ class SmallCNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(images))
 
+    def block_prefixes(self) -> list[tuple[str, ...]]:
+        return [(f"blocks.{index}.",) for index in range(len(self.blocks))]
+
+    def forward_block_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        pooled = []
+        for block in self.blocks:
+            images = block(images)
+            pooled.append(images.mean(dim=(2, 3)))
+        return pooled
+
     def reset_classifier(self, num_classes: int, hidden: Sequence[int] = ()) -> None:
         self.head = make_head(self.num_features, num_classes, hidden)

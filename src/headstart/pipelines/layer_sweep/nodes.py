@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
 from headstart.ml.metrics import prefix_test_metrics, summarise_over_seeds
+from headstart.ml.models import block_count
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_layer_sweep
 from headstart.ml.reports import SELECTION, interval
@@ -33,7 +34,7 @@ def run_layer_sweep(
     """Rows of (arm, blocks, seed, test metrics), and one MLflow child run per row. At n = 0 the
     arms are the same model (nothing copied or frozen): it is trained once and reported for each."""
     source = source_model["source"]
-    total = len(source.build().blocks)
+    total = block_count(source.build())
     blocks = layer_sweep.blocks if layer_sweep.blocks is not None else list(range(total + 1))
     too_deep = [n for n in blocks if n > total]
     if too_deep:
