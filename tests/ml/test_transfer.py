@@ -7,9 +7,9 @@ from headstart.ml.training import TrainConfig, fit
 from headstart.ml.transfer import (
     CheckpointMismatchError,
     TransferSpec,
-    first_block_prefixes,
     copy_weights,
     count_parameters,
+    first_block_prefixes,
     freeze,
     parameter_groups,
     select_prefixes,

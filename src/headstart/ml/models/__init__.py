@@ -36,7 +36,8 @@ def check_model_name(library: Library, name: str) -> None:
         raise ValueError(f"unknown headstart model '{name}'; known: {', '.join(HEADSTART_MODELS)}")
     if library == "torchvision" and name not in torchvision_classifiers():
         raise ValueError(
-            f"unknown torchvision classifier '{name}'; torchvision.models.list_models(module=torchvision.models) lists them"
+            f"unknown torchvision classifier '{name}'; "
+            "torchvision.models.list_models(module=torchvision.models) lists them"
         )
     if library == "timm":
         import timm

@@ -104,12 +104,12 @@ def missing_weights_message(path: Path, config: dict[str, Any]) -> str:
     library = config.get("library") or library_of(name)
     if library == "timm":
         how = (
-            f'python -c "import timm, safetensors.torch; m = timm.create_model(\'{name}\', pretrained=True); '
+            f"python -c \"import timm, safetensors.torch; m = timm.create_model('{name}', pretrained=True); "
             f"safetensors.torch.save_file(m.state_dict(), '{path.name}')\""
         )
     elif library == "torchvision":
         how = (
-            f'python -c "import torch, torchvision; w = torchvision.models.get_model_weights(\'{name}\').DEFAULT; '
+            f"python -c \"import torch, torchvision; w = torchvision.models.get_model_weights('{name}').DEFAULT; "
             f"torch.save(w.get_state_dict(), '{path.name}')\""
         )
     else:

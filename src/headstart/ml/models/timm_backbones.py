@@ -19,7 +19,8 @@ from headstart.ml.models.backbone import DataConfig, WrappedBackbone, group_stat
 def timm_data_config(net, input_size: int | None) -> DataConfig:
     resolved = timm.data.resolve_data_config({}, model=net)
     size = input_size or int(resolved["input_size"][-1])
-    return DataConfig(size, tuple(resolved["mean"]), tuple(resolved["std"]), resolved["interpolation"], resolved["crop_pct"])
+    mean, std = tuple(resolved["mean"]), tuple(resolved["std"])
+    return DataConfig(size, mean, std, resolved["interpolation"], resolved["crop_pct"])
 
 
 def create_timm_model(name: str, in_channels: int, input_size: int | None):

@@ -50,7 +50,7 @@ def torchvision_data_config(name: str, input_size: int | None) -> DataConfig:
 
 
 def _output_layer(net: nn.Module, num_classes: int) -> str:
-    """The name of the layer that produces the logits: the last linear (or 1×1 convolution) with `num_classes` outputs."""
+    """The layer that makes the logits: the last linear (or 1×1 convolution) with `num_classes` outputs."""
     found = [
         name
         for name, module in net.named_modules()
@@ -110,9 +110,11 @@ def find_blocks(net: nn.Module, classifier_top: str) -> list[list[str]]:
         stem += [f"{prefix}{n}" for n in before if _parameter_count(level.get_submodule(n))]
         tail = [f"{prefix}{n}" for n in after if _parameter_count(level.get_submodule(n))] + tail
         level, prefix = level.get_submodule(dominant), f"{prefix}{dominant}."
-    blocks = _group_layers(level, prefix) if level is not net else [
-        block for block in _group_layers(net, "") if block != [classifier_top]
-    ]
+    blocks = (
+        _group_layers(level, prefix)
+        if level is not net
+        else [block for block in _group_layers(net, "") if block != [classifier_top]]
+    )
     if stem:
         blocks.insert(0, stem)
     blocks[-1].extend(tail)
@@ -159,10 +161,6 @@ class TorchvisionBackbone(WrappedBackbone):
         head_hidden: Sequence[int] = (),
         input_size: int | None = None,
     ) -> None:
-        if name not in torchvision_classifiers():
-            raise ValueError(
-                f"unknown torchvision classifier '{name}'; see torchvision.models.list_models(module=torchvision.models)"
-            )
         net = _create(name, input_size)
         native_keys = list(net.state_dict())
         output_name = _output_layer(net, 1000)
@@ -195,4 +193,3 @@ class TorchvisionBackbone(WrappedBackbone):
 
     def block_output_modules(self) -> list[nn.Module]:
         return [self.net.get_submodule(name) for name in self._block_outputs]
-
