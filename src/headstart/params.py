@@ -210,6 +210,11 @@ class PretrainParams(Strict):
     seed: int = 0
     training: TrainingParams = TrainingParams()
 
+    @property
+    def origin(self) -> str | None:
+        """Where loaded weights come from: the torchvision weights enum or the local file."""
+        return self.weights or self.checkpoint
+
     @model_validator(mode="after")
     def _names_its_weights(self) -> PretrainParams:
         if self.init == "torchvision_weights" and not self.weights:
@@ -240,7 +245,9 @@ class CandidateParams(Strict):
     """One candidate source model for `advise`: made by the pretrain code from `pretrain`'s
     parameters with these changes, so the candidates differ in how useful they should be."""
 
-    init: Literal["train", "random"] = "train"  # random: the architecture at its seeded initialisation
+    # random: the architecture at its seeded initialisation; pretrained: the source model as `pretrain`
+    # makes it (loaded from its weights file or enum, or trained as `train` would)
+    init: Literal["train", "random", "pretrained"] = "train"
     task: str | None = None  # the source task to train on (e.g. font_family); null: the primary one (digit)
     epochs: int | None = Field(None, ge=1)  # null: pretrain.training.epochs
 

@@ -119,3 +119,9 @@ def test_domain_measures_tell_one_distribution_from_two():
     assert abs(proxy_a_distance(source, same)) < 0.4
     assert proxy_a_distance(source, shifted) > 1.9
     assert abs(mmd(source, same)) < 0.02 < mmd(source, shifted)
+
+
+def test_logme_is_finite_when_fewer_images_than_feature_dimensions_let_the_fit_interpolate():
+    generator = np.random.default_rng(0)
+    features, labels = generator.normal(size=(6, 512)), np.array([0, 0, 1, 1, 2, 2])
+    assert np.isfinite(logme(features, labels))

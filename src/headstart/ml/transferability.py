@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 LOGME_TOLERANCE = 1e-8  # relative change of α/β at which the fixed point is taken as reached
 LOGME_MAX_ITERATIONS = 1000
+LOGME_FLOOR = 1e-10  # added to the residual and to n − γ, as the authors' code adds to the residual
 LOGME_T_CEILING = 1e12  # α/β this far above FᵀF's eigenvalues: the features explain nothing
 
 
@@ -49,7 +50,9 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
         gamma = float((eigenvalues / (eigenvalues + t)).sum())  # γ = Σ βσᵢ²/(α + βσᵢ²)
         mean_norm2 = float((sigma2 * x2 / (sigma2 + t) ** 2).sum())  # mᵀm
         residual2 = float((x2 * (t / (sigma2 + t)) ** 2).sum()) + outside  # ‖Fm − y‖²
-        beta = (n - gamma) / residual2
+        # With fewer images than feature dimensions (a ResNet's 512 on a few labels) the fit can
+        # interpolate: γ → n and the residual → 0. Floored as the authors' code floors the residual.
+        beta = max(n - gamma, LOGME_FLOOR) / (residual2 + LOGME_FLOOR)
         alpha = t * beta
         # d/2·log α − ½Σ log(α + βσᵢ²) = −½Σ log(1 + σᵢ²/t): stable as α grows without bound
         log_evidence = (

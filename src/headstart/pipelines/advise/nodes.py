@@ -16,6 +16,7 @@ from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.splits import labels_used_per_class
 from headstart.ml.features import block_features
 from headstart.ml.models import build_model
+from headstart.ml.models.loading import load_source_model
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.transferability import h_score, knn_accuracy, leep, logme, mmd, nce, proxy_a_distance
 from headstart.params import AdviseParams, PretrainParams, RuntimeParams
@@ -50,6 +51,14 @@ def prepare_source_candidates(
             raise ValueError(
                 f"advise.candidates.{name}.task: the source has no task '{task}' ({list(source_train.labels)})"
             )
+        if candidate.init == "pretrained" and pretrain.init != "train":
+            in_channels = int(source_train.images.shape[1])
+            config, model = load_source_model(
+                pretrain.init, pretrain.origin, lambda classes: pretrain.architecture.to_config(in_channels, classes)
+            )
+            info = {"init": pretrain.init, "origin": pretrain.origin, "candidate": name, "task": task}
+            candidates[name] = StoredModel.from_module(model, config, {**info, "summary": {"epochs_trained": 0}})
+            continue
         if candidate.init == "random":
             config = params.architecture.to_config(int(source_train.images.shape[1]), len(source_train.classes[task]))
             torch.manual_seed(params.seed)

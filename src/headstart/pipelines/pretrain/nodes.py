@@ -32,11 +32,10 @@ def prepare_source_model(
     """
     in_channels = int(source_train.images.shape[1])
     if pretrain.init != "train":
-        origin = pretrain.weights or pretrain.checkpoint
         config, model = load_source_model(
-            pretrain.init, origin, lambda classes: pretrain.architecture.to_config(in_channels, classes)
+            pretrain.init, pretrain.origin, lambda classes: pretrain.architecture.to_config(in_channels, classes)
         )
-        stored = StoredModel.from_module(model, config, {"init": pretrain.init, "origin": origin})
+        stored = StoredModel.from_module(model, config, {"init": pretrain.init, "origin": pretrain.origin})
         return {"source": stored}, {"reused": 0, "loaded": 1, "num_classes": config["num_classes"]}, []
 
     made_from = source_fingerprint(pretrain, source_train, source_validation)
