@@ -135,6 +135,8 @@ class TrainingParams(Strict):
     body_lr: float = Field(1e-3, gt=0)
     head_lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    # layer-wise learning-rate decay: body block i of n at body_lr · layer_decay^(n − i) (e.g. 0.75 for a ViT)
+    layer_decay: float | None = Field(None, gt=0, le=1)
     patience: int | None = Field(None, ge=1)  # early stopping on validation accuracy; null: never
     min_epochs: int = Field(0, ge=0)  # no early stop before this epoch
     # A budget in optimizer steps: an epoch cycles through the data until it has made this many
@@ -149,6 +151,7 @@ class TrainingParams(Strict):
             body_lr=self.body_lr * lr_scale,
             head_lr=self.head_lr * lr_scale,
             weight_decay=self.weight_decay,
+            layer_decay=self.layer_decay,
             patience=self.patience,
             min_epochs=self.min_epochs,
             min_batches_per_epoch=self.min_batches_per_epoch,

@@ -132,3 +132,15 @@ def test_random_frozen_batch_norms_estimate_statistics_while_copied_frozen_ones_
     fit(random, (images, labels), (images, labels), config)
     assert torch.equal(random.blocks[0][0].weight, weight)  # still frozen
     assert not torch.all(random.blocks[0][1].running_mean == 0)  # statistics estimated on the target
+
+
+def test_layer_wise_decay_trains_each_earlier_block_at_a_further_decayed_rate():
+    model = tiny(widths=(4, 8, 8))
+    groups = parameter_groups(model, body_lr=1.0, head_lr=0.5, layer_decay=0.5)
+    rate_of = {id(p): group["lr"] for group in groups for p in group["params"]}
+    assert {rate_of[id(p)] for p in model.blocks[0].parameters()} == {0.5**3}
+    assert {rate_of[id(p)] for p in model.blocks[2].parameters()} == {0.5}
+    assert {rate_of[id(p)] for p in model.head.parameters()} == {0.5}
+    assert len(rate_of) == sum(1 for _ in model.parameters())
+    without = parameter_groups(model, body_lr=1.0, head_lr=0.5)
+    assert {g["lr"] for g in without} == {1.0, 0.5}

@@ -40,6 +40,7 @@ class TrainConfig:
     body_lr: float = 1e-3
     head_lr: float = 1e-3
     weight_decay: float = 1e-4
+    layer_decay: float | None = None  # body block i of n at body_lr · layer_decay^(n − i); None: one body rate
     patience: int | None = None  # epochs without a better validation score before stopping
     # No early stop before this epoch: a network from scratch on a few labels sits at chance for
     # several epochs while its validation loss rises, and stopping then keeps an untrained model.
@@ -271,7 +272,8 @@ def fit(
         images = images.pin_memory()
     validation = validation[0].to(data_device), _to_device(validation[1], data_device)
     optimizer = torch.optim.AdamW(
-        parameter_groups(model, config.body_lr, config.head_lr, config.weight_decay) + objective.parameter_groups(),
+        parameter_groups(model, config.body_lr, config.head_lr, config.weight_decay, config.layer_decay)
+        + objective.parameter_groups(),
         weight_decay=0.0,  # a group that names no decay gets none (AdamW's own default is 0.01)
     )
     generator = torch.Generator().manual_seed(config.seed)

@@ -165,21 +165,40 @@ def is_head(name: str) -> bool:
     return any(part in ("head", "heads") for part in name.split("."))
 
 
-def parameter_groups(model: nn.Module, body_lr: float, head_lr: float, weight_decay: float = 0.0) -> list[dict]:
+def block_depths(model: nn.Module) -> dict[str, int]:
+    """Each body parameter's block index (general first); a parameter outside every block counts as the last's."""
+    blocks = model.block_prefixes()
+    depths = {}
+    for name, _ in model.named_parameters():
+        if not is_head(name):
+            depths[name] = next((i for i, block in enumerate(blocks) if name.startswith(block)), len(blocks) - 1)
+    return depths
+
+
+def parameter_groups(
+    model: nn.Module, body_lr: float, head_lr: float, weight_decay: float = 0.0, layer_decay: float | None = None
+) -> list[dict]:
     """Optimizer groups of trainable parameters only: the body at `body_lr`, the heads at `head_lr`.
 
     Weight decay applies to weight matrices and kernels only; biases and normalisation scales
     (parameters of one dimension) are not decayed, as torchvision's reference scripts and nanoGPT do.
+    With `layer_decay` (layer-wise learning-rate decay, as BEiT and timm's `param_groups_layer_decay`),
+    body block i of n trains at body_lr · layer_decay^(n − i): the general early blocks move least.
     """
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    depths = block_depths(model) if layer_decay is not None else {}
+    blocks = len(model.block_prefixes()) if layer_decay is not None else 0
+    groups: dict[tuple[bool, bool, int], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            groups.setdefault((is_head(name), parameter.ndim >= 2), []).append(parameter)
+            groups.setdefault((is_head(name), parameter.ndim >= 2, depths.get(name, blocks)), []).append(parameter)
     return [
-        {"params": groups[head, decayed], "lr": head_lr if head else body_lr, "weight_decay": weight_decay * decayed}
-        for head in (False, True)
-        for decayed in (True, False)
-        if (head, decayed) in groups
+        {
+            "params": parameters,
+            "lr": head_lr if head else body_lr * (layer_decay or 1.0) ** (blocks - depth),
+            "weight_decay": weight_decay * decayed,
+        }
+        # body before head, decayed before not, as before layer decay existed (the optimizer's order)
+        for (head, decayed, depth), parameters in sorted(groups.items(), key=lambda i: (i[0][0], not i[0][1], i[0][2]))
     ]
 
 
