@@ -136,8 +136,10 @@ def main() -> None:
     print(f"model: {args.model} from {weights_file.name}; 224-px RGB folder, 10 classes × 80 images; 1 seed")
     print(comparison[[c for c in columns if c in comparison]].to_markdown(index=False, floatfmt=".3f"))
     trained = comparison[comparison["strategy"].isin(["scratch", "feature_svm", "finetune_top", "l2_sp"])]
-    print(f"\nkedro run wall time: {wall:.1f} s; seconds per training (mean of the four): "
-          f"{trained['train_seconds'].mean():.1f}")
+    print(
+        f"\nkedro run wall time: {wall:.1f} s; seconds per training (mean of the four): "
+        f"{trained['train_seconds'].mean():.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def prepare_source_candidates(
         if model.info.get("fingerprint")
     }
     candidates, runs = {}, []
+    channels = int(source_train.images.shape[1])
     for name, candidate in advise.candidates.items():
         params = candidate.pretrain_params(pretrain)
         task = candidate.task or source_train.primary_task
@@ -52,9 +53,8 @@ def prepare_source_candidates(
                 f"advise.candidates.{name}.task: the source has no task '{task}' ({list(source_train.labels)})"
             )
         if candidate.init == "pretrained" and pretrain.init != "train":
-            in_channels = int(source_train.images.shape[1])
             config, model = load_source_model(
-                pretrain.init, pretrain.origin, lambda classes: pretrain.architecture.to_config(in_channels, classes)
+                pretrain.init, pretrain.origin, lambda classes: pretrain.architecture.to_config(channels, classes)
             )
             info = {"init": pretrain.init, "origin": pretrain.origin, "candidate": name, "task": task}
             candidates[name] = StoredModel.from_module(model, config, {**info, "summary": {"epochs_trained": 0}})
