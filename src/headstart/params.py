@@ -135,6 +135,12 @@ class TrainingParams(Strict):
     body_lr: float = Field(1e-3, gt=0)
     head_lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd: momentum 0.9
+    # constant, or cosine: linear warm-up from warmup_start × the rates over warmup_epochs, then cosine to 0
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_epochs: int = Field(0, ge=0)
+    warmup_start: float = Field(0.01, gt=0, le=1)
+    clip_grad_norm: float | None = Field(None, gt=0)  # clip the gradients' total L2 norm before each step
     # layer-wise learning-rate decay: body block i of n at body_lr · layer_decay^(n − i) (e.g. 0.75 for a ViT)
     layer_decay: float | None = Field(None, gt=0, le=1)
     patience: int | None = Field(None, ge=1)  # early stopping on validation accuracy; null: never
@@ -151,6 +157,11 @@ class TrainingParams(Strict):
             body_lr=self.body_lr * lr_scale,
             head_lr=self.head_lr * lr_scale,
             weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            warmup_epochs=self.warmup_epochs,
+            warmup_start=self.warmup_start,
+            clip_grad_norm=self.clip_grad_norm,
             layer_decay=self.layer_decay,
             patience=self.patience,
             min_epochs=self.min_epochs,

@@ -1,9 +1,18 @@
+import math
 from dataclasses import replace
 
 import pytest
 import torch
 
-from headstart.ml.training import CrossEntropyObjective, TrainConfig, epoch_order, evaluate, fit, predict_logits
+from headstart.ml.training import (
+    CrossEntropyObjective,
+    TrainConfig,
+    epoch_order,
+    evaluate,
+    fit,
+    make_schedule,
+    predict_logits,
+)
 from tests.ml.test_transfer import tiny, toy_data
 
 CONFIG = TrainConfig(epochs=4, batch_size=16, body_lr=3e-3, head_lr=3e-3, progress=False, device="cpu")
@@ -185,3 +194,67 @@ def test_prediction_on_a_cpu_runs_in_the_precision_of_the_callers_autocast_as_fi
         reduced = predict_logits(model, images)
     assert reduced.dtype == torch.float32 and not torch.equal(full, reduced)  # computed in bf16 ...
     assert torch.allclose(full, reduced, atol=0.05, rtol=0.05)  # ... to bf16's precision
+
+
+def test_cosine_schedule_warms_up_linearly_then_anneals_to_zero_per_optimizer_step():
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    config = TrainConfig(epochs=4, schedule="cosine", warmup_epochs=1, warmup_start=0.1)
+    schedule = make_schedule(optimizer, config, steps_per_epoch=2)
+    rates = []
+    for _ in range(8):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    warmup = [0.1, 0.1 + 0.9 / 2]
+    cosine = [0.5 * (1 + math.cos(math.pi * step / 6)) for step in range(6)]
+    assert rates == pytest.approx(warmup + cosine)
+    assert make_schedule(optimizer, TrainConfig(), steps_per_epoch=2) is None  # constant by default
+
+
+def test_gradient_clipping_bounds_each_sgd_step_by_the_rate_times_the_norm():
+    images, labels = toy_data()
+    config = replace(CONFIG, epochs=1, optimizer="sgd", weight_decay=0.0, body_lr=0.1, head_lr=0.1)
+    torch.manual_seed(0)
+    clipped, free = tiny(), tiny()
+    free.load_state_dict(clipped.state_dict())
+    start = torch.cat([p.detach().flatten().clone() for p in clipped.parameters()])
+    fit(clipped, (images, labels), (images, labels), replace(config, clip_grad_norm=1e-6))
+    fit(free, (images, labels), (images, labels), config)
+    steps = 3  # 48 images in batches of 16
+    moved = torch.cat([p.detach().flatten() for p in clipped.parameters()]) - start
+    # SGD with momentum 0.9: step t moves at most lr · c · (1 + 0.9 + … + 0.9^(t-1))
+    assert moved.norm() <= 0.1 * 1e-6 * sum(1 + sum(0.9**i for i in range(1, t)) for t in range(1, steps + 1)) * 1.01
+    free_moved = torch.cat([p.detach().flatten() for p in free.parameters()]) - start
+    assert free_moved.norm() > 1e-3
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_run_killed_mid_training_resumes_with_its_optimizer_and_schedule(tmp_path, schedule, monkeypatch):
+    images, labels = toy_data()
+    config = replace(CONFIG, schedule=schedule, warmup_epochs=1, checkpoint_seconds=0.0)
+    torch.manual_seed(0)
+    uninterrupted = tiny()
+    fit(uninterrupted, (images, labels), (images, labels), config)
+
+    torch.manual_seed(0)
+    killed = tiny()
+    checkpoint = tmp_path / "checkpoint.pt"
+    validations = []
+
+    def validate_then_die(self, model, images, targets):
+        validations.append(1)
+        if len(validations) == 3:
+            raise KeyboardInterrupt  # the kill, after two epochs were checkpointed
+        return original(self, model, images, targets)
+
+    original = CrossEntropyObjective.validate
+    monkeypatch.setattr(CrossEntropyObjective, "validate", validate_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        fit(killed, (images, labels), (images, labels), config, checkpoint)
+    monkeypatch.setattr(CrossEntropyObjective, "validate", original)
+    resumed_model = tiny()
+    resumed = fit(resumed_model, (images, labels), (images, labels), config, checkpoint)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    for name, tensor in uninterrupted.state_dict().items():
+        assert torch.allclose(tensor.float(), resumed_model.state_dict()[name].float(), atol=1e-5), name

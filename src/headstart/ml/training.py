@@ -10,7 +10,6 @@ run resumes.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import logging
@@ -40,6 +39,13 @@ class TrainConfig:
     body_lr: float = 1e-3
     head_lr: float = 1e-3
     weight_decay: float = 1e-4
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd: momentum 0.9 (torchvision's reference recipe)
+    # Learning-rate schedule over the optimizer steps of `epochs`: constant, or linear warm-up from
+    # `warmup_start` × the rate for `warmup_epochs`, then cosine annealing to 0 (standard in fine-tuning).
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_epochs: int = 0
+    warmup_start: float = 0.01
+    clip_grad_norm: float | None = None  # the gradients' total L2 norm is clipped to this before each step
     layer_decay: float | None = None  # body block i of n at body_lr · layer_decay^(n − i); None: one body rate
     patience: int | None = None  # epochs without a better validation score before stopping
     # No early stop before this epoch: a network from scratch on a few labels sits at chance for
@@ -137,12 +143,12 @@ def model_device(model: nn.Module) -> torch.device:
 
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """One forward pass in eval mode over uint8 images, in batches; float logits on the model's device.
-    In bf16 on CUDA; on a CPU in the precision of the caller's autocast, if any (fit's validation)."""
+    In the precision of the caller's autocast, if any: fit's per-epoch validation runs at the training's
+    precision; the test metrics (the comparison's and promotion's alike, on any device) in fp32."""
     device = model_device(model)
     model.eval()
     logits = []
-    bf16_on_cuda = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    with torch.no_grad(), bf16_on_cuda:
+    with torch.no_grad():
         for start in range(0, len(images), batch_size):
             logits.append(model(scale_images(images[start : start + batch_size].to(device))).float())
     return torch.cat(logits)
@@ -248,6 +254,89 @@ def _readable_checkpoint(path: Path | None, device: torch.device) -> dict | None
         return None
 
 
+def make_optimizer(model: nn.Module, objective: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer over the trainable parameters only (nanoGPT), with the groups' own rates and decay."""
+    groups = (
+        parameter_groups(model, config.body_lr, config.head_lr, config.weight_decay, config.layer_decay)
+        + objective.parameter_groups()
+    )
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.body_lr, momentum=0.9, weight_decay=0.0)
+    return torch.optim.AdamW(groups, weight_decay=0.0)  # a group that names no decay gets none (AdamW's own: 0.01)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """Per optimizer step: linear warm-up then cosine annealing (torch's own schedulers), or None (constant)."""
+    if config.schedule == "constant":
+        return None
+    total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
+    if not warmup:
+        return cosine
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=config.warmup_start, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+
+
+@dataclass
+class EpochContext:
+    """What every step of an epoch shares: where it runs, in which precision, and this process's shard."""
+
+    device: torch.device
+    use_bf16: bool
+    augment: bool
+    shards: int
+    shard: slice
+
+
+def train_one_epoch(
+    trained: nn.Module,
+    model: nn.Module,
+    objective: Any,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    images: torch.Tensor,
+    labels: Any,
+    order: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+    context: EpochContext,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass over `order`. Each step's loss (× its examples) and counts (correct, counted) stay on
+    the device, returned for one read per epoch: no host synchronisation per step."""
+    device = context.device
+    steps = -(-len(order) // config.batch_size)
+    step_losses = torch.zeros(steps, device=device)
+    step_counts = torch.zeros(steps, 2, device=device)
+    train_mode(model)
+    for step, start in enumerate(range(0, len(order), config.batch_size)):
+        batch = order[start : start + config.batch_size]
+        targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
+        inputs = scale_images(images[batch].to(device, non_blocking=True))
+        if context.augment:  # on the whole global batch, so every process draws what one process would
+            inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
+        if context.shards > 1:
+            inputs, targets = (
+                inputs[context.shard],
+                _take(targets, torch.arange(len(batch), device=device)[context.shard]),
+            )
+        if config.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=context.use_bf16):
+            outputs = objective.forward(trained, inputs)
+            loss, parts = objective.loss(outputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward(model, loss, parts)
+        if config.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.clip_grad_norm)
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        objective.after_step()
+        step_losses[step] = loss.detach() * len(inputs)  # NaN and ±inf stay what they are
+        step_counts[step] = torch.stack(objective.correct(outputs, targets))
+    return step_losses, step_counts, torch.isfinite(step_losses)
+
+
 def fit(
     model: nn.Module,
     train: tuple[torch.Tensor, Any],
@@ -271,11 +360,8 @@ def fit(
     if data_device != device and device.type == "cuda":  # copied a batch at a time: from pinned memory
         images = images.pin_memory()
     validation = validation[0].to(data_device), _to_device(validation[1], data_device)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, config.body_lr, config.head_lr, config.weight_decay, config.layer_decay)
-        + objective.parameter_groups(),
-        weight_decay=0.0,  # a group that names no decay gets none (AdamW's own default is 0.01)
-    )
+    optimizer = make_optimizer(model, objective, config)
+    schedule = make_schedule(optimizer, config, steps_per_epoch(len(images), config))
     generator = torch.Generator().manual_seed(config.seed)
     result, best_score, best_state, start_epoch = TrainResult(), (-math.inf, -math.inf), None, 0
 
@@ -283,9 +369,12 @@ def fit(
     if checkpoint is not None:
         initial_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
         initial_optimizer = copy.deepcopy(optimizer.state_dict())
+        initial_schedule = copy.deepcopy(schedule.state_dict()) if schedule is not None else None
         try:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
+            if schedule is not None:
+                schedule.load_state_dict(checkpoint["schedule"])
             objective.load_state_dict(checkpoint["objective"])
             generator.set_state(checkpoint["generator"])
             result = TrainResult(history=checkpoint["history"], best_epoch=checkpoint["best_epoch"])
@@ -301,6 +390,8 @@ def fit(
             )
             model.load_state_dict(initial_model)
             optimizer.load_state_dict(initial_optimizer)
+            if schedule is not None:
+                schedule.load_state_dict(initial_schedule)
             generator.manual_seed(config.seed)
             result, best_score, best_state, start_epoch = TrainResult(), (-math.inf, -math.inf), None, 0
 
@@ -311,37 +402,15 @@ def fit(
         raise ValueError(f"{type(objective).__name__} reaches past the model's forward: it trains in one process only")
     trained = nn.parallel.DistributedDataParallel(model) if shards > 1 else model
     trained = torch.compile(trained) if config.compile else trained
-    shard = slice(distributed.rank(), None, shards)  # this process's share of each global batch
+    context = EpochContext(device, use_bf16, augment, shards, slice(distributed.rank(), None, shards))
     last_saved = -math.inf
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
-        train_mode(model)
         order = epoch_order(len(images), config, generator).to(data_device)
-        # Each step's loss and counts stay on the device, read once an epoch: no host synchronisation per step.
-        steps = steps_per_epoch(len(images), config)
-        step_losses = torch.zeros(steps, device=device)  # loss × this process's examples, per step
-        step_counts = torch.zeros(steps, 2, device=device)  # correct, counted
         extra_before = objective.extra_images_seen
-        for step, start in enumerate(range(0, len(order), config.batch_size)):
-            batch = order[start : start + config.batch_size]
-            targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
-            inputs = scale_images(images[batch].to(device, non_blocking=True))
-            if augment:  # on the whole global batch, so every process draws what one process would
-                inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
-            if shards > 1:
-                inputs, targets = inputs[shard], _take(targets, torch.arange(len(batch), device=device)[shard])
-            if config.channels_last:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                outputs = objective.forward(trained, inputs)
-                loss, parts = objective.loss(outputs, targets)
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward(model, loss, parts)
-            optimizer.step()
-            objective.after_step()
-            step_losses[step] = loss.detach() * len(inputs)  # NaN and ±inf stay what they are
-            step_counts[step] = torch.stack(objective.correct(outputs, targets))
-        finite = torch.isfinite(step_losses)
+        step_losses, step_counts, finite = train_one_epoch(
+            trained, model, objective, optimizer, schedule, images, labels, order, config, generator, context
+        )
         totals = torch.stack(
             [
                 step_losses.sum(),
@@ -378,6 +447,7 @@ def fit(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict() if schedule is not None else {},
                     "objective": objective.state_dict(),
                     "generator": generator.get_state(),
                     "history": result.history,
