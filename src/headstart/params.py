@@ -3,6 +3,7 @@ so a wrong type, range or unknown key stops `kedro run` with a message naming th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -14,6 +15,7 @@ from headstart.ml.data.printed import PrintedDigitsConfig
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
+from headstart.ml.pretraining import SourceRecipe
 from headstart.ml.strategies import CLASSIFIERS, STRATEGY_MODELS, Procedure, StrategyConfig
 from headstart.ml.studies import SweepArm
 from headstart.ml.training import TrainConfig
@@ -223,6 +225,16 @@ class PretrainParams(Strict):
     checkpoint: ProjectPath | None = None  # init: checkpoint, a .safetensors file or a state dict
     seed: int = 0
     training: TrainingParams = TrainingParams()
+
+    def recipe(self, runtime: RuntimeParams) -> SourceRecipe:
+        """How a trained source model is made, for the library (which knows nothing of these classes)."""
+        return SourceRecipe(
+            settings=self.model_dump(mode="json", exclude={"retrain"}),
+            architecture=self.architecture.to_config,
+            training=self.training.to_config(self.seed, runtime),
+            seed=self.seed,
+            checkpoint_dir=Path(runtime.checkpoint_dir),
+        )
 
     @property
     def origin(self) -> str | None:

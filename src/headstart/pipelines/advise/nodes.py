@@ -18,9 +18,9 @@ from headstart.ml.features import block_features
 from headstart.ml.models import build_model
 from headstart.ml.models.loading import load_source_model
 from headstart.ml.models.stored import StoredModel
+from headstart.ml.pretraining import source_fingerprint, train_source_model
 from headstart.ml.transferability import h_score, knn_accuracy, leep, logme, mmd, nce, proxy_a_distance
 from headstart.params import AdviseParams, PretrainParams, RuntimeParams
-from headstart.pipelines.pretrain.nodes import source_fingerprint, train_source_model
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def prepare_source_candidates(
             info = {"init": "random", "candidate": name, "task": task, "summary": {"epochs_trained": 0}}
             candidates[name] = StoredModel.from_module(build_model(config), config, info)
             continue
-        made_from = source_fingerprint(params, source_train, source_validation, task)
+        recipe = params.recipe(runtime)
+        made_from = source_fingerprint(recipe.settings, source_train, source_validation, task)
         if made_from in catalogued and not pretrain.retrain:
             logger.info("Candidate %s: reusing the catalogued model of the same data, task and parameters", name)
             stored = catalogued[made_from]
@@ -73,7 +74,7 @@ def prepare_source_candidates(
             logger.info("Candidate %s: training on the source task %s", name, task)
             started = time.perf_counter()
             stored, _, run = train_source_model(
-                source_train, source_validation, params, runtime, task, run_name=f"candidate source {name}"
+                source_train, source_validation, recipe, task, run_name=f"candidate source {name}"
             )
             stored.info["train_seconds"] = time.perf_counter() - started
             runs.append({**run, "tags": {"stage": "advise", "candidate": name}})
