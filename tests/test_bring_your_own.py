@@ -68,7 +68,7 @@ def test_a_local_backbone_file_and_a_photo_folder_run_every_strategy_and_advise(
         project / "conf/base/parameters_ingest.yml",
         "ingest",
         image={"size": 40, "channels": 3},
-        source={"kind": "image_folder", "root": "data/01_raw/source"},
+        source={"kind": "image_folder", "root": "data/01_raw/source", "stream": True},  # decoded per batch
         target={"kind": "image_folder", "root": "data/01_raw/target"},
     )
     (project / "conf/test/parameters_ingest.yml").write_text("ingest: {split: {labels_per_class: 2}}\n")

@@ -76,6 +76,13 @@ class ImageFolderParams(Strict):
     classes: list[str] | None = None
     # Images without labels (any layout below it): unlabelled target images for the strategies that use them
     unlabelled_root: ProjectPath | None = None
+    # Keep the images on disk, decoded per batch by DataLoader workers (a folder larger than memory);
+    # auto: when decoded at the ingest size they would take more than stream_above_gib
+    stream: bool | Literal["auto"] = "auto"
+    stream_above_gib: float = Field(4.0, gt=0)
+
+    def stream_setting(self) -> bool | None:
+        return None if self.stream == "auto" else self.stream
 
 
 DataSourceParams = Annotated[

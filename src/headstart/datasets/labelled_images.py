@@ -12,6 +12,7 @@ from typing import Any
 import safetensors.torch
 
 from headstart.datasets.versioned_files import VersionedFileDataset
+from headstart.ml.data.image_files import ImageFiles
 from headstart.ml.data.images import LabelledImages
 
 
@@ -28,16 +29,22 @@ class LabelledImagesDataset(VersionedFileDataset):
         tensors = safetensors.torch.load(raw)
         metadata = safetensors_metadata(raw)
         classes = json.loads(metadata["classes"])
+        on_disk = json.loads(metadata["image_files"]) if "image_files" in metadata else None
         return LabelledImages(
-            images=tensors["images"],
+            images=ImageFiles(**on_disk) if on_disk else tensors["images"],
             labels={task: tensors[f"labels.{task}"] for task in classes},
             classes=classes,
         )
 
     def save(self, data: LabelledImages) -> None:
-        tensors = {"images": data.images.contiguous()}
+        """Images streamed from disk are stored as their file list (the files are the data), not as pixels."""
+        metadata = {"classes": json.dumps(data.classes)}
+        if isinstance(data.images, ImageFiles):
+            tensors, metadata["image_files"] = {}, json.dumps(data.images.to_dict())
+        else:
+            tensors = {"images": data.images.contiguous()}
         tensors.update({f"labels.{task}": labels.contiguous() for task, labels in data.labels.items()})
-        self._write_atomically({"": safetensors.torch.save(tensors, metadata={"classes": json.dumps(data.classes)})})
+        self._write_atomically({"": safetensors.torch.save(tensors, metadata=metadata)})
 
     def preview(self, rows: int = 10) -> dict[str, Any]:
         """Kedro-Viz table preview: counts per class of the primary task."""

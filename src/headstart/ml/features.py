@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from headstart.ml.training import scale_images
+from headstart.ml.training import image_batches, scale_images
 
 
 def block_features(
@@ -20,8 +20,8 @@ def block_features(
     per_block: list[list[torch.Tensor]] = []
     probabilities = []
     with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = scale_images(images[start : start + batch_size])
+        for raw in image_batches(images, batch_size):
+            batch = scale_images(raw)
             pooled = model.forward_block_features(batch)
             per_block = per_block or [[] for _ in pooled]
             for index, vectors in enumerate(pooled):

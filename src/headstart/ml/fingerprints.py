@@ -17,6 +17,8 @@ def fingerprint(*parts: Any) -> str:
         if isinstance(part, torch.Tensor):
             digest.update(str((part.dtype, tuple(part.shape))).encode())
             digest.update(part.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif hasattr(part, "fingerprint_bytes"):  # images streamed from disk: their files, sizes and times
+            digest.update(part.fingerprint_bytes())
         elif isinstance(part, dict) and part and all(isinstance(v, torch.Tensor) for v in part.values()):
             for key in sorted(part):
                 digest.update(key.encode())

@@ -15,7 +15,7 @@ from PIL import Image
 from headstart.ml.data.image_folder import pil_to_tensor
 from headstart.ml.errors import InvalidDataError
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.training import model_device, scale_images
+from headstart.ml.training import image_batches, model_device, scale_images
 
 ImageLike = bytes | np.ndarray | Image.Image
 
@@ -73,10 +73,8 @@ def classify(
         probabilities = (
             torch.cat(
                 [
-                    torch.softmax(
-                        model(scale_images(images[start : start + batch_size].to(device))).float(), dim=1
-                    ).cpu()
-                    for start in range(0, len(images), batch_size)
+                    torch.softmax(model(scale_images(batch.to(device))).float(), dim=1).cpu()
+                    for batch in image_batches(images, batch_size)
                 ]
             )
             if len(images)

@@ -45,6 +45,7 @@ from headstart.ml.training import (
     TrainConfig,
     evaluate,
     fit,
+    image_batches,
     model_device,
     resolve_device,
     scale_images,
@@ -97,8 +98,8 @@ def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 5
     with torch.no_grad():
         return torch.cat(
             [
-                model.forward_features(scale_images(images[i : i + batch_size].to(device))).float().cpu()
-                for i in range(0, len(images), batch_size)
+                model.forward_features(scale_images(batch.to(device))).float().cpu()
+                for batch in image_batches(images, batch_size)
             ]
         )
 

@@ -112,7 +112,10 @@ def epoch_order(count: int, config: TrainConfig, generator: torch.Generator) -> 
 
 
 def fits_on_device(images: torch.Tensor, device: torch.device, share: float = 0.5) -> bool:
-    """Whether the uint8 training images fit in `share` of the accelerator's free memory."""
+    """Whether the uint8 training images fit in `share` of the accelerator's free memory (images
+    streamed from disk stay there)."""
+    if not isinstance(images, torch.Tensor):
+        return False
     if device.type != "cuda":
         return True
     free, _ = torch.cuda.mem_get_info(device)
@@ -121,6 +124,14 @@ def fits_on_device(images: torch.Tensor, device: torch.device, share: float = 0.
 
 def scale_images(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0)
+
+
+def image_batches(images, batch_size: int, pin_memory: bool = False):
+    """uint8 batches in order: slices of an in-memory tensor, or decoded by DataLoader workers from disk."""
+    if isinstance(images, torch.Tensor):
+        return (images[start : start + batch_size] for start in range(0, len(images), batch_size))
+    starts = range(0, len(images), batch_size)
+    return images.batches([torch.arange(s, min(s + batch_size, len(images))) for s in starts], pin_memory)
 
 
 def augment_images(
@@ -149,8 +160,8 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512
     model.eval()
     logits = []
     with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            logits.append(model(scale_images(images[start : start + batch_size].to(device))).float())
+        for batch in image_batches(images, batch_size):
+            logits.append(model(scale_images(batch.to(device))).float())
     return torch.cat(logits)
 
 
@@ -308,10 +319,14 @@ def train_one_epoch(
     step_losses = torch.zeros(steps, device=device)
     step_counts = torch.zeros(steps, 2, device=device)
     train_mode(model)
-    for step, start in enumerate(range(0, len(order), config.batch_size)):
-        batch = order[start : start + config.batch_size]
+    batches = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+    if isinstance(images, torch.Tensor):
+        fetched = (images[batch] for batch in batches)
+    else:  # from disk: DataLoader workers decode the epoch's batches ahead of the step
+        fetched = images.batches([batch.cpu() for batch in batches], pin_memory=device.type == "cuda")
+    for step, (batch, raw) in enumerate(zip(batches, fetched)):
         targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
-        inputs = scale_images(images[batch].to(device, non_blocking=True))
+        inputs = scale_images(raw.to(device, non_blocking=True))
         if context.augment:  # on the whole global batch, so every process draws what one process would
             inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
         if context.shards > 1:

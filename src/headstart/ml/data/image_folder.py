@@ -64,17 +64,30 @@ def read_image(path: Path, image_size: int, channels: int) -> torch.Tensor:
         raise InvalidDataError(f"{path}: unreadable or corrupt image ({error})") from error
 
 
+def check_image(path: Path) -> None:
+    """A file Pillow recognises as an image, checked without decoding it (a streamed folder's files)."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise InvalidDataError(f"{path}: unreadable or corrupt image ({error})") from error
+
+
 def load_image_folder(
     root: str | Path,
     image_size: int,
     channels: int,
     classes: list[str] | None = None,
     every_class_required: bool = True,
+    stream: bool | None = False,
+    stream_above_bytes: int = 4 << 30,
 ) -> LabelledImages:
     """Every image under `<root>/<class>/`; `classes` (optional) fixes the class list and its order.
 
     Other files (a README, .DS_Store) are ignored; an image that cannot be decoded is an error.
     A test folder may lack a class (`every_class_required=False`): the split check then says which.
+    `stream`: keep the images on disk (`ImageFiles`, decoded per batch); None: when decoded they
+    would take more than `stream_above_bytes`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -88,17 +101,27 @@ def load_image_folder(
     if not classes:
         raise InvalidDataError(f"image folder {root} has no class folders (expected <root>/<class>/<image>)")
 
-    images, labels = [], []
+    paths, labels = [], []
     for label, name in enumerate(classes):
         files = image_files(root / name) if (root / name).is_dir() else []
         if not files and every_class_required:
             raise InvalidDataError(f"{root / name}: class folder is empty or missing (no images)")
-        images.extend(read_image(path, image_size, channels) for path in files)
+        paths.extend(files)
         labels.extend([label] * len(files))
-    if not images:
+    if not paths:
         raise InvalidDataError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if stream is None:
+        stream = len(paths) * image_size * image_size * channels > stream_above_bytes
+    if stream:
+        from headstart.ml.data.image_files import ImageFiles
+
+        for path in paths:
+            check_image(path)
+        images = ImageFiles(paths, image_size, channels)
+    else:
+        images = torch.stack([read_image(path, image_size, channels) for path in paths])
     return LabelledImages(
-        images=torch.stack(images),
+        images=images,
         labels={"label": torch.tensor(labels, dtype=torch.long)},
         classes={"label": list(classes)},
     )

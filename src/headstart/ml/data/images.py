@@ -14,13 +14,14 @@ MISSING_LABEL = -1
 
 @dataclass(frozen=True)
 class LabelledImages:
-    """Images as uint8 N×C×H×W with one integer label vector per task.
+    """Images as uint8 N×C×H×W (in memory, or `ImageFiles` on disk: a folder larger than memory)
+    with one integer label vector per task.
 
     The first task is the primary one (used for stratified splits). A label of -1 means
     "missing" for that sample and task (multi-task data may be partly labelled).
     """
 
-    images: torch.Tensor
+    images: torch.Tensor  # or ImageFiles, indexed alike
     labels: dict[str, torch.Tensor]
     classes: dict[str, list[str]]
 
@@ -63,12 +64,12 @@ class LabelledImages:
     def primary_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, labels) of the primary task, entries with a missing label left out."""
         keep = self.primary_labels >= 0
-        return self.images[keep], self.primary_labels[keep]
+        return select(self.images, keep.nonzero().flatten()), self.primary_labels[keep]
 
     def subset(self, indices: torch.Tensor | list[int]) -> LabelledImages:
         index = torch.as_tensor(indices, dtype=torch.long)
         return LabelledImages(
-            images=self.images[index],
+            images=select(self.images, index),
             labels={task: labels[index] for task, labels in self.labels.items()},
             classes=self.classes,
         )
@@ -78,16 +79,35 @@ class LabelledImages:
         if other.classes != self.classes:
             raise InvalidDataError(f"cannot join images of classes {other.classes} to images of classes {self.classes}")
         return LabelledImages(
-            torch.cat([self.images, other.images]),
+            join(self.images, other.images),
             {task: torch.cat([labels, other.labels[task]]) for task, labels in self.labels.items()},
             self.classes,
         )
+
+    def in_memory(self) -> LabelledImages:
+        """The images decoded into memory if they stream from disk (for selections small enough)."""
+        if isinstance(self.images, torch.Tensor):
+            return self
+        return LabelledImages(self.images.load(), self.labels, self.classes)
 
     def class_counts(self, task: str | None = None) -> dict[str, int]:
         """Images per class name (missing labels not counted)."""
         task = task or self.primary_task
         counts = torch.bincount(self.labels[task][self.labels[task] >= 0], minlength=len(self.classes[task]))
         return {name: int(count) for name, count in zip(self.classes[task], counts)}
+
+
+def select(images, index: torch.Tensor):
+    """Images at `index`: a tensor's rows, or an on-disk selection that stays on disk."""
+    return images[index] if isinstance(images, torch.Tensor) else images.subset(index)
+
+
+def join(first, second):
+    if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor):
+        return torch.cat([first, second])
+    if isinstance(first, torch.Tensor) or isinstance(second, torch.Tensor):
+        raise InvalidDataError("cannot join images in memory to images streamed from disk")
+    return first.join(second)
 
 
 def to_uint8_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:

@@ -34,10 +34,11 @@ def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str,
         if source.test_split:
             loaded["test"] = load(source.test_split)
         return loaded
-    loaded = {"pool": load_image_folder(source.root, size, channels, source.classes)}
+    streaming = {"stream": source.stream_setting(), "stream_above_bytes": int(source.stream_above_gib * 2**30)}
+    loaded = {"pool": load_image_folder(source.root, size, channels, source.classes, **streaming)}
     if source.test_root:
         loaded["test"] = load_image_folder(
-            source.test_root, size, channels, loaded["pool"].primary_classes, every_class_required=False
+            source.test_root, size, channels, loaded["pool"].primary_classes, every_class_required=False, **streaming
         )
     if source.unlabelled_root:
         loaded["unlabelled"] = load_unlabelled_folder(source.unlabelled_root, size, channels, loaded["pool"])
@@ -80,6 +81,8 @@ def split_source_and_target(
     unlabelled = unlabelled_remainder(target["train_pool"], split.labels_per_class, split.seed)
     if "unlabelled" in target_images:
         unlabelled = unlabelled.concat(target_images["unlabelled"])
+    # The labelled draws are k per class: in memory even when the folder streams from disk.
+    target_train, target_validation = target_train.in_memory(), target_validation.in_memory()
     return (
         source_train,
         source_validation,
