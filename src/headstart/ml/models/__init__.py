@@ -27,6 +27,10 @@ def build_model(config: dict[str, Any]) -> nn.Module:
         return TorchvisionBackbone(name, **settings)
     if name in PIXEL_MODELS:
         return PIXEL_MODELS[name](**settings)
+    if name == "boosted_vote":  # TrAdaBoost's final hypothesis over a frozen body
+        from headstart.ml.boosting import BoostedVote
+
+        return BoostedVote(**settings)
     if name in ("hard_sharing", "soft_sharing"):
         from headstart.ml.models.multitask import build_multitask_model
 
