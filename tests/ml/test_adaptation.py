@@ -306,3 +306,13 @@ def test_extra_batches_are_augmented_as_the_target_batch_is_and_seeded():
     again = ExtraBatches(8, seed=0, augment=(10.0, 0.08)).batch(images, index, like)
     assert torch.equal(augmented, again) and not torch.allclose(augmented, plain)
     assert ((plain - augmented).abs().flatten(1).amax(1) > 0.05).all()  # every image moved, not some
+
+
+@pytest.mark.parametrize("loss", [rkd_loss, similarity_preserving_loss])
+def test_relational_loss_is_computed_in_fp32_under_bf16_autocast(loss):
+    generator = torch.Generator().manual_seed(6)
+    student, teacher = torch.randn(16, 8, generator=generator), torch.randn(16, 8, generator=generator)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = loss(student, teacher)
+    assert under_autocast.dtype == torch.float32
+    assert float(under_autocast) == pytest.approx(float(loss(student, teacher)), rel=1e-6)

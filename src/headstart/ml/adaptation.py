@@ -139,10 +139,12 @@ def rkd_loss(student: torch.Tensor, teacher: torch.Tensor, angle_weight: float =
     and the teacher's distance-wise potentials ψ_D (pairwise distances over their batch mean) plus
     `angle_weight` × that of the angle-wise potentials ψ_A (triplet angles). Both potentials are
     invariant to a scale of the embeddings, so the loss is zero when the student's embeddings are
-    the teacher's up to a scale. The teacher gets no gradient."""
+    the teacher's up to a scale. The teacher gets no gradient. In fp32 even under autocast: the
+    potentials are differences of nearby numbers."""
     student, teacher = student.float(), teacher.detach().float()
-    distance = F.smooth_l1_loss(_distances(student), _distances(teacher))
-    angle = F.smooth_l1_loss(_angles(student), _angles(teacher))
+    with torch.autocast(student.device.type, enabled=False):
+        distance = F.smooth_l1_loss(_distances(student), _distances(teacher))
+        angle = F.smooth_l1_loss(_angles(student), _angles(teacher))
     return distance + angle_weight * angle
 
 
@@ -150,9 +152,10 @@ def similarity_preserving_loss(student: torch.Tensor, teacher: torch.Tensor) -> 
     """Similarity-preserving distillation (Tung & Mori, ICCV 2019): ‖G_S − G_T‖²_F / b² between the
     row-normalised b×b batch similarity matrices G = normalise(F Fᵀ) of the two models' embeddings."""
     student, teacher = student.float().flatten(1), teacher.detach().float().flatten(1)
-    similarity_student = F.normalize(student @ student.T, p=2, dim=1)
-    similarity_teacher = F.normalize(teacher @ teacher.T, p=2, dim=1)
-    return (similarity_student - similarity_teacher).pow(2).sum() / len(student) ** 2
+    with torch.autocast(student.device.type, enabled=False):  # in fp32, as rkd_loss
+        similarity_student = F.normalize(student @ student.T, p=2, dim=1)
+        similarity_teacher = F.normalize(teacher @ teacher.T, p=2, dim=1)
+        return (similarity_student - similarity_teacher).pow(2).sum() / len(student) ** 2
 
 
 # --- Objectives for `fit` ---------------------------------------------------------------------------
