@@ -1,4 +1,4 @@
-"""End to end: the default `kedro run` (ingest → pretrain → thirteen strategies → comparison; multi-task)
+"""End to end: the default `kedro run` (ingest → pretrain → sixteen strategies → comparison; multi-task)
 on tiny data, then single stages and the studies on what it catalogued."""
 
 import base64
@@ -76,7 +76,8 @@ def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(pro
 
 def test_every_family_of_transfer_is_in_the_comparison_with_what_it_used_and_its_cost(project):
     rows = pd.read_csv(latest(project, "data/08_reporting/transfer_comparison.csv")).set_index("strategy")
-    assert {"l2_sp", "lwf", "coral", "dann", "importance_weighting"} <= set(rows.index)
+    families = {"l2_sp", "lwf", "coral", "dann", "importance_weighting", "tradaboost", "rkd", "similarity_preserving"}
+    assert families <= set(rows.index)
     assert rows.loc["coral", "uses"] == "source model + source images + unlabelled target"
     assert rows.loc["lwf", "uses"] == "source model + source model outputs"
     assert rows.loc["l2_sp", "uses"] == "source model" and rows.loc["scratch", "uses"] == "target labels only"
@@ -84,6 +85,10 @@ def test_every_family_of_transfer_is_in_the_comparison_with_what_it_used_and_its
     # the same steps, but a source and an unlabelled target batch beside each target batch
     assert rows.loc["dann", "images_seen"] == 3 * rows.loc["l2_sp", "images_seen"]
     assert "adaptation_weight=" in rows.loc["importance_weighting", "tuned"]
+    assert rows.loc["rkd", "uses"] == "source model embeddings + unlabelled target"
+    assert rows.loc["rkd", "images_seen"] == 2 * rows.loc["scratch", "images_seen"]  # + an unlabelled batch a step
+    assert rows.loc["tradaboost", "uses"] == "source model + source images"
+    assert rows.loc["tradaboost", "tuned"] == "boosting_rounds=2"
 
 
 def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(project):

@@ -9,14 +9,26 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from headstart import configured
-from headstart.ml.adaptation import ADAPTATIONS, USES_SOURCE_IMAGES, USES_UNLABELLED_TARGET, AdaptationConfig
+from headstart.ml.adaptation import (
+    ADAPTATIONS,
+    RELATIONAL,
+    USES_SOURCE_IMAGES,
+    USES_UNLABELLED_TARGET,
+    AdaptationConfig,
+)
 from headstart.ml.advice import QUADRANTS, SCORES, SizeSimilarityRule
 from headstart.ml.data.printed import PrintedDigitsConfig
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
 from headstart.ml.pretraining import SourceRecipe
-from headstart.ml.strategies import CLASSIFIERS, STRATEGY_MODELS, Procedure, StrategyConfig
+from headstart.ml.strategies import (
+    CLASSIFIERS,
+    PROCEDURES_USING_SOURCE_IMAGES,
+    STRATEGY_MODELS,
+    Procedure,
+    StrategyConfig,
+)
 from headstart.ml.studies import SweepArm
 from headstart.ml.training import TrainConfig
 from headstart.ml.transfer import TransferSpec
@@ -258,20 +270,24 @@ class PretrainParams(Strict):
 
 
 class AdaptationParams(Strict):
-    """A conservative (l2_sp, lwf), feature-based (coral, dann) or instance-based (importance_weighting)
-    objective for `procedure: fit`. `weight` is its tuning grid, tried beside the learning rates."""
+    """A conservative (l2_sp, lwf), feature-based (coral, dann), instance-based (importance_weighting) or
+    relational (rkd, similarity_preserving) objective for `procedure: fit`. `weight` is its tuning
+    grid, tried beside the learning rates."""
 
     kind: Literal[ADAPTATIONS]
     # α of l2_sp; λ of lwf's distillation and of coral's alignment; dann's largest reversal λ;
-    # importance_weighting's weight on the weighted source loss
+    # importance_weighting's weight on the weighted source loss; λ of the relational loss
     weight: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
     head_weight: float = Field(0.01, ge=0)  # l2_sp's β on the new head
     temperature: float = Field(2.0, gt=0)  # lwf
     clip: float = Field(10.0, gt=0)  # importance_weighting: largest weight before scaling to mean 1
     domain_hidden: int = Field(64, ge=1)  # dann: the domain classifier's hidden width
+    angle_weight: float = Field(2.0, ge=0)  # rkd: the angle-wise term's weight, the distance-wise term's being 1
 
     def to_config(self, weight: float) -> AdaptationConfig:
-        return AdaptationConfig(self.kind, weight, self.head_weight, self.temperature, self.clip, self.domain_hidden)
+        return AdaptationConfig(
+            self.kind, weight, self.head_weight, self.temperature, self.clip, self.domain_hidden, self.angle_weight
+        )
 
 
 class CandidateParams(Strict):
@@ -353,6 +369,7 @@ class StrategyParams(Strict):
     # grid of `transfer.lr_scales`. nearest_neighbours tunes `neighbours` instead.
     lr_scales: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
     neighbours: list[Annotated[int, Field(ge=1)]] = Field([1, 3, 5, 9], min_length=1)
+    boosting_rounds: list[Annotated[int, Field(ge=1)]] = Field([5, 10, 20], min_length=1)  # tradaboost tunes N
     adaptation: AdaptationParams | None = None
 
     @model_validator(mode="after")
@@ -369,12 +386,16 @@ class StrategyParams(Strict):
             )
         if self.procedure == "nearest_neighbours" and self.model != "pixels":
             raise ValueError("procedure nearest_neighbours runs on model: pixels")
+        if self.procedure == "tradaboost" and (self.model != "source" or self.copy_blocks != "all"):
+            raise ValueError("procedure tradaboost boosts on the source model's features: copy_blocks: all")
         return self
 
     def tuning_grid(self, default_lr_scales: list[float]) -> list[dict[str, float]]:
         """The candidates tried on validation, each a setting `to_config` takes."""
         if self.procedure == "nearest_neighbours":
             return [{"neighbours": n} for n in self.neighbours]
+        if self.procedure == "tradaboost":
+            return [{"boosting_rounds": n} for n in self.boosting_rounds]
         scales = self.lr_scales or default_lr_scales
         if self.adaptation is not None:
             return [{"lr_scale": s, "adaptation_weight": w} for s in scales for w in self.adaptation.weight]
@@ -389,7 +410,9 @@ class StrategyParams(Strict):
         kind = self.adaptation.kind if self.adaptation else None
         if kind == "lwf":
             used.append("source model outputs")
-        if kind in USES_SOURCE_IMAGES:
+        if kind in RELATIONAL:
+            used.append("source model embeddings")
+        if kind in USES_SOURCE_IMAGES or self.procedure in PROCEDURES_USING_SOURCE_IMAGES:
             used.append("source images")
         if kind in USES_UNLABELLED_TARGET:
             used.append("unlabelled target")
@@ -402,6 +425,7 @@ class StrategyParams(Strict):
         lr_scale: float = 1.0,
         neighbours: int | None = None,
         adaptation_weight: float | None = None,
+        boosting_rounds: int | None = None,
     ) -> StrategyConfig:
         """`lr_scale` multiplies every learning rate (and C, a linear classifier's counterpart)."""
         spec = TransferSpec(
@@ -420,6 +444,7 @@ class StrategyParams(Strict):
             regularisation_c=self.regularisation_c * lr_scale,
             model=self.model,
             neighbours=neighbours or self.neighbours[0],
+            boosting_rounds=boosting_rounds or self.boosting_rounds[0],
             adaptation=self.adaptation.to_config(
                 self.adaptation.weight[0] if adaptation_weight is None else adaptation_weight
             )

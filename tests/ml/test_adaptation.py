@@ -1,4 +1,4 @@
-"""The conservative, feature- and instance-based objectives on tiny models, against their definitions."""
+"""The conservative, feature-based, instance-based and relational objectives by their definitions."""
 
 import copy
 from dataclasses import replace
@@ -10,14 +10,18 @@ from torch import nn
 
 from headstart.ml.adaptation import (
     AdaptationConfig,
+    ExtraBatches,
     L2SPObjective,
     LwFObjective,
+    RelationalObjective,
     coral_loss,
     dann_schedule,
     distillation_loss,
     importance_weights,
     l2_sp_penalty,
     reverse_gradient,
+    rkd_loss,
+    similarity_preserving_loss,
 )
 from headstart.ml.strategies import StrategyConfig, TargetTask, train_strategy
 from headstart.ml.training import TrainConfig
@@ -156,7 +160,9 @@ def task_with_source(shared_label_space: bool) -> TargetTask:
     )
 
 
-@pytest.mark.parametrize("kind", ["l2_sp", "lwf", "coral", "dann", "importance_weighting"])
+@pytest.mark.parametrize(
+    "kind", ["l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving"]
+)
 @pytest.mark.parametrize("shared_label_space", [True, False])
 def test_every_adaptation_trains_and_counts_the_images_it_saw(kind, shared_label_space):
     config = StrategyConfig("fit", TransferSpec(), TRAINING, adaptation=AdaptationConfig(kind, weight=0.5))
@@ -170,6 +176,8 @@ def test_every_adaptation_trains_and_counts_the_images_it_saw(kind, shared_label
         assert result.images_seen == target_images
     elif kind in ("coral", "dann"):
         assert result.images_seen == target_images + 2 * 8 * steps  # + a source and an unlabelled batch a step
+    elif kind in ("rkd", "similarity_preserving"):
+        assert result.images_seen == target_images + 8 * steps  # + an unlabelled batch a step
     else:  # + a source batch a step, and the domain classifier's features of source, target and unlabelled
         assert result.images_seen == target_images + 8 * steps + count + count + 10
 
@@ -186,3 +194,125 @@ def test_an_adaptation_run_is_seeded_and_resumes_like_an_uninterrupted_one(tmp_p
     resumed = train_strategy(task_with_source(True), coral, checkpoint)  # as if killed after epoch 1
     for name, tensor in uninterrupted.model.state_dict().items():
         assert torch.allclose(tensor, resumed.model.state_dict()[name]), name
+
+
+# --- Relational knowledge (Park et al. 2019; Tung & Mori 2019) ---------------------------------------
+
+
+def huber(difference: np.ndarray) -> np.ndarray:
+    magnitude = np.abs(difference)
+    return np.where(magnitude < 1, 0.5 * difference**2, magnitude - 0.5)
+
+
+def rkd_by_hand(student: np.ndarray, teacher: np.ndarray, angle_weight: float) -> float:
+    """Park et al.'s potentials written out with loops: ψ_D over every pair, ψ_A over every triplet."""
+
+    def distances(e):
+        d = np.array([[np.linalg.norm(a - b) for b in e] for a in e])
+        return d / d[~np.eye(len(e), dtype=bool)].mean()
+
+    def angles(e):
+        def unit(v):
+            norm = np.linalg.norm(v)
+            return v / norm if norm > 0 else v
+
+        n = len(e)
+        return np.array(
+            [[[unit(e[i] - e[j]) @ unit(e[k] - e[j]) for k in range(n)] for j in range(n)] for i in range(n)]
+        )
+
+    distance = huber(distances(student) - distances(teacher)).mean()
+    angle = huber(angles(student) - angles(teacher)).mean()
+    return float(distance + angle_weight * angle)
+
+
+def test_rkd_loss_is_the_huber_loss_of_park_et_al_distance_and_angle_potentials():
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(5, 3, generator=generator), 4 * torch.randn(5, 3, generator=generator)
+    by_hand = rkd_by_hand(student.numpy().astype(np.float64), teacher.numpy().astype(np.float64), 2.0)
+    assert float(rkd_loss(student, teacher, angle_weight=2.0)) == pytest.approx(by_hand, rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", [rkd_loss, similarity_preserving_loss])
+def test_relational_loss_is_zero_when_the_embeddings_are_the_source_s_up_to_a_scale(loss):
+    teacher = torch.randn(12, 6, generator=torch.Generator().manual_seed(1))
+    for scale in (1.0, 0.01, 3.7, 250.0):
+        assert float(loss(scale * teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("loss", [rkd_loss, similarity_preserving_loss])
+def test_relational_loss_is_invariant_to_the_scale_of_either_model_s_embeddings(loss):
+    generator = torch.Generator().manual_seed(2)
+    student, teacher = torch.randn(12, 6, generator=generator), torch.randn(12, 6, generator=generator)
+    unscaled = float(loss(student, teacher))
+    assert unscaled > 1e-3
+    for scale in (0.01, 3.7, 250.0):
+        assert float(loss(scale * student, teacher)) == pytest.approx(unscaled, rel=1e-4)
+        assert float(loss(student, scale * teacher)) == pytest.approx(unscaled, rel=1e-4)
+
+
+@pytest.mark.parametrize("loss", [rkd_loss, similarity_preserving_loss])
+def test_relational_loss_grows_as_the_pairwise_structure_is_broken(loss):
+    generator = torch.Generator().manual_seed(3)
+    teacher = torch.randn(16, 8, generator=generator).abs()  # non-negative, as ReLU features are
+    unrelated = torch.randn(16, 8, generator=generator).abs()
+    mixes = [0.0, 0.1, 0.3, 0.6, 1.0]  # the share of each embedding that is unrelated to the teacher's
+    losses = [float(loss((1 - a) * teacher + a * unrelated, teacher)) for a in mixes]
+    assert losses[0] == pytest.approx(0.0, abs=1e-6)
+    assert all(before < after for before, after in zip(losses, losses[1:])), losses
+    shuffled = teacher[torch.randperm(16, generator=generator)]  # each image's embedding given to another
+    assert float(loss(shuffled, teacher)) > losses[1]
+
+
+def test_rkd_gives_the_teacher_no_gradient_and_moves_the_student_toward_its_relations():
+    generator = torch.Generator().manual_seed(4)
+    teacher = torch.randn(10, 4, generator=generator).requires_grad_(True)
+    student = torch.randn(10, 4, generator=generator).requires_grad_(True)
+    before = rkd_loss(student, teacher)
+    before.backward()
+    assert teacher.grad is None and student.grad.abs().sum() > 0
+    with torch.no_grad():
+        stepped = student - 0.1 * student.grad
+    assert float(rkd_loss(stepped, teacher)) < float(before.detach())
+
+
+def test_relational_objective_compares_the_model_with_the_frozen_source_on_labelled_and_unlabelled_images():
+    torch.manual_seed(0)
+    source = tiny(num_classes=5).eval()
+    unlabelled = torch.randint(0, 255, (30, 1, 12, 12), dtype=torch.uint8)
+    objective = RelationalObjective(
+        copy.deepcopy(source), unlabelled, AdaptationConfig("rkd", weight=1.0), batch_size=7, seed=0
+    )
+    model = copy.deepcopy(source).eval()
+    inputs = torch.rand(4, 1, 12, 12)
+    outputs = objective.forward(model, inputs)
+    assert outputs.shape == (4, 5) and objective._student.shape[0] == 4 + 7  # the labelled and unlabelled batch
+    assert objective.extra_images_seen == 7
+    assert float(objective.relational_loss().detach()) == pytest.approx(0.0, abs=1e-5)  # the model is the source
+    with torch.no_grad():
+        model.blocks[0][0].weight.add_(0.5 * torch.randn_like(model.blocks[0][0].weight))
+    objective.forward(model, inputs)
+    assert float(objective.relational_loss().detach()) > 1e-3
+    assert all(not p.requires_grad for p in objective.teacher.parameters())
+
+
+def test_extra_batches_are_augmented_as_the_target_batch_is_and_seeded():
+    images = torch.randint(0, 255, (20, 1, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    index = torch.arange(8)
+    like = torch.zeros(1, 1, 12, 12)
+    plain = ExtraBatches(8, seed=0, augment=(0.0, 0.0)).batch(images, index, like)
+    assert torch.equal(plain, images[index].float() / 255)
+    augmented = ExtraBatches(8, seed=0, augment=(10.0, 0.08)).batch(images, index, like)
+    again = ExtraBatches(8, seed=0, augment=(10.0, 0.08)).batch(images, index, like)
+    assert torch.equal(augmented, again) and not torch.allclose(augmented, plain)
+    assert ((plain - augmented).abs().flatten(1).amax(1) > 0.05).all()  # every image moved, not some
+
+
+@pytest.mark.parametrize("loss", [rkd_loss, similarity_preserving_loss])
+def test_relational_loss_is_computed_in_fp32_under_bf16_autocast(loss):
+    generator = torch.Generator().manual_seed(6)
+    student, teacher = torch.randn(16, 8, generator=generator), torch.randn(16, 8, generator=generator)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = loss(student, teacher)
+    assert under_autocast.dtype == torch.float32
+    assert float(under_autocast) == pytest.approx(float(loss(student, teacher)), rel=1e-6)

@@ -6,7 +6,11 @@
   target batches; `dann` (Ganin et al., JMLR 2016) trains a domain classifier behind a gradient
   reversal layer;
 - instance-based: `importance_weighting` (Shimodaira 2000; Sugiyama et al.) trains on the source
-  reweighted by w(x) = p_T(x)/p_S(x), estimated by a domain classifier.
+  reweighted by w(x) = p_T(x)/p_S(x), estimated by a domain classifier (TrAdaBoost, the boosting
+  form, is a procedure of its own: headstart.ml.boosting);
+- relational: `rkd` (Park et al., CVPR 2019) carries the frozen source model's pairwise distances and
+  triplet angles between the embeddings of the target images to the target model;
+  `similarity_preserving` (Tung & Mori, ICCV 2019) its batch similarity matrix.
 
 Each objective adds its terms to the target's cross-entropy; `fit` stays the one training loop.
 """
@@ -26,13 +30,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from headstart.ml.training import CrossEntropyObjective, scale_images
+from headstart.ml.training import CrossEntropyObjective, augment_images, scale_images
 
-Adaptation = Literal["l2_sp", "lwf", "coral", "dann", "importance_weighting"]
-ADAPTATIONS = ("l2_sp", "lwf", "coral", "dann", "importance_weighting")
+Adaptation = Literal["l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving"]
+ADAPTATIONS = ("l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving")
+RELATIONAL = ("rkd", "similarity_preserving")  # a loss on the source model's relations between target images
 # What each uses at target time besides the target labels and the source model's weights.
 USES_SOURCE_IMAGES = ("coral", "dann", "importance_weighting")
-USES_UNLABELLED_TARGET = ("coral", "dann", "importance_weighting")
+USES_UNLABELLED_TARGET = ("coral", "dann", "importance_weighting", *RELATIONAL)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class AdaptationConfig:
     temperature: float = 2.0  # lwf
     clip: float = 10.0  # importance weights are clipped here (then scaled to mean 1 over the source)
     domain_hidden: int = 64  # dann's domain classifier: one hidden layer this wide
+    angle_weight: float = 2.0  # rkd: the angle-wise term's weight beside the distance-wise term's 1 (Park et al.)
 
 
 # --- The terms, each by its paper's definition (see shared/REFERENCE.md) -----------------------------
@@ -115,6 +121,43 @@ def importance_weights(source_features: np.ndarray, target_features: np.ndarray,
     return torch.as_tensor(weights / weights.mean(), dtype=torch.float32)
 
 
+def _distances(embeddings: torch.Tensor) -> torch.Tensor:
+    """ψ_D: the pairwise Euclidean distances of a batch, divided by their mean over the pairs i ≠ j."""
+    distances = torch.cdist(embeddings, embeddings)
+    off_diagonal = ~torch.eye(len(embeddings), dtype=torch.bool, device=embeddings.device)
+    return distances / distances[off_diagonal].mean().clamp_min(1e-12)
+
+
+def _angles(embeddings: torch.Tensor) -> torch.Tensor:
+    """ψ_A: cos∠(e_i − e_j, e_k − e_j) for every triplet (j the vertex), as Park et al. compute it."""
+    differences = F.normalize(embeddings.unsqueeze(0) - embeddings.unsqueeze(1), p=2, dim=2)
+    return torch.bmm(differences, differences.transpose(1, 2))
+
+
+def rkd_loss(student: torch.Tensor, teacher: torch.Tensor, angle_weight: float = 2.0) -> torch.Tensor:
+    """Relational knowledge distillation (Park et al., CVPR 2019): the Huber loss between the student's
+    and the teacher's distance-wise potentials ψ_D (pairwise distances over their batch mean) plus
+    `angle_weight` × that of the angle-wise potentials ψ_A (triplet angles). Both potentials are
+    invariant to a scale of the embeddings, so the loss is zero when the student's embeddings are
+    the teacher's up to a scale. The teacher gets no gradient. In fp32 even under autocast: the
+    potentials are differences of nearby numbers."""
+    student, teacher = student.float(), teacher.detach().float()
+    with torch.autocast(student.device.type, enabled=False):
+        distance = F.smooth_l1_loss(_distances(student), _distances(teacher))
+        angle = F.smooth_l1_loss(_angles(student), _angles(teacher))
+    return distance + angle_weight * angle
+
+
+def similarity_preserving_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Similarity-preserving distillation (Tung & Mori, ICCV 2019): ‖G_S − G_T‖²_F / b² between the
+    row-normalised b×b batch similarity matrices G = normalise(F Fᵀ) of the two models' embeddings."""
+    student, teacher = student.float().flatten(1), teacher.detach().float().flatten(1)
+    with torch.autocast(student.device.type, enabled=False):  # in fp32, as rkd_loss
+        similarity_student = F.normalize(student @ student.T, p=2, dim=1)
+        similarity_teacher = F.normalize(teacher @ teacher.T, p=2, dim=1)
+        return (similarity_student - similarity_teacher).pow(2).sum() / len(student) ** 2
+
+
 # --- Objectives for `fit` ---------------------------------------------------------------------------
 
 
@@ -168,11 +211,35 @@ class LwFObjective(CrossEntropyObjective):
         self.source_head.load_state_dict(state["source_head"])
 
 
+class ExtraBatches:
+    """The batches an objective draws beside the target batch (source images, unlabelled target
+    images), augmented as `fit` augments the target batch, with their own seeded generator, so the
+    target batch's draws and augmentation stay what they are without them."""
+
+    def __init__(self, batch_size: int, seed: int, augment: tuple[float, float]) -> None:
+        self.batch_size = batch_size
+        self.max_rotation_deg, self.max_shift = augment
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+
+    def draw(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.randint(len(images), (self.batch_size,), generator=self.generator)
+
+    def batch(self, images: torch.Tensor, index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """`images[index]` scaled, augmented, on the device and in the memory format of the target batch `like`."""
+        batch = scale_images(images[index].to(like.device))
+        if self.max_rotation_deg > 0 or self.max_shift > 0:
+            batch = augment_images(batch, self.generator, self.max_rotation_deg, self.max_shift)
+        if like.is_contiguous(memory_format=torch.channels_last):
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+
 class DomainObjective(CrossEntropyObjective):
     """Each step also draws a batch of labelled source images (and, with `unlabelled`, one of unlabelled
-    target images) and passes them through the body in one pass with the target batch, so batch norm
-    sees both domains. Source labels go through the target head when source and target share their
-    classes (domain adaptation's setting), else through a trainable copy of the source head."""
+    target images), augmented as the target batch is, and passes them through the body in one pass
+    with the target batch, so batch norm sees both domains. Source labels go through the target head
+    when source and target share their classes (domain adaptation's setting), else through a
+    trainable copy of the source head."""
 
     uses_unlabelled = True
 
@@ -187,12 +254,13 @@ class DomainObjective(CrossEntropyObjective):
         source_head: nn.Module | None,
         head_lr: float,
         total_steps: int,
+        augment: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.source_images, self.source_labels = source
         self.unlabelled = unlabelled if self.uses_unlabelled and unlabelled is not None and len(unlabelled) else None
         self.config, self.batch_size, self.head_lr, self.total_steps = config, batch_size, head_lr, total_steps
         self.source_head = copy.deepcopy(source_head).requires_grad_(True) if source_head is not None else None
-        self.generator = torch.Generator().manual_seed(seed + 7919)  # its own draws: the target's stay as they were
+        self.extra = ExtraBatches(batch_size, seed, augment)  # its own draws: the target's stay as they were
         self.steps = 0
 
     def to(self, device: torch.device) -> None:
@@ -207,14 +275,11 @@ class DomainObjective(CrossEntropyObjective):
         parameters = [p for module in self.modules() for p in module.parameters()]
         return [{"params": parameters, "lr": self.head_lr, "weight_decay": 0.0}] if parameters else []
 
-    def _draw(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.randint(len(images), (self.batch_size,), generator=self.generator)
-
     def forward(self, model, inputs):
-        source_index = self._draw(self.source_images)
-        parts = [inputs, scale_images(self.source_images[source_index].to(inputs.device))]
+        source_index = self.extra.draw(self.source_images)
+        parts = [inputs, self.extra.batch(self.source_images, source_index, inputs)]
         if self.unlabelled is not None:
-            parts.append(scale_images(self.unlabelled[self._draw(self.unlabelled)].to(inputs.device)))
+            parts.append(self.extra.batch(self.unlabelled, self.extra.draw(self.unlabelled), inputs))
         features = model.forward_features(torch.cat(parts))
         self.extra_images_seen += len(features) - len(inputs)
         sizes = [len(part) for part in parts]
@@ -240,14 +305,14 @@ class DomainObjective(CrossEntropyObjective):
     def state_dict(self) -> dict:
         return {
             "modules": [module.state_dict() for module in self.modules()],
-            "generator": self.generator.get_state(),
+            "generator": self.extra.generator.get_state(),
             "steps": self.steps,
         }
 
     def load_state_dict(self, state: dict) -> None:
         for module, module_state in zip(self.modules(), state["modules"]):
             module.load_state_dict(module_state)
-        self.generator.set_state(state["generator"])
+        self.extra.generator.set_state(state["generator"])
         self.steps = int(state["steps"])
 
 
@@ -299,3 +364,53 @@ class WeightedSourceObjective(DomainObjective):
     def loss(self, outputs, targets):
         loss, _ = super().loss(outputs, targets)
         return loss + self.config.weight * self.source_loss(), None
+
+
+class RelationalObjective(CrossEntropyObjective):
+    """Target cross-entropy + λ·a relational loss (`rkd` or `similarity_preserving`) between the target
+    model's embeddings (`forward_features`) and the frozen source model's embeddings of the same
+    images: the labelled batch and a drawn batch of unlabelled target images, augmented alike. The
+    two pass through the target model in one pass, so the relations span both."""
+
+    def __init__(
+        self,
+        source_model: nn.Module,
+        unlabelled: torch.Tensor | None,
+        config: AdaptationConfig,
+        *,
+        batch_size: int,
+        seed: int,
+        augment: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        self.teacher = source_model.eval().requires_grad_(False)
+        self.unlabelled = unlabelled if unlabelled is not None and len(unlabelled) else None
+        self.config = config
+        self.extra = ExtraBatches(batch_size, seed, augment)
+
+    def to(self, device: torch.device) -> None:
+        self.teacher.to(device)
+
+    def forward(self, model, inputs):
+        labelled = len(inputs)
+        if self.unlabelled is not None:
+            inputs = torch.cat([inputs, self.extra.batch(self.unlabelled, self.extra.draw(self.unlabelled), inputs)])
+        self.extra_images_seen += len(inputs) - labelled
+        self._student = model.forward_features(inputs)
+        with torch.no_grad():
+            self._teacher = self.teacher.forward_features(inputs)
+        return model.head(self._student[:labelled])
+
+    def relational_loss(self) -> torch.Tensor:
+        if self.config.kind == "rkd":
+            return rkd_loss(self._student, self._teacher, self.config.angle_weight)
+        return similarity_preserving_loss(self._student, self._teacher)
+
+    def loss(self, outputs, targets):
+        loss, _ = super().loss(outputs, targets)
+        return loss + self.config.weight * self.relational_loss(), None
+
+    def state_dict(self) -> dict:
+        return {"generator": self.extra.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.extra.generator.set_state(state["generator"])

@@ -1,4 +1,4 @@
-"""The three training procedures behind every transfer strategy, for one seed.
+"""The training procedures behind every transfer strategy, for one seed.
 
 - `fit`: transfer (copy/freeze per the spec), then train what is trainable (scratch,
   feature_extractor, finetune_top, finetune_full differ only in their spec and rates);
@@ -7,7 +7,9 @@
 - `probe_then_finetune`: LP-FT (Kumar et al. 2022): train the head on the frozen body, then
   fine-tune everything from that head;
 - `nearest_neighbours`: k-NN on the raw pixels, a classical reference (with `linear_classifier` on
-  `model: pixels`, logistic regression on the raw pixels).
+  `model: pixels`, logistic regression on the raw pixels);
+- `tradaboost`: TrAdaBoost (Dai et al., ICML 2007; headstart.ml.boosting), boosting rounds of the
+  linear classifier over the frozen body's features of the source and target images.
 
 `train_tuned` is the one tuning rule every strategy gets, the baselines included: each candidate of
 its grid is trained over all seeds and the one with the best mean validation accuracy is kept.
@@ -16,6 +18,7 @@ its grid is trained over all seeds and the one with the best mean validation acc
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,6 +26,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -31,14 +35,17 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from headstart.ml.adaptation import (
+    RELATIONAL,
     AdaptationConfig,
     CoralObjective,
     DannObjective,
     L2SPObjective,
     LwFObjective,
+    RelationalObjective,
     WeightedSourceObjective,
     importance_weights,
 )
+from headstart.ml.boosting import BoostedVote, tradaboost
 from headstart.ml.models import build_model
 from headstart.ml.training import (
     CrossEntropyObjective,
@@ -61,8 +68,9 @@ from headstart.ml.transfer import (
 )
 
 logger = logging.getLogger(__name__)
-Procedure = Literal["fit", "linear_classifier", "probe_then_finetune", "nearest_neighbours"]
-TUNED_SETTINGS = ("lr_scale", "neighbours", "adaptation_weight")  # what a tuning grid varies
+Procedure = Literal["fit", "linear_classifier", "probe_then_finetune", "nearest_neighbours", "tradaboost"]
+PROCEDURES_USING_SOURCE_IMAGES = ("tradaboost",)  # besides the adaptations of USES_SOURCE_IMAGES
+TUNED_SETTINGS = ("lr_scale", "neighbours", "adaptation_weight", "boosting_rounds")  # what a tuning grid varies
 CLASSIFIERS = ("logistic_regression", "linear_svm")  # linear_classifier's scikit-learn models
 STRATEGY_MODELS = ("source", "pixels")  # the source architecture, or a classical model on the raw pixels
 
@@ -77,7 +85,8 @@ class StrategyConfig:
     regularisation_c: float = 1.0  # scikit-learn's C: inverse regularisation strength
     model: str = "source"  # one of STRATEGY_MODELS; pixels: a classical reference on the raw pixels
     neighbours: int = 1  # nearest_neighbours' k
-    adaptation: AdaptationConfig | None = None  # fit with a conservative, feature- or instance-based objective
+    adaptation: AdaptationConfig | None = None  # fit with an objective of another family
+    boosting_rounds: int = 10  # tradaboost's N
 
 
 @dataclass
@@ -104,31 +113,39 @@ def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 5
         )
 
 
+def make_linear_classifier(config: StrategyConfig):
+    """The scikit-learn linear model of `config.classifier`, at its C."""
+    if config.classifier == "logistic_regression":
+        return LogisticRegression(C=config.regularisation_c, max_iter=2000)
+    return LinearSVC(C=config.regularisation_c, max_iter=10000)
+
+
+def folded_linear(scaler: StandardScaler, linear, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight and bias of one linear layer on the raw features that computes `linear` on the
+    standardised features; classes absent from its training labels get a bias that never wins."""
+    weight = torch.as_tensor(linear.coef_, dtype=torch.float32) / torch.as_tensor(scaler.scale_, dtype=torch.float32)
+    bias = torch.as_tensor(linear.intercept_, dtype=torch.float32) - weight @ torch.as_tensor(
+        scaler.mean_, dtype=torch.float32
+    )
+    if weight.shape[0] == 1 and classes == 2:  # scikit-learn keeps one row for two classes
+        weight, bias = torch.cat([-weight / 2, weight / 2]), torch.cat([-bias / 2, bias / 2])
+    full_weight = torch.zeros(classes, weight.shape[1])
+    full_bias = torch.full((classes,), -1e4)
+    full_weight[linear.classes_], full_bias[linear.classes_] = weight, bias
+    return full_weight, full_bias
+
+
 def fit_linear_classifier(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], config: StrategyConfig) -> None:
     """Fit scikit-learn on frozen features and write the (scaler-folded) coefficients into `model.head`."""
     if not isinstance(model.head, nn.Linear):
         raise ValueError("linear_classifier needs a linear head: leave head_hidden empty")
     features = extract_features(model, train[0]).numpy()
     labels = train[1].cpu().numpy()
-    if config.classifier == "logistic_regression":
-        classifier = LogisticRegression(C=config.regularisation_c, max_iter=2000)
-    else:
-        classifier = LinearSVC(C=config.regularisation_c, max_iter=10000)
-    fitted = make_pipeline(StandardScaler(), classifier).fit(features, labels)
-    scaler, linear = fitted[0], fitted[1]
-    weight = torch.as_tensor(linear.coef_, dtype=torch.float32) / torch.as_tensor(scaler.scale_, dtype=torch.float32)
-    bias = torch.as_tensor(linear.intercept_, dtype=torch.float32) - weight @ torch.as_tensor(
-        scaler.mean_, dtype=torch.float32
-    )
-    classes = model.head.out_features
-    if weight.shape[0] == 1 and classes == 2:  # scikit-learn keeps one row for two classes
-        weight, bias = torch.cat([-weight / 2, weight / 2]), torch.cat([-bias / 2, bias / 2])
-    full_weight = torch.zeros(classes, weight.shape[1])
-    full_bias = torch.full((classes,), -1e4)  # classes absent from the training labels are never predicted
-    full_weight[linear.classes_], full_bias[linear.classes_] = weight, bias
+    fitted = make_pipeline(StandardScaler(), make_linear_classifier(config)).fit(features, labels)
+    weight, bias = folded_linear(fitted[0], fitted[1], model.head.out_features)
     with torch.no_grad():
-        model.head.weight.copy_(full_weight)
-        model.head.bias.copy_(full_bias)
+        model.head.weight.copy_(weight)
+        model.head.bias.copy_(bias)
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,14 @@ class TargetTask:
     unlabelled: torch.Tensor | None = None  # target images whose labels are not used
     shared_label_space: bool = False  # the source's classes are the target's, in the same order
     cache: dict = field(default_factory=dict, compare=False, repr=False)  # what every seed may share
+
+    def source_features(self) -> torch.Tensor:
+        """The frozen source model's features of the source images (extracted once per task)."""
+        if "source_features" not in self.cache:
+            source_model = build_model(self.source_config)
+            load_full_state(source_model, self.source_state)
+            self.cache["source_features"] = extract_features(source_model, self.source[0])
+        return self.cache["source_features"]
 
     def importance_weights(self, clip: float) -> tuple[torch.Tensor, int]:
         """w(x) for each source image (computed once per task), and the images its domain classifier saw."""
@@ -173,6 +198,10 @@ def adaptation_objective(
     load_full_state(source_model, task.source_state)
     if adaptation.kind == "lwf":
         return LwFObjective(source_model, adaptation, training.head_lr), 0
+    augment = (training.augment_max_rotation_deg, training.augment_max_shift)  # the extra batches' too
+    if adaptation.kind in RELATIONAL:
+        extra = {"batch_size": training.batch_size, "seed": training.seed, "augment": augment}
+        return RelationalObjective(source_model, task.unlabelled, adaptation, **extra), 0
     if task.source is None:
         raise ValueError(f"{adaptation.kind} trains on source images, and none were given")
     common = {
@@ -181,6 +210,7 @@ def adaptation_objective(
         "source_head": None if task.shared_label_space else source_model.head,
         "head_lr": training.head_lr,
         "total_steps": training.epochs * steps_per_epoch(len(task.train[0]), training),
+        "augment": augment,
     }
     if adaptation.kind == "coral":
         return CoralObjective(task.source, task.unlabelled, adaptation, **common), 0
@@ -188,6 +218,46 @@ def adaptation_objective(
         return DannObjective(task.source, task.unlabelled, adaptation, features=model.num_features, **common), 0
     weights, seen = task.importance_weights(adaptation.clip)
     return WeightedSourceObjective(task.source, None, adaptation, source_weights=weights, **common), seen
+
+
+def fit_tradaboost(
+    task: TargetTask, config: StrategyConfig, model: nn.Module, model_config: dict[str, Any]
+) -> tuple[BoostedVote, dict[str, Any], list[dict[str, float]]]:
+    """TrAdaBoost's rounds over the frozen body's features of the source and the target training images
+    (source labels as target labels: the two must share their classes); the final hypothesis as a
+    module, its config and one history record per round."""
+    if task.source is None or not task.shared_label_space:
+        raise ValueError("tradaboost trains on source images labelled with the target's classes, and none were given")
+    target_features = extract_features(model, task.train[0]).double().numpy()
+    source_features = task.source_features().double().numpy()
+    scaler = StandardScaler().fit(np.concatenate([source_features, target_features]))
+    boosted = tradaboost(
+        (scaler.transform(source_features), task.source[1].numpy()),
+        (scaler.transform(target_features), task.train[1].numpy()),
+        config.boosting_rounds,
+        task.num_classes,
+        lambda: make_linear_classifier(config),
+    )
+    voting = list(boosted.voting)
+    vote_config = {
+        "name": "boosted_vote",
+        "in_channels": model_config.get("in_channels", 1),
+        "num_classes": task.num_classes,
+        "learners": len(voting),
+        "body": {k: v for k, v in model_config.items() if k != "num_classes"},
+    }
+    vote = BoostedVote(**{k: v for k, v in vote_config.items() if k != "name"})
+    vote.body.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("head.")})
+    layers = [folded_linear(scaler, boosted.learners[t], task.num_classes) for t in voting]
+    with torch.no_grad():
+        vote.learners.weight.copy_(torch.cat([weight for weight, _ in layers]))
+        vote.learners.bias.copy_(torch.cat([bias for _, bias in layers]))
+        vote.vote_weights.copy_(torch.as_tensor(boosted.vote_weights()))
+    history = [
+        {"epoch": t + 1, "target_error": error, "learner_weight": math.log(1 / beta), "source_weight_share": share}
+        for t, (error, beta, share) in enumerate(zip(boosted.errors, boosted.betas, boosted.source_shares))
+    ]
+    return vote.to(model_device(model)), vote_config, history
 
 
 def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Path | None = None) -> StrategyResult:
@@ -214,6 +284,10 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
     elif config.procedure == "linear_classifier":
         model.to(resolve_device(config.training.device))
         fit_linear_classifier(model, train, config)  # one fit, no epochs: its history is the final validation below
+    elif config.procedure == "tradaboost":
+        model.to(resolve_device(config.training.device))
+        model, result.config, rounds = fit_tradaboost(task, config, model, model_config)
+        result.model, result.images_seen = model, len(task.source[0])  # + the target images, counted below
     elif config.procedure == "probe_then_finetune":
         probe = config.probe or config.training
         probe_path = checkpoint_path.with_name(f"probe-{checkpoint_path.name}") if checkpoint_path else None
@@ -237,6 +311,9 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
     result.validation_accuracy, result.validation_loss = measured["accuracy"], measured["nll"]
     if config.procedure in ("linear_classifier", "nearest_neighbours"):
         result.history = [{"epoch": 1, "validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}]
+    if config.procedure == "tradaboost":  # each round's ε_t and vote; the final hypothesis's validation
+        rounds[-1].update(validation_loss=measured["nll"], validation_accuracy=measured["accuracy"])
+        result.history = rounds
     count_parameters(model, report)  # after LP-FT's unfreezing, the count of the final phase
     model.cpu()
     return result

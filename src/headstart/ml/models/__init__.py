@@ -20,7 +20,7 @@ from headstart.ml.models.torchvision_backbones import TorchvisionBackbone, torch
 Library = Literal["headstart", "torchvision", "timm"]
 LIBRARIES: tuple[Library, ...] = ("headstart", "torchvision", "timm")
 PIXEL_MODELS = {"pixel_linear": PixelLinear, "pixel_nearest_neighbours": PixelNearestNeighbours}
-HEADSTART_MODELS = ("small_cnn", *PIXEL_MODELS, "hard_sharing", "soft_sharing")
+HEADSTART_MODELS = ("small_cnn", *PIXEL_MODELS, "boosted_vote", "hard_sharing", "soft_sharing")
 
 
 def library_of(name: str) -> Library:
@@ -61,6 +61,10 @@ def build_model(config: dict[str, Any]) -> nn.Module:
         return SmallCNN(**settings)
     if name in PIXEL_MODELS:
         return PIXEL_MODELS[name](**settings)
+    if name == "boosted_vote":  # TrAdaBoost's final hypothesis over a frozen body
+        from headstart.ml.boosting import BoostedVote
+
+        return BoostedVote(**settings)
     from headstart.ml.models.multitask import build_multitask_model
 
     return build_multitask_model({"name": name, **settings})

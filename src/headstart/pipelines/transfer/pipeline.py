@@ -11,6 +11,7 @@ from kedro.pipeline import Node, Pipeline
 
 from headstart import configured
 from headstart.ml.adaptation import USES_SOURCE_IMAGES, USES_UNLABELLED_TARGET
+from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES
 from headstart.pipelines.transfer.nodes import (
     choose_best_model,
     compare_strategies,
@@ -39,9 +40,11 @@ def _for_strategy(function, strategy: str):
 
 def images_used(strategy: str) -> list[str]:
     """The data sets beyond the target labels that the strategy trains on: only these reach its node."""
-    kind = ((configured.parameters()["transfer"]["strategies"][strategy] or {}).get("adaptation") or {}).get("kind")
+    params = configured.parameters()["transfer"]["strategies"][strategy] or {}
+    kind = (params.get("adaptation") or {}).get("kind")
+    uses_source = kind in USES_SOURCE_IMAGES or params.get("procedure") in PROCEDURES_USING_SOURCE_IMAGES
     return [
-        *(["source_train"] if kind in USES_SOURCE_IMAGES else []),
+        *(["source_train"] if uses_source else []),
         *(["target_unlabelled"] if kind in USES_UNLABELLED_TARGET else []),
     ]
 
