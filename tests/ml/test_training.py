@@ -75,6 +75,26 @@ def test_a_checkpoint_that_would_run_code_or_does_not_fit_is_ignored_never_resum
         caplog.clear()
 
 
+@pytest.mark.parametrize("where", ["reading", "resuming"])
+def test_an_error_that_says_nothing_about_the_checkpoint_propagates_instead_of_restarting(tmp_path, monkeypatch, where):
+    """CUDA running out of memory while a checkpoint is read or applied must not restart at epoch 0."""
+    images, labels = toy_data()
+    checkpoint = tmp_path / "checkpoint.pt"
+    fit(tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=1), checkpoint)
+    assert checkpoint.exists()
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    if where == "reading":
+        monkeypatch.setattr(torch, "load", out_of_memory)
+    else:
+        monkeypatch.setattr(CrossEntropyObjective, "load_state_dict", out_of_memory)  # applied after the model
+    with pytest.raises(torch.OutOfMemoryError):
+        fit(tiny(), (images, labels), (images, labels), CONFIG, checkpoint)
+    assert checkpoint.exists()  # kept, for the run that has the memory
+
+
 def test_non_finite_loss_stops_with_a_clear_error():
     model = tiny()
     with torch.no_grad():

@@ -233,6 +233,19 @@ def _take(labels, index: torch.Tensor):
     return {k: v[index] for k, v in labels.items()} if isinstance(labels, dict) else labels[index]
 
 
+# The RuntimeErrors torch raises for a checkpoint's own content: a truncated or foreign file, a
+# state dict of another model, a generator state of another size. Any other RuntimeError (CUDA out
+# of memory while resuming, a driver fault) says nothing about the checkpoint and propagates.
+UNUSABLE_CHECKPOINT_MESSAGES = ("PytorchStreamReader", "Error(s) in loading state_dict", "GeneratorImplState")
+
+
+def unusable_checkpoint(error: BaseException) -> bool:
+    """Whether `error`, raised while reading or applying a checkpoint, means the checkpoint cannot be used."""
+    if isinstance(error, pickle.UnpicklingError | EOFError | KeyError | TypeError | ValueError):
+        return True
+    return type(error) is RuntimeError and any(m in str(error) for m in UNUSABLE_CHECKPOINT_MESSAGES)
+
+
 def _readable_checkpoint(path: Path | None, device: torch.device) -> dict | None:
     """The checkpoint at `path` if it holds plain tensors and values; a truncated file, or one that
     would run code when unpickled (weights_only refuses it), is ignored with a warning."""
@@ -240,7 +253,9 @@ def _readable_checkpoint(path: Path | None, device: torch.device) -> dict | None
         return None
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:
+        if not unusable_checkpoint(error):
+            raise
         logger.warning(
             "Ignoring checkpoint %s: not a readable checkpoint of plain tensors (%s)", path, str(error)[:300]
         )
@@ -293,7 +308,9 @@ def fit(
                 checkpoint["epoch"],
             )
             logger.info("Resuming from %s after epoch %d", checkpoint_path, start_epoch)
-        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+        except Exception as error:
+            if not unusable_checkpoint(error):
+                raise
             logger.warning(
                 "Ignoring checkpoint %s: it does not fit this training (%s); starting afresh", checkpoint_path, error
             )
