@@ -16,7 +16,7 @@ from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
 from headstart.ml.strategies import CLASSIFIERS, STRATEGY_MODELS, Procedure, StrategyConfig
 from headstart.ml.studies import SweepArm
-from headstart.ml.training import TrainConfig
+from headstart.ml.training import TrainConfig, check_device
 from headstart.ml.transfer import TransferSpec
 
 # A path in conf; relative paths are resolved against the project root, whatever the working directory.
@@ -104,7 +104,8 @@ class IngestParams(Strict):
 
 # --- Training, pretraining and transfer --------------------------------------------------------
 
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+# A device this machine has: a missing GPU stops the run before it starts, naming the devices found.
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$"), AfterValidator(check_device)]
 BlockCount = int | Literal["all"]
 
 

@@ -3,7 +3,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from headstart.ml.training import CrossEntropyObjective, TrainConfig, epoch_order, evaluate, fit, predict_logits
+from headstart.ml.training import (
+    CrossEntropyObjective,
+    TrainConfig,
+    available_devices,
+    check_device,
+    epoch_order,
+    evaluate,
+    fit,
+    predict_logits,
+)
 from tests.ml.test_transfer import tiny, toy_data
 
 CONFIG = TrainConfig(epochs=4, batch_size=16, body_lr=3e-3, head_lr=3e-3, progress=False, device="cpu")
@@ -205,3 +214,11 @@ def test_prediction_on_a_cpu_runs_in_the_precision_of_the_callers_autocast_as_fi
         reduced = predict_logits(model, images)
     assert reduced.dtype == torch.float32 and not torch.equal(full, reduced)  # computed in bf16 ...
     assert torch.allclose(full, reduced, atol=0.05, rtol=0.05)  # ... to bf16's precision
+
+
+def test_a_device_this_machine_lacks_is_refused_naming_the_devices_found():
+    found = available_devices()
+    assert found[0] == "cpu" and check_device("auto") == "auto" and check_device("cpu") == "cpu"
+    missing = f"cuda:{torch.cuda.device_count() + 7}"
+    with pytest.raises(ValueError, match=f"{missing} is not available on this machine; devices found: {found[0]}"):
+        check_device(missing)

@@ -69,10 +69,26 @@ class TrainResult:
     stopped_early: bool = False
 
 
+def available_devices() -> list[str]:
+    """The devices this machine can train on, as `runtime.device` names them."""
+    found = ["cpu", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    return [*found, "mps"] if mps is not None and mps.is_available() else found
+
+
+def check_device(name: str) -> str:
+    """`name` when this machine has that device ("auto" always), so a missing GPU is named before
+    training starts rather than by torch's driver error in the middle of a run."""
+    found = available_devices()
+    if name == "auto" or name in found or (name == "cuda" and "cuda:0" in found):
+        return name
+    raise ValueError(f"{name} is not available on this machine; devices found: {', '.join(found)}")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return torch.device(check_device(name))
 
 
 def trains_in_bf16(precision: str, device: torch.device) -> bool:
