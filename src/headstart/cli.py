@@ -1,5 +1,6 @@
 """The project's command line: Kedro's `run`, showing an error of the user's input as our message
-alone (the traceback under `--verbose`, and always in logs/last_error.log), and `prune`."""
+alone (the traceback under `--verbose`, and always in logs/last_error.log), and `prune`, the
+retention of catalog versions (headstart.retention)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,27 @@ run = click.Command(
     help=kedro_run.help,
 )
 cli.add_command(run)
+
+
+@cli.command()
+@click.option(
+    "--keep-last", default=5, show_default=True, type=click.IntRange(min=1), help="Versions kept per data set."
+)
+@click.option("--delete", "really", is_flag=True, help="Delete them (without it, only list what would be deleted).")
+@click.option("--env", "-e", default=None, help="The Kedro environment whose catalog to prune (default: local).")
+def prune(keep_last: int, really: bool, env: str | None) -> None:
+    """Delete all but the newest versions of each versioned data set, never a version that a registered
+    model's lineage names (the champion's included)."""
+    from headstart.retention import prune_project
+
+    doomed = prune_project(Path.cwd(), env, keep_last, really)
+    verb = "deleted" if really else "would delete"
+    for version in doomed:
+        click.echo(f"{verb}  {version.dataset}  {version.version}  {version.size_bytes / 1e6:.1f} MB")
+    total = sum(v.size_bytes for v in doomed) / 1e6
+    click.echo(
+        f"{len(doomed)} versions {verb}, {total:.1f} MB; kept: the newest {keep_last} of each data set and every "
+        "version a registered model's lineage names"
+    )
+    if doomed and not really:
+        click.echo("run again with --delete to delete them")
