@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 from kedro.framework.session import KedroSession
@@ -96,6 +97,15 @@ def test_a_run_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(proj
 
     resumed = kedro_run(project, *arguments)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    runs = mlflow_runs(project)  # the killed run, its training's live run with its first epoch, then the resumed
+    assert "RUNNING" not in {r.info.status for r in runs}
+    (killed_parent,) = [
+        r for r in runs if r.data.tags.get("headstart.pid") == str(killed.pid) and r.data.tags.get("kedro.run_id")
+    ]
+    assert killed_parent.info.status == "KILLED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == killed_parent.info.run_id]
+    assert children and {r.info.status for r in children} == {"KILLED"}
+    assert mlflow.MlflowClient().get_metric_history(children[0].info.run_id, "train_loss")  # kept what it finished
     logged = resumed.stdout + resumed.stderr
     assert "Resuming from" in logged and "scratch-seed" in logged
     uninterrupted = kedro_run(project, *arguments)  # the checkpoints are gone: trains from the start
@@ -142,3 +152,25 @@ def test_a_full_disk_while_saving_a_model_keeps_no_half_written_version(project,
     folder = project / "data/06_models/pixels_knn/target_models"
     assert versions(project, "pixels_knn") == before and not list(folder.rglob("*.partial"))
     every_version_loads(project, "pixels_knn")
+
+
+def test_keeping_only_the_best_seed_stores_one_model_and_every_seed_still_has_its_run(project):
+    before = versions(project, "pixels_knn")
+    result = kedro_run(
+        project, "--pipelines=transfer", "--namespaces=pixels_knn", "--params=transfer.keep_models=best_seed"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (new,) = set(versions(project, "pixels_knn")) - set(before)
+    stored = sorted((project / "data/06_models/pixels_knn/target_models" / new / "target_models").glob("*.safetensors"))
+    parent = [r for r in mlflow_runs(project) if "mlflow.parentRunId" not in r.data.tags][-1]
+    children = mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        output_format="list",
+    )
+    assert len(children) == 2 and len(stored) == 1
+    (referring,) = [c for c in children if "model.file" in c.data.tags]
+    assert Path(referring.data.tags["model.file"]) == stored[0]
+    best = max(children, key=lambda c: c.data.metrics["validation_accuracy"])
+    assert referring.data.metrics["validation_accuracy"] == best.data.metrics["validation_accuracy"]
+    assert [c.data.tags["model.stored"] for c in children if c is not referring] == ["false"]

@@ -388,6 +388,9 @@ class TransferParams(Strict):
     # validation labels and seeds; with the baseline they make the rows every gain is read against.
     reference_baselines: list[str] = ["pixels_logistic", "pixels_knn"]
     confidence: float = Field(0.95, gt=0, lt=1)
+    # The models the catalog stores per strategy: every seed's, or only the seed with the best validation
+    # accuracy (a third of the disk with three seeds). Only the kept tuning candidate's seeds are ever stored.
+    keep_models: Literal["every_seed", "best_seed"] = "every_seed"
     strategies: dict[str, StrategyParams]
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ import logging
 import math
 import pickle
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from headstart.ml import distributed
+from headstart.ml import distributed, progress
 from headstart.ml.transfer import parameter_groups, train_mode
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True  # conv nets in NHWC memory format (faster with oneDNN on CPUs and on tensor-core GPUs)
     compile: bool = False  # train through torch.compile (pays a compilation first; worth it on long runs)
+    label: str = ""  # the training's name in progress reports (headstart.ml.progress), e.g. "scratch seed 0"
     # A checkpoint after the first epoch, then at most one per this many seconds, and after the last:
     # a killed run loses at most this much work, and short trainings do not write one per epoch.
     checkpoint_seconds: float = 30.0
@@ -344,6 +345,8 @@ def fit(
     trained = torch.compile(trained) if config.compile else trained
     shard = slice(distributed.rank(), None, shards)  # this process's share of each global batch
     last_saved = -math.inf
+    reporting = config.label if distributed.is_main_process() else ""
+    progress.report("started", reporting, {"config": asdict(config), "start_epoch": start_epoch})
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         train_mode(model)
@@ -393,6 +396,7 @@ def fit(
             **measured,
         }
         result.history.append(record)
+        progress.report("epoch", reporting, record)
         epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{record['validation_accuracy']:.3f}")
         score = validation_score(measured)
         if score > best_score:
@@ -425,4 +429,5 @@ def fit(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    progress.report("ended", reporting, {"best_epoch": result.best_epoch, "stopped_early": result.stopped_early})
     return result

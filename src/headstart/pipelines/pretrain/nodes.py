@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -87,7 +88,7 @@ def train_source_model(
         model,
         (source_train.images, source_train.labels[task]),
         (source_validation.images, source_validation.labels[task]),
-        pretrain.training.to_config(pretrain.seed, runtime),
+        replace(pretrain.training.to_config(pretrain.seed, runtime), label=run_name),  # logged live under its name
         checkpoint,
     )
     checkpoint.unlink(missing_ok=True)  # finished: a later run with the same fingerprint reuses the saved model instead
@@ -109,5 +110,6 @@ def train_source_model(
         "history": result.history,
         "metrics": {k: v for k, v in summary.items() if k not in ("reused", "loaded")},
         "tags": {"stage": "pretrain"},
+        "training_label": run_name,
     }
     return StoredModel.from_module(model, config, info), summary, run
