@@ -3,9 +3,13 @@ earlier version stays intact and loadable."""
 
 import errno
 import json
+import os
 import signal
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -174,3 +178,76 @@ def test_keeping_only_the_best_seed_stores_one_model_and_every_seed_still_has_it
     best = max(children, key=lambda c: c.data.metrics["validation_accuracy"])
     assert referring.data.metrics["validation_accuracy"] == best.data.metrics["validation_accuracy"]
     assert [c.data.tags["model.stored"] for c in children if c is not referring] == ["false"]
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """`mlflow server` on a free loopback port: a sqlite store, artifacts served from a local folder."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    environment = {**kedro_environment(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-3000:]
+            time.sleep(0.5)
+    yield uri
+    server.terminate()
+    server.wait(timeout=60)
+
+
+def test_two_workers_log_to_one_tracking_server_under_the_dag_runs_parent(project, tracking_server, monkeypatch):
+    """As two Airflow workers would: one parent run per DAG run, two `kedro run --namespaces=...` at once."""
+    from headstart.orchestration import PARENT_RUN_VARIABLE, close_parent_run, open_parent_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    parent = open_parent_run(project, "test", "retrain manual__1")
+    strategies = ("scratch", "pixels_knn")
+    before = {s: versions(project, s) for s in strategies}
+    workers = [
+        subprocess.Popen(
+            kedro_command("--pipelines=transfer", f"--namespaces={strategy}"),
+            cwd=project,
+            env=kedro_environment(MLFLOW_TRACKING_URI=tracking_server, **{PARENT_RUN_VARIABLE: parent}),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for strategy in strategies
+    ]
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0, worker.stderr.read()[-3000:]
+    close_parent_run(project, "test", parent)
+    client = mlflow.MlflowClient(tracking_server)
+    experiment = client.get_run(parent).info.experiment_id
+    runs = client.search_runs([experiment])
+    assert client.get_run(parent).info.status == "FINISHED"
+    tasks = {r.data.tags["kedro.namespaces"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent}
+    assert tasks.keys() == set(strategies) and {r.info.status for r in tasks.values()} == {"FINISHED"}
+    for strategy, task in tasks.items():
+        trainings = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == task.info.run_id]
+        assert sorted(r.data.tags["mlflow.runName"] for r in trainings) == [f"{strategy} seed {s}" for s in (0, 1)]
+        assert all(Path(r.data.tags["model.file"]).exists() for r in trainings)  # each refers to its own file
+        (new,) = set(versions(project, strategy)) - set(before[strategy])  # one new version, none overwritten
+        assert task.data.tags[f"kedro.saved.{strategy}.target_models"] == new
+        assert set(before[strategy]) <= set(versions(project, strategy))
+        every_version_loads(project, strategy)
