@@ -62,7 +62,7 @@ def test_prune_lists_then_deletes_all_but_the_newest_and_every_registered_lineag
     }
     lines = [line.split() for line in listed.output.splitlines() if line.startswith("would delete")]
     assert {(words[2], words[3]) for words in lines} == expected
-    assert "8 versions would delete" in listed.output and "--delete" in listed.output
+    assert "would delete 8 versions" in listed.output and "--delete" in listed.output
 
     deleted = CliRunner().invoke(prune, ["--keep-last", "2", "--delete"])
     assert deleted.exit_code == 0, deleted.output
@@ -70,4 +70,4 @@ def test_prune_lists_then_deletes_all_but_the_newest_and_every_registered_lineag
     assert surviving(project, "scratch.target_models") == [VERSIONS[0], *VERSIONS[3:]]  # the champion's lineage
     assert surviving(project, "finetune_full.target_models") == VERSIONS[3:]
     assert surviving(project, "target_train") == [VERSIONS[1], *VERSIONS[3:]]
-    assert CliRunner().invoke(prune, ["--keep-last", "2"]).output.startswith("0 versions")
+    assert CliRunner().invoke(prune, ["--keep-last", "2"]).output.startswith("would delete 0 versions")

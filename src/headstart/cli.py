@@ -64,7 +64,7 @@ def prune(keep_last: int, really: bool, env: str | None) -> None:
         click.echo(f"{verb}  {version.dataset}  {version.version}  {version.size_bytes / 1e6:.1f} MB")
     total = sum(v.size_bytes for v in doomed) / 1e6
     click.echo(
-        f"{len(doomed)} versions {verb}, {total:.1f} MB; kept: the newest {keep_last} of each data set and every "
+        f"{verb} {len(doomed)} versions, {total:.1f} MB; kept: the newest {keep_last} of each data set and every "
         "version a registered model's lineage names"
     )
     if doomed and not really:
