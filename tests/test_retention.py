@@ -60,7 +60,7 @@ def test_prune_lists_then_deletes_all_but_the_newest_and_every_registered_lineag
         ("target_train", VERSIONS[0]),
         ("target_train", VERSIONS[2]),
     }
-    lines = [line.split() for line in listed.output.splitlines() if line.startswith("would delete")]
+    lines = [line.split() for line in listed.output.splitlines() if line.startswith("would delete  ")]
     assert {(words[2], words[3]) for words in lines} == expected
     assert "would delete 8 versions" in listed.output and "--delete" in listed.output
 
