@@ -96,9 +96,15 @@ def test_every_generated_dag_imports_in_airflow_3_with_its_own_id(airflow_projec
     one_per_pipeline = len(pipelines) + 1  # and the default
     assert len(found["ids"]) == len(list((project / "airflow" / "dags").glob("*.py"))) == one_per_pipeline  # unique
     assert {"headstart_default", "headstart_retrain", "headstart_multitask", "headstart_predict"} <= set(found["ids"])
-    assert {"ingest", "scratch", "finetune-full", "lp-ft", "choose-champion", "open_mlflow_run"} <= set(
-        found["retrain_tasks"]
-    )
+    assert {
+        "ingest",
+        "scratch",
+        "finetune-full",
+        "lp-ft",
+        "choose-champion",
+        "open_mlflow_run",
+        "prune_versions",
+    } <= set(found["retrain_tasks"])
     assert found["schedule"] == "@weekly"  # from conf/base/airflow.yml
 
 

@@ -3,11 +3,16 @@ earlier version stays intact and loadable."""
 
 import errno
 import json
+import os
 import signal
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import mlflow
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 from kedro.framework.session import KedroSession
@@ -96,6 +101,15 @@ def test_a_run_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(proj
 
     resumed = kedro_run(project, *arguments)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    runs = mlflow_runs(project)  # the killed run, its training's live run with its first epoch, then the resumed
+    assert "RUNNING" not in {r.info.status for r in runs}
+    (killed_parent,) = [
+        r for r in runs if r.data.tags.get("headstart.pid") == str(killed.pid) and r.data.tags.get("kedro.run_id")
+    ]
+    assert killed_parent.info.status == "KILLED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == killed_parent.info.run_id]
+    assert children and {r.info.status for r in children} == {"KILLED"}
+    assert mlflow.MlflowClient().get_metric_history(children[0].info.run_id, "train_loss")  # kept what it finished
     logged = resumed.stdout + resumed.stderr
     assert "Resuming from" in logged and "scratch-seed" in logged
     uninterrupted = kedro_run(project, *arguments)  # the checkpoints are gone: trains from the start
@@ -142,3 +156,98 @@ def test_a_full_disk_while_saving_a_model_keeps_no_half_written_version(project,
     folder = project / "data/06_models/pixels_knn/target_models"
     assert versions(project, "pixels_knn") == before and not list(folder.rglob("*.partial"))
     every_version_loads(project, "pixels_knn")
+
+
+def test_keeping_only_the_best_seed_stores_one_model_and_every_seed_still_has_its_run(project):
+    before = versions(project, "pixels_knn")
+    result = kedro_run(
+        project, "--pipelines=transfer", "--namespaces=pixels_knn", "--params=transfer.keep_models=best_seed"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (new,) = set(versions(project, "pixels_knn")) - set(before)
+    stored = sorted((project / "data/06_models/pixels_knn/target_models" / new / "target_models").glob("*.safetensors"))
+    parent = [r for r in mlflow_runs(project) if "mlflow.parentRunId" not in r.data.tags][-1]
+    children = mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        output_format="list",
+    )
+    assert len(children) == 2 and len(stored) == 1
+    (referring,) = [c for c in children if "model.file" in c.data.tags]
+    assert Path(referring.data.tags["model.file"]) == stored[0]
+    best = max(children, key=lambda c: c.data.metrics["validation_accuracy"])
+    assert referring.data.metrics["validation_accuracy"] == best.data.metrics["validation_accuracy"]
+    assert [c.data.tags["model.stored"] for c in children if c is not referring] == ["false"]
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """`mlflow server` on a free loopback port: a sqlite store, artifacts served from a local folder."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    environment = {**kedro_environment(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-3000:]
+            time.sleep(0.5)
+    yield uri
+    server.terminate()
+    server.wait(timeout=60)
+
+
+def test_two_workers_log_to_one_tracking_server_under_the_dag_runs_parent(project, tracking_server, monkeypatch):
+    """As two Airflow workers would: one parent run per DAG run, two `kedro run --namespaces=...` at once."""
+    from headstart.orchestration import PARENT_RUN_VARIABLE, close_parent_run, open_parent_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    parent = open_parent_run(project, "test", "retrain manual__1")
+    strategies = ("scratch", "pixels_knn")
+    before = {s: versions(project, s) for s in strategies}
+    workers = [
+        subprocess.Popen(
+            kedro_command("--pipelines=transfer", f"--namespaces={strategy}"),
+            cwd=project,
+            env=kedro_environment(MLFLOW_TRACKING_URI=tracking_server, **{PARENT_RUN_VARIABLE: parent}),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for strategy in strategies
+    ]
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0, worker.stderr.read()[-3000:]
+    close_parent_run(project, "test", parent)
+    client = mlflow.MlflowClient(tracking_server)
+    experiment = client.get_run(parent).info.experiment_id
+    runs = client.search_runs([experiment])
+    assert client.get_run(parent).info.status == "FINISHED"
+    tasks = {r.data.tags["kedro.namespaces"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent}
+    assert tasks.keys() == set(strategies) and {r.info.status for r in tasks.values()} == {"FINISHED"}
+    for strategy, task in tasks.items():
+        trainings = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == task.info.run_id]
+        assert sorted(r.data.tags["mlflow.runName"] for r in trainings) == [f"{strategy} seed {s}" for s in (0, 1)]
+        assert all(Path(r.data.tags["model.file"]).exists() for r in trainings)  # each refers to its own file
+        (new,) = set(versions(project, strategy)) - set(before[strategy])  # one new version, none overwritten
+        assert task.data.tags[f"kedro.saved.{strategy}.target_models"] == new
+        assert set(before[strategy]) <= set(versions(project, strategy))
+        every_version_loads(project, strategy)

@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from PIL import Image
 
-from headstart.ml.training import resolve_device, trains_in_bf16
+from headstart.ml.training import available_devices, resolve_device, trains_in_bf16
 from headstart.pipelines.ingest.pipeline import MODEL_INPUTS
 from tests.conftest import copy_project, kedro_run
 
@@ -69,8 +69,20 @@ def test_bad_parameter_stops_before_any_node_and_saves_nothing(project):
     before = versions(project)
     result = kedro_run(project, "--pipelines=ingest", "--params=ingest.split.labels_per_class=0")
     assert result.returncode != 0
-    assert "split.labels_per_class" in result.stderr and "greater than or equal to 1" in result.stderr
+    assert "ingest.split.labels_per_class: Input should be greater than or equal to 1" in result.stderr
+    shown = result.stdout + result.stderr
+    assert "Traceback" not in shown and "errors.pydantic.dev" not in shown  # one line per field, no links
+    assert "register_new_resolver" not in shown  # Kedro's use of a deprecated OmegaConf call, silenced
     assert versions(project) == before
+
+
+def test_a_device_this_machine_lacks_is_named_with_the_devices_found_before_any_node(project):
+    result = kedro_run(project, "--pipelines=pretrain", "--params=runtime.device=cuda:7")
+    assert result.returncode != 0
+    assert f"runtime.device: cuda:7 is not available on this machine; devices found: {available_devices()[0]}" in (
+        " ".join(result.stderr.split())
+    )
+    assert "Traceback" not in result.stderr and "Running node" not in result.stdout + result.stderr
 
 
 def test_corrupt_image_names_the_file_marks_the_run_failed_and_keeps_versions(project, tmp_path):
@@ -85,6 +97,8 @@ def test_corrupt_image_names_the_file_marks_the_run_failed_and_keeps_versions(pr
     )
     assert result.returncode != 0
     assert "zz_broken.png: unreadable or corrupt image" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr  # our message alone; the traceback is kept in the log file
+    assert "InvalidDataError" in (project / "logs/last_error.log").read_text()
     assert versions(project) == before
     run = mlflow_runs(project)[-1]
     assert run.info.status == "FAILED" and "zz_broken.png" in run.data.tags["error"]

@@ -109,7 +109,11 @@ def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(pr
     assert child.data.params["strategy"] == "finetune_full" and child.data.params["training.body_lr"] == "0.0001"
     assert len(client.get_metric_history(child.info.run_id, "train_loss")) == 2  # one point per epoch
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-    assert artifacts == {"model.safetensors", "confusion_matrix.png", "transfer_report.json"}
+    assert artifacts == {"confusion_matrix.png", "transfer_report.json"}  # the weights are stored once: the catalog's
+    stored = Path(child.data.tags["model.file"])
+    assert child.data.tags["model.dataset"] == "finetune_full.target_models" and stored.name == "seed_1.safetensors"
+    assert stored == latest(project, "data/06_models/finetune_full/target_models") / "seed_1.safetensors"
+    assert child.data.tags["model.version"] == parent.data.tags["kedro.saved.finetune_full.target_models"]
     report = mlflow.artifacts.load_dict(f"runs:/{child.info.run_id}/transfer_report.json")
     assert "head.weight" in report["reinitialised"] and "blocks.0.0.weight" in report["copied"]
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
@@ -262,6 +266,9 @@ def test_champion_is_an_mlflow_model_with_its_lineage_that_mlflow_serves(project
     default = next(r for r in parent_runs(project) if r.data.tags["kedro.pipelines"] == "__default__")
     best_of_run = mlflow.pyfunc.load_model(f"runs:/{default.info.run_id}/best_model")
     assert list(best_of_run.predict(image_frame(images)).columns[:2]) == ["predicted_class", "probability"]
+    logged = Path(mlflow.artifacts.download_artifacts(f"runs:/{default.info.run_id}/best_model"))
+    assert not list(logged.rglob("*.safetensors"))  # it refers to the catalog's file; the champion carries its own
+    assert list(Path(mlflow.artifacts.download_artifacts(uri)).rglob("*.safetensors"))
     assert (
         "Classifies 28-pixel grey images into 10 classes" in client.get_registered_model("headstart-digits").description
     )

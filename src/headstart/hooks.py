@@ -11,9 +11,11 @@ per strategy × seed, so nodes return data and never call MLflow themselves.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,19 @@ from kedro_datasets.partitions import PartitionedDataset
 from pydantic import ValidationError
 
 from headstart import configured
-from headstart.ml import distributed
+from headstart.ml import distributed, progress
 from headstart.ml.training import resolve_device, trains_in_bf16
 from headstart.orchestration import PARENT_RUN_VARIABLE
 from headstart.params import RuntimeParams
-from headstart.tracking import configure_mlflow, git_commit, log_dataset, log_params
+from headstart.tracking import (
+    LiveRuns,
+    configure_mlflow,
+    end_runs_of_dead_processes,
+    git_commit,
+    log_dataset,
+    log_params,
+    process_tags,
+)
 
 
 class ConfiguredParametersHook:
@@ -111,6 +121,9 @@ class MlflowTrackingHook:
         self._project_path = Path.cwd()
         self._catalog = None
         self._versions: dict[str, dict[str, str]] = {"loaded": {}, "saved": {}}
+        self._live: LiveRuns | None = None
+        self._listening = contextlib.ExitStack()
+        self._signal_handlers: dict[int, Any] = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -124,9 +137,10 @@ class MlflowTrackingHook:
         if not distributed.is_main_process():  # rank 0 logs for every process of a torchrun
             return
         try:
-            configure_mlflow(self._settings, self._project_path)  # artifacts land beside a sqlite store, under mlruns/
+            experiment = configure_mlflow(self._settings, self._project_path)  # artifacts beside a sqlite store
         except ConnectionError as error:
             raise click.ClickException(str(error)) from error
+        end_runs_of_dead_processes(experiment.experiment_id)  # e.g. a run killed with SIGKILL: KILLED, not RUNNING
         parent = os.environ.get(PARENT_RUN_VARIABLE)  # an orchestrated task: a child of the DAG run's run
         pipelines = run_params.get("pipeline_names") or ["__default__"]
         tags = {
@@ -135,11 +149,37 @@ class MlflowTrackingHook:
             "kedro.pipelines": ",".join(pipelines),
             "kedro.namespaces": ",".join(run_params.get("namespaces") or []),
             "git.commit": git_commit(self._project_path) or "unknown",
+            **process_tags(),
         }
         parameters = catalog.load("parameters")
         tags["training.precision"] = training_precision(parameters.get("runtime"))
-        mlflow.start_run(run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags, parent_run_id=parent)
+        run = mlflow.start_run(
+            run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags, parent_run_id=parent
+        )
         log_params(parameters)
+        self._live = LiveRuns(run.info.run_id)
+        self._listening.enter_context(progress.listening(self._live))
+        self._end_on_signals()
+
+    def _end_on_signals(self) -> None:
+        """SIGTERM (Airflow stopping a task) or Ctrl-C: this run and its trainings end KILLED, then the
+        signal does what it did before."""
+
+        def killed(signum, frame):
+            self._end_run("KILLED")
+            signal.signal(signum, self._signal_handlers.get(signum, signal.SIG_DFL))
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.raise_signal(signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: the orchestrator handles signals
+                self._signal_handlers[signum] = signal.signal(signum, killed)
+
+    def _restore_signals(self) -> None:
+        for signum, handler in self._signal_handlers.items():
+            signal.signal(signum, handler)
+        self._signal_handlers.clear()
 
     def _record_version(self, direction: str, dataset_name: str) -> None:
         dataset = self._catalog.get(dataset_name) if self._catalog is not None else None
@@ -156,16 +196,57 @@ class MlflowTrackingHook:
         if mlflow.active_run():
             self._record_version("loaded", dataset_name)
 
+    def _stored_file(self, dataset_name: str, model_name: str, direction: str) -> dict[str, str]:
+        """Where the catalog stores one model of a versioned model entry, in the version this run
+        saved or loaded: the reference an MLflow run keeps instead of a second copy of the weights."""
+        dataset = self._catalog.get(dataset_name)
+        version = self._versions[direction][dataset_name]
+        path = f"{dataset._get_versioned_path(version)}/{model_name}.safetensors"
+        protocol = getattr(dataset, "_protocol", "file")
+        if protocol == "file":
+            path = str(self._project_path / path) if not Path(path).is_absolute() else path
+        else:
+            path = f"{protocol}://{path}"
+        return {"model.dataset": dataset_name, "model.version": version, "model.file": path}
+
+    def _refer_to_stored_model(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A child run's record with its `model` ({dataset, name} or None) turned into reference tags."""
+        record = dict(record)
+        run_id, streamed = self._live.take(record.pop("training_label", None)) if self._live else (None, False)
+        if run_id:  # the training's live run: its curves are there already
+            record["run_id"] = run_id
+            record["history"] = () if streamed else record.get("history", ())
+        if "model" not in record:  # a run of a study: nothing stored
+            return record
+        model = record.pop("model")
+        reference = self._stored_file(model["dataset"], model["name"], "saved") if model else {"model.stored": "false"}
+        record["tags"] = {**(record.get("tags") or {}), **reference}
+        return record
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        if mlflow.active_run() and isinstance(data, dict) and "stored_in" in data:  # a run's model refers to its file
+            data["weights_file"] = self._stored_file(*data["stored_in"], "loaded")["model.file"]
+
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
         if not mlflow.active_run():
             return
         self._record_version("saved", dataset_name)
         metadata = getattr(self._catalog.get(dataset_name), "metadata", None) or {}
+        if metadata.get("mlflow") == "child_runs":
+            data = [self._refer_to_stored_model(record) for record in data]
+            if self._live is not None and "." in dataset_name:  # the strategy's candidates its tuning dropped
+                self._live.mark_dropped(dataset_name.rsplit(".", 1)[0])
         if metadata.get("mlflow"):
             log_dataset(dataset_name, data, metadata)
 
     def _end_run(self, status: str) -> None:
+        self._listening.close()
+        self._restore_signals()
+        if self._live is not None:
+            self._live.end_open(status)
+            self._live = None
         if not mlflow.active_run():
             return
         mlflow.log_dict(self._versions, "catalog_versions.json")

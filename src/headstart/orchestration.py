@@ -39,10 +39,10 @@ def open_parent_run(project_path: Path, env: str, run_name: str) -> str:
 
 
 def close_parent_run(project_path: Path, env: str, run_id: str) -> None:
-    """FAILED when a child run failed, else FINISHED."""
+    """FAILED when a child run failed or was killed, else FINISHED."""
     configure_mlflow(_project_mlflow_settings(Path(project_path), env), Path(project_path))
     client = mlflow.MlflowClient()
     experiment = client.get_run(run_id).info.experiment_id
     children = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
-    failed = any(child.info.status == "FAILED" for child in children)
+    failed = any(child.info.status in ("FAILED", "KILLED") for child in children)
     client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")

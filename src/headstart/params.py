@@ -30,7 +30,7 @@ from headstart.ml.strategies import (
     StrategyConfig,
 )
 from headstart.ml.studies import SweepArm
-from headstart.ml.training import TrainConfig
+from headstart.ml.training import TrainConfig, check_device
 from headstart.ml.transfer import TransferSpec
 
 # A path in conf; relative paths are resolved against the project root, whatever the working directory.
@@ -125,7 +125,8 @@ class IngestParams(Strict):
 
 # --- Training, pretraining and transfer --------------------------------------------------------
 
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+# A device this machine has: a missing GPU stops the run before it starts, naming the devices found.
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$"), AfterValidator(check_device)]
 BlockCount = int | Literal["all"]
 
 
@@ -464,6 +465,9 @@ class TransferParams(Strict):
     # validation labels and seeds; with the baseline they make the rows every gain is read against.
     reference_baselines: list[str] = ["pixels_logistic", "pixels_knn"]
     confidence: float = Field(0.95, gt=0, lt=1)
+    # The models the catalog stores per strategy: every seed's, or only the seed with the best validation
+    # accuracy (a third of the disk with three seeds). Only the kept tuning candidate's seeds are ever stored.
+    keep_models: Literal["every_seed", "best_seed"] = "every_seed"
     strategies: dict[str, StrategyParams]
 
     @model_validator(mode="after")

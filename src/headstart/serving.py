@@ -39,7 +39,9 @@ def image_frame(images: list[ImageLike]) -> pd.DataFrame:
 
 class HeadstartImageClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        weights, described = Path(context.artifacts["weights"]), Path(context.artifacts["model_json"])
+        # A run's model refers to its catalog file (one stored copy); a registered champion carries its own.
+        weights = Path((context.model_config or {}).get("weights_file") or context.artifacts["weights"])
+        described = Path(context.artifacts["model_json"])
         self.classifier = ImageClassifier(StoredModel.decode(weights.read_bytes(), described.read_bytes()))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -56,18 +58,28 @@ def signature(classes: list[str]) -> ModelSignature:
 
 
 def log_image_classifier(
-    stored: StoredModel, name: str, example_image: ImageLike, registered_model_name: str | None = None
+    stored: StoredModel,
+    name: str,
+    example_image: ImageLike,
+    registered_model_name: str | None = None,
+    weights_file: str | None = None,
 ):
-    """Log `stored` as an MLflow model of the active run (registered when a name is given): ModelInfo."""
+    """Log `stored` as an MLflow model of the active run (registered when a name is given): ModelInfo.
+    With `weights_file` (the catalog's copy of these weights) the MLflow model refers to that file
+    instead of holding a second copy; without it the weights travel with the model (the champion)."""
     with tempfile.TemporaryDirectory() as folder:
         weights, described = Path(folder) / "model.safetensors", Path(folder) / "model.json"
         weights_bytes, described_bytes = stored.encode()
-        weights.write_bytes(weights_bytes)
         described.write_bytes(described_bytes)
+        artifacts = {"model_json": str(described)}
+        if weights_file is None:
+            weights.write_bytes(weights_bytes)
+            artifacts["weights"] = str(weights)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(MODEL_CODE),
-            artifacts={"weights": str(weights), "model_json": str(described)},
+            artifacts=artifacts,
+            model_config={"weights_file": weights_file} if weights_file else None,
             code_paths=[str(Path(headstart.__file__).parent)],
             signature=signature([str(c) for c in stored.info["classes"]]),
             input_example=image_frame([example_image]),

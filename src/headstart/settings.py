@@ -2,6 +2,7 @@
 
 from kedro.config import OmegaConfigLoader
 
+from headstart.context import HeadstartContext
 from headstart.hooks import ConfiguredParametersHook, MissingInputsHook, MlflowTrackingHook, OneWriterHook
 
 # Pluggy calls the last registered first: the run's conf is handed over before anything else.
@@ -11,6 +12,9 @@ HOOKS = (MlflowTrackingHook(), ConfiguredParametersHook(), MissingInputsHook(), 
 
 # kedro-mlflow crashes on MLflow 3.13+ and wraps versioned datasets badly; our hook replaces it.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+
+# Invalid typed parameters read as one line per field (headstart.context).
+CONTEXT_CLASS = HeadstartContext
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

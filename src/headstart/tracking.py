@@ -1,12 +1,15 @@
 """MLflow logging helpers: flattened params, metrics, artifacts and child runs of the active run,
-and the tracking URI and experiment from conf. Called by the hooks, never by nodes."""
+each training's live run, and the tracking URI and experiment from conf. Called by the hooks, never
+by nodes."""
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import tempfile
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import mlflow
 from matplotlib.figure import Figure
+from mlflow.entities import Metric, Param
 from pydantic import BaseModel
 
 MLFLOW_KEY = re.compile(r"[^\w\-. /]")
@@ -94,9 +98,11 @@ def log_child_run(
     metrics: dict[str, float] | None = None,
     tags: dict[str, str] | None = None,
     artifacts: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> str:
-    """One nested run under the active run: params, per-epoch metrics (step = epoch), final metrics, artifacts."""
-    with mlflow.start_run(run_name=run_name, nested=True, tags=tags) as run:
+    """One nested run under the active run: params, per-epoch metrics (step = epoch), final metrics,
+    artifacts. With `run_id`, into that run (a training's live run, its curves already logged)."""
+    with mlflow.start_run(run_id=run_id, run_name=run_name, nested=True, tags=tags) as run:  # renames a live run
         log_params(params)
         for record in history:
             step = int(record.get("epoch", 0))
@@ -144,3 +150,90 @@ def configure_mlflow(settings: dict[str, Any], project_path: Path):
     return mlflow.set_experiment(
         os.environ.get("MLFLOW_EXPERIMENT_NAME") or settings.get("experiment_name", "headstart")
     )
+
+
+class LiveRuns:
+    """Each labelled training's child run, opened when the training starts and logged as it goes
+    (its configuration, then each epoch's metrics), so a crash keeps every finished training's record
+    and the UI shows a long node's progress (headstart.ml.progress). Tagged with this host and process,
+    so a later run can tell a run left RUNNING by a killed process."""
+
+    def __init__(self, parent_run_id: str) -> None:
+        self.client = mlflow.MlflowClient()
+        self.parent = self.client.get_run(parent_run_id)
+        self.runs: dict[str, str] = {}  # label → run id
+        self.streamed: set[str] = set()  # labels whose epochs were logged live
+        self.open: set[str] = set()
+
+    def __call__(self, event: str, label: str, payload: dict[str, Any]) -> None:
+        if event == "started":
+            if label not in self.runs:
+                tags = {"mlflow.parentRunId": self.parent.info.run_id, "training.label": label, **process_tags()}
+                run = self.client.create_run(self.parent.info.experiment_id, run_name=label, tags=tags)
+                self.runs[label] = run.info.run_id
+                config = {
+                    f"fit.{k}": v for k, v in flatten(payload["config"]).items() if k not in ("label", "progress")
+                }
+                self.client.log_batch(
+                    run.info.run_id,
+                    params=[Param(MLFLOW_KEY.sub("_", k), str(v)[:MAX_PARAM_LENGTH]) for k, v in config.items()],
+                )
+            else:  # a second phase (probe then fine-tune) or a resumed training
+                self.client.update_run(self.runs[label], status="RUNNING")
+            self.open.add(label)
+        elif event == "epoch" and label in self.runs:
+            step, now = int(payload.get("epoch", 0)), int(time.time() * 1000)
+            metrics = [Metric(MLFLOW_KEY.sub("_", k), float(v), now, step) for k, v in payload.items() if k != "epoch"]
+            self.client.log_batch(self.runs[label], metrics=metrics)
+            self.streamed.add(label)
+        elif event == "ended" and label in self.runs:
+            self.client.set_terminated(self.runs[label], "FINISHED")
+            self.open.discard(label)
+
+    def take(self, label: str | None) -> tuple[str | None, bool]:
+        """(run id, curves already logged) of a training's live run, handed to its final record once."""
+        if not label or label not in self.runs:
+            return None, False
+        return self.runs.pop(label), label in self.streamed
+
+    def mark_dropped(self, strategy: str) -> None:
+        """The live runs of `strategy` no final record took: candidates of its grid that tuning dropped."""
+        for label in [label for label in self.runs if label.startswith(f"{strategy} ")]:
+            self.client.set_tag(self.runs.pop(label), "tuning.kept", "false")
+
+    def end_open(self, status: str) -> None:
+        """A failed or killed pipeline: the trainings still running end with it."""
+        for label in sorted(self.open):
+            self.client.set_terminated(self.runs[label], status)
+        self.open.clear()
+
+
+def process_tags() -> dict[str, str]:
+    return {"headstart.host": socket.gethostname(), "headstart.pid": str(os.getpid())}
+
+
+def end_runs_of_dead_processes(experiment_id: str) -> list[str]:
+    """Runs this host left RUNNING from a process that no longer exists (killed with SIGKILL, or the
+    machine's power): marked KILLED, so no run of a dead process reads as still running."""
+    client = mlflow.MlflowClient()
+    host = socket.gethostname()
+    found = client.search_runs(
+        [experiment_id], f"attributes.status = 'RUNNING' and tags.`headstart.host` = '{host}'", max_results=1000
+    )
+    ended = []
+    for run in found:
+        pid = int(run.data.tags.get("headstart.pid", "0"))
+        if pid and not _alive(pid):
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    return ended
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -7,6 +7,8 @@ import torch
 from headstart.ml.training import (
     CrossEntropyObjective,
     TrainConfig,
+    available_devices,
+    check_device,
     epoch_order,
     evaluate,
     fit,
@@ -82,6 +84,26 @@ def test_a_checkpoint_that_would_run_code_or_does_not_fit_is_ignored_never_resum
         assert [r["epoch"] for r in result.history] == [1, 2, 3, 4], name  # trained from the start
         assert result.history[-1]["train_loss"] == pytest.approx(expected.history[-1]["train_loss"], rel=1e-5)
         caplog.clear()
+
+
+@pytest.mark.parametrize("where", ["reading", "resuming"])
+def test_an_error_that_says_nothing_about_the_checkpoint_propagates_instead_of_restarting(tmp_path, monkeypatch, where):
+    """CUDA running out of memory while a checkpoint is read or applied must not restart at epoch 0."""
+    images, labels = toy_data()
+    checkpoint = tmp_path / "checkpoint.pt"
+    fit(tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=1), checkpoint)
+    assert checkpoint.exists()
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    if where == "reading":
+        monkeypatch.setattr(torch, "load", out_of_memory)
+    else:
+        monkeypatch.setattr(CrossEntropyObjective, "load_state_dict", out_of_memory)  # applied after the model
+    with pytest.raises(torch.OutOfMemoryError):
+        fit(tiny(), (images, labels), (images, labels), CONFIG, checkpoint)
+    assert checkpoint.exists()  # kept, for the run that has the memory
 
 
 def test_non_finite_loss_stops_with_a_clear_error():
@@ -258,3 +280,11 @@ def test_a_run_killed_mid_training_resumes_with_its_optimizer_and_schedule(tmp_p
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
     for name, tensor in uninterrupted.state_dict().items():
         assert torch.allclose(tensor.float(), resumed_model.state_dict()[name].float(), atol=1e-5), name
+
+
+def test_a_device_this_machine_lacks_is_refused_naming_the_devices_found():
+    found = available_devices()
+    assert found[0] == "cpu" and check_device("auto") == "auto" and check_device("cpu") == "cpu"
+    missing = f"cuda:{torch.cuda.device_count() + 7}"
+    with pytest.raises(ValueError, match=f"{missing} is not available on this machine; devices found: {found[0]}"):
+        check_device(missing)

@@ -105,7 +105,9 @@ class ChampionModelDataset(AbstractDataset[dict, dict | None]):
 
 class RunModelDataset(AbstractDataset[dict, None]):
     """Save-only: a model logged as an MLflow model of the active run (not registered), so every run's
-    best model can be loaded with `mlflow.pyfunc.load_model("runs:/<run id>/<name>")`."""
+    best model can be loaded with `mlflow.pyfunc.load_model("runs:/<run id>/<name>")`. It refers to the
+    catalog's file of the weights (`weights_file`, which the MLflow hook fills in from the catalog
+    entry the model was loaded from), so the weights are stored once."""
 
     def __init__(self, name: str = "best_model", metadata: dict[str, Any] | None = None) -> None:
         self._name, self.metadata = name, metadata
@@ -118,7 +120,7 @@ class RunModelDataset(AbstractDataset[dict, None]):
             raise DatasetError(
                 f"logging {self._name} needs an active MLflow run (the project's MLflow hook starts one)"
             )
-        log_image_classifier(data["model"], self._name, data["example"])
+        log_image_classifier(data["model"], self._name, data["example"], weights_file=data.get("weights_file"))
 
     def _describe(self) -> dict[str, Any]:
         return {"name": self._name}

@@ -4,7 +4,7 @@ reused) or loaded from weights made elsewhere. Pretrain and advise (its candidat
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def train_source_model(
         model,
         (source_train.images, source_train.labels[task]),
         (source_validation.images, source_validation.labels[task]),
-        recipe.training,
+        replace(recipe.training, label=run_name),  # logged live under its name
         checkpoint,
     )
     checkpoint.unlink(missing_ok=True)  # finished: a later run with the same fingerprint reuses the saved model instead
@@ -86,5 +86,6 @@ def train_source_model(
         "history": result.history,
         "metrics": {k: v for k, v in summary.items() if k not in ("reused", "loaded")},
         "tags": {"stage": "pretrain"},
+        "training_label": run_name,
     }
     return StoredModel.from_module(model, config, info), summary, run

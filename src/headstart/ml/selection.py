@@ -15,7 +15,8 @@ def choose_candidate(strategy_models: Iterable[Mapping[str, StoredModel]]) -> tu
     best_strategy, best_score, best_models = None, None, None
     for models in strategy_models:
         stored = list(models.values())
-        score = mean(m.info["validation_accuracy"] for m in stored)
+        # Over every seed trained, also when only the best seed's model was stored (transfer.keep_models).
+        score = stored[0].info.get("strategy_validation_accuracy", mean(m.info["validation_accuracy"] for m in stored))
         if best_score is None or score > best_score:
             best_strategy, best_score, best_models = stored[0].info["strategy"], score, stored
     if best_models is None:

@@ -16,7 +16,7 @@ import logging
 import math
 import pickle
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from headstart.ml import distributed
+from headstart.ml import distributed, progress
 from headstart.ml.transfer import parameter_groups, train_mode
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True  # conv nets in NHWC memory format (faster with oneDNN on CPUs and on tensor-core GPUs)
     compile: bool = False  # train through torch.compile (pays a compilation first; worth it on long runs)
+    label: str = ""  # the training's name in progress reports (headstart.ml.progress), e.g. "scratch seed 0"
     # A checkpoint after the first epoch, then at most one per this many seconds, and after the last:
     # a killed run loses at most this much work, and short trainings do not write one per epoch.
     checkpoint_seconds: float = 30.0
@@ -76,10 +77,26 @@ class TrainResult:
     stopped_early: bool = False
 
 
+def available_devices() -> list[str]:
+    """The devices this machine can train on, as `runtime.device` names them."""
+    found = ["cpu", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    return [*found, "mps"] if mps is not None and mps.is_available() else found
+
+
+def check_device(name: str) -> str:
+    """`name` when this machine has that device ("auto" always), so a missing GPU is named before
+    training starts rather than by torch's driver error in the middle of a run."""
+    found = available_devices()
+    if name == "auto" or name in found or (name == "cuda" and "cuda:0" in found):
+        return name
+    raise ValueError(f"{name} is not available on this machine; devices found: {', '.join(found)}")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return torch.device(check_device(name))
 
 
 def trains_in_bf16(precision: str, device: torch.device) -> bool:
@@ -251,6 +268,19 @@ def _take(labels, index: torch.Tensor):
     return {k: v[index] for k, v in labels.items()} if isinstance(labels, dict) else labels[index]
 
 
+# The RuntimeErrors torch raises for a checkpoint's own content: a truncated or foreign file, a
+# state dict of another model, a generator state of another size. Any other RuntimeError (CUDA out
+# of memory while resuming, a driver fault) says nothing about the checkpoint and propagates.
+UNUSABLE_CHECKPOINT_MESSAGES = ("PytorchStreamReader", "Error(s) in loading state_dict", "GeneratorImplState")
+
+
+def unusable_checkpoint(error: BaseException) -> bool:
+    """Whether `error`, raised while reading or applying a checkpoint, means the checkpoint cannot be used."""
+    if isinstance(error, pickle.UnpicklingError | EOFError | KeyError | TypeError | ValueError):
+        return True
+    return type(error) is RuntimeError and any(m in str(error) for m in UNUSABLE_CHECKPOINT_MESSAGES)
+
+
 def _readable_checkpoint(path: Path | None, device: torch.device) -> dict | None:
     """The checkpoint at `path` if it holds plain tensors and values; a truncated file, or one that
     would run code when unpickled (weights_only refuses it), is ignored with a warning."""
@@ -258,7 +288,9 @@ def _readable_checkpoint(path: Path | None, device: torch.device) -> dict | None
         return None
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:
+        if not unusable_checkpoint(error):
+            raise
         logger.warning(
             "Ignoring checkpoint %s: not a readable checkpoint of plain tensors (%s)", path, str(error)[:300]
         )
@@ -399,7 +431,9 @@ def fit(
                 checkpoint["epoch"],
             )
             logger.info("Resuming from %s after epoch %d", checkpoint_path, start_epoch)
-        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+        except Exception as error:
+            if not unusable_checkpoint(error):
+                raise
             logger.warning(
                 "Ignoring checkpoint %s: it does not fit this training (%s); starting afresh", checkpoint_path, error
             )
@@ -419,6 +453,8 @@ def fit(
     trained = torch.compile(trained) if config.compile else trained
     context = EpochContext(device, use_bf16, augment, shards, slice(distributed.rank(), None, shards))
     last_saved = -math.inf
+    reporting = config.label if distributed.is_main_process() else ""
+    progress.report("started", reporting, {"config": asdict(config), "start_epoch": start_epoch})
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         order = epoch_order(len(images), config, generator).to(data_device)
@@ -446,6 +482,7 @@ def fit(
             **measured,
         }
         result.history.append(record)
+        progress.report("epoch", reporting, record)
         epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{record['validation_accuracy']:.3f}")
         score = validation_score(measured)
         if score > best_score:
@@ -479,4 +516,5 @@ def fit(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    progress.report("ended", reporting, {"best_epoch": result.best_epoch, "stopped_early": result.stopped_early})
     return result

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-import safetensors.torch
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
@@ -18,7 +18,7 @@ from headstart.ml.plots import plot_confusion_matrix, plot_gains
 from headstart.ml.prediction import as_array
 from headstart.ml.reports import transfer_protocol
 from headstart.ml.selection import choose_candidate
-from headstart.ml.strategies import TUNED_SETTINGS, TargetTask, train_tuned
+from headstart.ml.strategies import TUNED_SETTINGS, StrategyConfig, TargetTask, setting_text, train_tuned
 from headstart.ml.training import evaluate, resolve_device
 from headstart.params import RuntimeParams, TransferParams
 
@@ -61,14 +61,20 @@ def train_target_models(
         )
         return Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
 
+    grid = params.tuning_grid(transfer.lr_scales)
+
+    def label_of(setting: dict, seed: int) -> str:
+        """The training's name in its live MLflow child run: a candidate of a grid says which."""
+        return f"{strategy} seed {seed}" + (f" ({setting_text(setting)})" if len(grid) > 1 else "")
+
+    def configure(setting: dict, seed: int) -> StrategyConfig:
+        config = params.to_config(seed, runtime, **setting)
+        label = label_of(setting, seed)
+        probe = config.probe and replace(config.probe, label=label)
+        return replace(config, training=replace(config.training, label=label), probe=probe)
+
     try:
-        tuned = train_tuned(
-            task,
-            params.tuning_grid(transfer.lr_scales),
-            transfer.seeds,
-            lambda setting, seed: params.to_config(seed, runtime, **setting),
-            checkpoint_for,
-        )
+        tuned = train_tuned(task, grid, transfer.seeds, configure, checkpoint_for)
     except FloatingPointError as error:
         raise FloatingPointError(f"strategy {strategy}, {error}") from error
     logger.info(
@@ -77,6 +83,7 @@ def train_target_models(
         tuned.setting_text(),
         tuned.validation_accuracy,
     )
+    strategy_validation_accuracy = sum(r.validation_accuracy for r in tuned.results.values()) / len(tuned.results)
     return {
         f"seed_{seed}": StoredModel.from_module(
             result.model,
@@ -96,21 +103,38 @@ def train_target_models(
                 "uses": params.uses,
                 "validation_accuracy": result.validation_accuracy,
                 "validation_loss": result.validation_loss,
+                "strategy_validation_accuracy": strategy_validation_accuracy,  # over all seeds, kept or not
+                "training_label": label_of(tuned.setting, seed),
             },
         )
         for seed, result in tuned.results.items()
     }
 
 
+def models_to_keep(models: dict[str, StoredModel], keep: str) -> dict[str, StoredModel]:
+    """The models the catalog stores (`transfer.keep_models`): every seed's, or the best seed's on validation."""
+    if keep == "every_seed":
+        return models
+    name = max(models, key=lambda n: models[n].info["validation_accuracy"])
+    return {name: models[name]}
+
+
 def evaluate_target_models(
-    target_models: dict[str, StoredModel], target_test: LabelledImages, runtime: RuntimeParams, *, strategy: str
-) -> tuple[dict, list[dict]]:
-    """Test metrics per seed, and one MLflow child run per seed (params, curves, weights, confusion matrix, report)."""
+    trained_models: dict[str, StoredModel],
+    target_test: LabelledImages,
+    transfer: TransferParams,
+    runtime: RuntimeParams,
+    *,
+    strategy: str,
+) -> tuple[dict[str, StoredModel], dict, list[dict]]:
+    """The models to store, test metrics per seed, and one MLflow child run per seed (params, curves,
+    confusion matrix, report, and a reference to its stored model: the catalog file is the one copy)."""
+    kept = models_to_keep(trained_models, transfer.keep_models)
     images, labels = target_test.primary_pairs()
     device = resolve_device(runtime.device)
     evaluation = {"strategy": strategy, "classes": target_test.primary_classes, "seeds": []}
     runs = []
-    for stored in target_models.values():
+    for name, stored in trained_models.items():
         info = stored.info
         measured = evaluate(stored.build().to(device), images, labels)
         matrix = confusion_matrix(
@@ -145,8 +169,9 @@ def evaluate_target_models(
                 "history": info["history"],
                 "metrics": prefix_test_metrics(metrics),
                 "tags": {"strategy": strategy, "seed": str(info["seed"])},
+                "model": {"dataset": f"{strategy}.target_models", "name": name} if name in kept else None,
+                "training_label": info.get("training_label"),  # the live run its curves went to, if any
                 "artifacts": {
-                    "model.safetensors": safetensors.torch.save(stored.state),
                     "confusion_matrix.png": plot_confusion_matrix(
                         matrix, evaluation["classes"], f"{strategy}, seed {info['seed']}"
                     ),
@@ -154,7 +179,7 @@ def evaluate_target_models(
                 },
             }
         )
-    return evaluation, runs
+    return kept, evaluation, runs
 
 
 def compare_strategies(
@@ -200,10 +225,16 @@ def compare_strategies(
 def choose_best_model(target_test: LabelledImages, *strategy_models: dict[str, StoredModel]) -> dict:
     """This run's best model, chosen on validation (as promotion chooses), to log as an MLflow model."""
     strategy, model = choose_candidate(strategy_models)
+    (name,) = [n for models in strategy_models for n, m in models.items() if m is model]
     logger.info(
         "Best model of this run: %s seed %s (validation accuracy %.4f)",
         strategy,
         model.info["seed"],
         model.info["validation_accuracy"],
     )
-    return {"model": model, "example": as_array(target_test.images[0])}
+    # The MLflow hook turns the catalog entry and name into the path of the stored weights.
+    return {
+        "model": model,
+        "example": as_array(target_test.images[0]),
+        "stored_in": (f"{strategy}.target_models", name),
+    }

@@ -63,13 +63,13 @@ def strategy_template(strategy: str) -> Pipeline:
             Node(
                 _for_strategy(train_target_models, strategy),
                 inputs,
-                "target_models",
+                "trained_models",
                 name="train_target_models",
             ),
-            Node(
+            Node(  # stores the models first: a child run refers to its model only once that is saved
                 _for_strategy(evaluate_target_models, strategy),
-                ["target_models", "target_test", "params:runtime"],
-                ["test_evaluation", "training_runs"],
+                ["trained_models", "target_test", "params:transfer", "params:runtime"],
+                ["target_models", "test_evaluation", "training_runs"],
                 name="evaluate_target_models",
             ),
         ]

@@ -1,0 +1,71 @@
+"""The project's command line: Kedro's `run`, showing an error of the user's input as our message
+alone (the traceback under `--verbose`, and always in logs/last_error.log), and `prune`, the
+retention of catalog versions (headstart.retention)."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from kedro.framework.cli.project import run as kedro_run
+
+from headstart.user_errors import user_message
+
+ERROR_LOG = Path("logs/last_error.log")
+
+
+@click.group(name="headstart")
+def cli() -> None:
+    """headstart's project commands."""
+
+
+def _run(verbose: bool, **options: Any) -> Any:
+    try:
+        return kedro_run.callback(**options)
+    except click.ClickException:
+        raise
+    except Exception as error:
+        message = user_message(error)
+        if message is None or verbose:
+            raise
+        ERROR_LOG.parent.mkdir(parents=True, exist_ok=True)
+        ERROR_LOG.write_text("".join(traceback.format_exception(error)))
+        raise click.ClickException(f"{message}\n(the traceback: {ERROR_LOG}, or run again with --verbose)") from error
+
+
+run = click.Command(
+    name="run",
+    callback=_run,
+    params=[
+        *kedro_run.params,
+        click.Option(["--verbose", "-v"], is_flag=True, help="On an error of your input, show the traceback too."),
+    ],
+    help=kedro_run.help,
+)
+cli.add_command(run)
+
+
+@cli.command()
+@click.option(
+    "--keep-last", default=5, show_default=True, type=click.IntRange(min=1), help="Versions kept per data set."
+)
+@click.option("--delete", "really", is_flag=True, help="Delete them (without it, only list what would be deleted).")
+@click.option("--env", "-e", default=None, help="The Kedro environment whose catalog to prune (default: local).")
+def prune(keep_last: int, really: bool, env: str | None) -> None:
+    """Delete all but the newest versions of each versioned data set, never a version that a registered
+    model's lineage names (the champion's included)."""
+    from headstart.retention import prune_project
+
+    doomed = prune_project(Path.cwd(), env, keep_last, really)
+    verb = "deleted" if really else "would delete"
+    for version in doomed:
+        click.echo(f"{verb}  {version.dataset}  {version.version}  {version.size_bytes / 1e6:.1f} MB")
+    total = sum(v.size_bytes for v in doomed) / 1e6
+    click.echo(
+        f"{verb} {len(doomed)} versions, {total:.1f} MB; kept: the newest {keep_last} of each data set and every "
+        "version a registered model's lineage names"
+    )
+    if doomed and not really:
+        click.echo("run again with --delete to delete them")
