@@ -27,3 +27,21 @@ def test_the_project_root_is_the_one_the_run_was_given(tmp_path, monkeypatch):
     assert configured.project_root() == tmp_path
     configured.use(configured._loader, tmp_path / "elsewhere")
     assert configured.project_root() == Path(tmp_path / "elsewhere")
+
+
+def test_a_backbone_named_alone_in_conf_local_validates_over_the_base_conf(tmp_path):
+    """The base conf sets no small_cnn-only key, so `pretrain.architecture: {name: resnet18}` merges clean."""
+    import shutil
+
+    from headstart import settings
+    from headstart.params import PretrainParams
+    from tests.conftest import PROJECT_ROOT
+
+    conf = tmp_path / "conf"
+    shutil.copytree(PROJECT_ROOT / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    (conf / "local" / "parameters_pretrain.yml").write_text("pretrain:\n  architecture: {name: resnet18}\n")
+    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(conf), **settings.CONFIG_LOADER_ARGS)
+    pretrain = PretrainParams.model_validate(loader["parameters"]["pretrain"])
+    assert pretrain.architecture.name == "resnet18" and pretrain.architecture.widths is None
+    assert pretrain.training.epochs == 8  # the base's other settings still apply
