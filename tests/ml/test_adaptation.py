@@ -65,11 +65,11 @@ def test_l2_sp_penalty_is_zero_at_the_source_and_skips_frozen_parameters():
     anchors = {name: p.detach().clone() for name, p in model.body.named_parameters(prefix="body")}
     model.head.requires_grad_(False)
     assert float(l2_sp_penalty(model, anchors, 1.0, 1.0).detach()) == 0.0
-    objective = L2SPObjective(model, anchors, AdaptationConfig("l2_sp", weight=1.0))
-    outputs = model(torch.randn(5, 3))
-    targets = torch.tensor([0, 1, 0, 1, 1])
-    loss, _ = objective.loss(outputs, targets)
-    assert torch.isclose(loss, nn.functional.cross_entropy(outputs, targets))
+    objective = L2SPObjective(anchors, AdaptationConfig("l2_sp", weight=1.0))
+    inputs, targets = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])
+    loss, parts = objective.loss(model, inputs, targets)
+    assert torch.isclose(loss, nn.functional.cross_entropy(model(inputs), targets))
+    assert torch.equal(parts.outputs, model(inputs))
 
 
 def test_lwf_extra_loss_is_zero_when_the_model_equals_the_source_and_grows_as_it_drifts():
@@ -77,15 +77,16 @@ def test_lwf_extra_loss_is_zero_when_the_model_equals_the_source_and_grows_as_it
     source = tiny(num_classes=5).eval()
     objective = LwFObjective(copy.deepcopy(source), AdaptationConfig("lwf", weight=1.0), head_lr=1e-3)
     model = copy.deepcopy(source).eval()
-    images = torch.rand(6, 1, 12, 12)
-    objective.forward(model, images)
-    assert float(distillation_loss(objective._student, objective._teacher, 2.0).detach()) == pytest.approx(
-        0.0, abs=1e-7
-    )
+    images, targets = torch.rand(6, 1, 12, 12), torch.tensor([0, 1, 2, 3, 4, 0])
+
+    def distillation_part() -> float:
+        loss, parts = objective.loss(model, images, targets)
+        return float((loss - nn.functional.cross_entropy(parts.outputs, targets)).detach())
+
+    assert distillation_part() == pytest.approx(0.0, abs=1e-6)
     with torch.no_grad():
         model.blocks[0][0].weight.add_(0.5 * torch.randn_like(model.blocks[0][0].weight))
-    objective.forward(model, images)
-    assert float(distillation_loss(objective._student, objective._teacher, 2.0).detach()) > 1e-4
+    assert distillation_part() > 1e-4
 
 
 def test_distillation_is_the_kl_divergence_of_the_softened_outputs():
@@ -285,15 +286,17 @@ def test_relational_objective_compares_the_model_with_the_frozen_source_on_label
     )
     model = copy.deepcopy(source).eval()
     inputs = torch.rand(4, 1, 12, 12)
-    outputs = objective.forward(model, inputs)
-    assert outputs.shape == (4, 5) and objective._student.shape[0] == 4 + 7  # the labelled and unlabelled batch
-    assert objective.extra_images_seen == 7
-    assert float(objective.relational_loss().detach()) == pytest.approx(0.0, abs=1e-5)  # the model is the source
+    _, parts = objective.loss(model, inputs, torch.tensor([0, 1, 2, 3]))
+    assert parts.outputs.shape == (4, 5) and parts.extra_images == 7  # the labelled and unlabelled batch
+    student, teacher, extra = objective.embeddings(model, inputs)
+    assert student.shape[0] == 4 + 7 and extra == 7
+    assert float(objective.relational_loss(student, teacher).detach()) == pytest.approx(0.0, abs=1e-5)  # the source
     with torch.no_grad():
         model.blocks[0][0].weight.add_(0.5 * torch.randn_like(model.blocks[0][0].weight))
-    objective.forward(model, inputs)
-    assert float(objective.relational_loss().detach()) > 1e-3
-    assert all(not p.requires_grad for p in objective.teacher.parameters())
+    student, teacher, _ = objective.embeddings(model, inputs)
+    assert float(objective.relational_loss(student, teacher).detach()) > 1e-3
+    assert all(not p.requires_grad for p in objective.teacher.module.parameters())
+    assert not any(key.startswith("teacher") for key in objective.state_dict())  # catalogued, not checkpointed
 
 
 def test_extra_batches_are_augmented_as_the_target_batch_is_and_seeded():

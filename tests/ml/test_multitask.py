@@ -29,7 +29,7 @@ def test_every_weighting_trains_with_30_percent_of_one_task_missing_and_no_nan(n
     torch.manual_seed(0)
     model = HardSharingModel(TRUNK, TASKS)
     images, labels = two_task_data()
-    objective = MultiTaskObjective(model, make_weighting(name))
+    objective = MultiTaskObjective(make_weighting(name))
     result = fit(
         model,
         (images, labels),
@@ -49,15 +49,15 @@ def test_a_batch_without_labels_for_a_task_or_any_task_adds_nothing_and_gives_no
     torch.manual_seed(0)
     model = HardSharingModel(TRUNK, TASKS)
     weighting = make_weighting(name)
-    objective = MultiTaskObjective(model, weighting)
+    objective = MultiTaskObjective(weighting)
     images = torch.rand(4, 1, 8, 8)
     one_missing = {"left": torch.tensor([0, 1, 2, 0]), "right": torch.full((4,), -1)}
     all_missing = {"left": torch.full((4,), -1), "right": torch.full((4,), -1)}
     for targets in (one_missing, all_missing):
         model.zero_grad(set_to_none=True)
-        total, losses = objective.loss(model(images), targets)
-        assert torch.isfinite(total) and "right" not in losses
-        objective.backward(model, total, losses)
+        total, parts = objective.loss(model, images, targets)
+        assert torch.isfinite(total) and "right" not in parts.losses
+        objective.backward(model, total, parts)
         for parameter in model.heads["right"].parameters():
             assert parameter.grad is None or torch.count_nonzero(parameter.grad) == 0
         assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
@@ -77,7 +77,7 @@ def test_soft_sharing_penalty_pulls_the_task_networks_weights_together():
         torch.manual_seed(0)
         model = SoftSharingModel(TRUNK, TASKS)
         before = model.penalty().item()
-        objective = MultiTaskObjective(model, make_weighting("fixed"), penalty=penalty)
+        objective = MultiTaskObjective(make_weighting("fixed"), penalty=penalty)
         config = TrainConfig(epochs=4, batch_size=8, body_lr=1e-2, head_lr=1e-2, progress=False)
         fit(model, (images, labels), (images, labels), config, objective=objective)
         distances[penalty] = model.penalty().item()
@@ -95,7 +95,7 @@ def test_gradnorm_weights_stay_positive_and_sum_to_the_number_of_tasks():
         (images, labels),
         (images, labels),
         TrainConfig(epochs=2, batch_size=8, progress=False),
-        objective=MultiTaskObjective(model, weighting),
+        objective=MultiTaskObjective(weighting),
     )
     weights = weighting.weights()
     assert sum(weights.values()) == pytest.approx(2.0) and min(weights.values()) > 0

@@ -119,11 +119,12 @@ class _InfiniteFromCall(CrossEntropyObjective):
     """Cross-entropy whose loss becomes infinite from the `bad_call`-th step on."""
 
     def __init__(self, bad_call):
+        super().__init__()
         self.calls, self.bad_call = 0, bad_call
 
-    def loss(self, outputs, targets):
+    def loss(self, model, inputs, targets):
         self.calls += 1
-        loss, parts = super().loss(outputs, targets)
+        loss, parts = super().loss(model, inputs, targets)
         return (loss * float("inf") if self.calls >= self.bad_call else loss), parts
 
 
@@ -172,6 +173,7 @@ class ScriptedValidation(CrossEntropyObjective):
     """Validation numbers given per epoch, to test what `fit` keeps and when it stops."""
 
     def __init__(self, scores):
+        super().__init__()
         self.scores = iter(scores)
 
     def validate(self, model, images, targets):

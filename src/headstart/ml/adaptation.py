@@ -30,7 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from headstart.ml.training import CrossEntropyObjective, augment_images, scale_images
+from headstart.ml.training import CrossEntropyObjective, StepParts, augment_images, bare_model, scale_images
 
 Adaptation = Literal["l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving"]
 ADAPTATIONS = ("l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving")
@@ -161,54 +161,67 @@ def similarity_preserving_loss(student: torch.Tensor, teacher: torch.Tensor) -> 
 # --- Objectives for `fit` ---------------------------------------------------------------------------
 
 
-class L2SPObjective(CrossEntropyObjective):
+class _Frozen:
+    """A frozen module an objective reads (the source model): moved with the objective, never in its
+    state_dict (it is catalogued already), never trained."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module.eval().requires_grad_(False)
+
+    def __call__(self, *args):
+        return self.module(*args)
+
+
+class ObjectiveWithReferences(CrossEntropyObjective):
+    """Moves its frozen references (`_Frozen` attributes, dicts of anchor tensors) with `.to()`."""
+
+    def _apply(self, fn, recurse=True):
+        for name, value in vars(self).items():
+            if isinstance(value, _Frozen):
+                value.module._apply(fn)
+            elif name == "anchors":
+                self.anchors = {key: fn(tensor) for key, tensor in value.items()}
+        return super()._apply(fn, recurse)
+
+
+class L2SPObjective(ObjectiveWithReferences):
     """Cross-entropy + the L2-SP penalty, in place of plain weight decay (the caller sets decay to 0)."""
 
-    def __init__(self, model: nn.Module, anchors: dict[str, torch.Tensor], config: AdaptationConfig) -> None:
-        self.model, self.anchors, self.config = model, anchors, config
+    def __init__(self, anchors: dict[str, torch.Tensor], config: AdaptationConfig) -> None:
+        super().__init__()
+        self.anchors, self.config = anchors, config
 
-    def to(self, device: torch.device) -> None:
-        self.anchors = {name: value.to(device) for name, value in self.anchors.items()}
-
-    def loss(self, outputs, targets):
-        loss, _ = super().loss(outputs, targets)
-        return loss + l2_sp_penalty(self.model, self.anchors, self.config.weight, self.config.head_weight), None
+    def loss(self, model, inputs, targets):
+        loss, parts = super().loss(model, inputs, targets)
+        penalty = l2_sp_penalty(bare_model(model), self.anchors, self.config.weight, self.config.head_weight)
+        return loss + penalty, parts
 
 
-class LwFObjective(CrossEntropyObjective):
+class LwFObjective(ObjectiveWithReferences):
     """Learning without forgetting: the source head stays on the body and trains too; its outputs on the
     target images are held near the frozen source model's by λ·KL at temperature T."""
 
+    reaches_past_forward = True
+
     def __init__(self, source_model: nn.Module, config: AdaptationConfig, head_lr: float) -> None:
-        self.teacher = source_model.eval().requires_grad_(False)
+        super().__init__()
+        self.teacher = _Frozen(source_model)
         self.source_head = copy.deepcopy(source_model.head).requires_grad_(True)
         self.config, self.head_lr = config, head_lr
-
-    def to(self, device: torch.device) -> None:
-        self.teacher.to(device)
-        self.source_head.to(device)
 
     def parameter_groups(self) -> list[dict]:
         return [{"params": list(self.source_head.parameters()), "lr": self.head_lr, "weight_decay": 0.0}]
 
-    def forward(self, model, inputs):
+    def loss(self, model, inputs, targets):
         features = model.forward_features(inputs)
-        self._student = self.source_head(features)
+        student = self.source_head(features)
         with torch.no_grad():
-            self._teacher = self.teacher(inputs)
-        return model.head(features)
-
-    def loss(self, outputs, targets):
-        loss, _ = super().loss(outputs, targets)
-        return loss + self.config.weight * distillation_loss(
-            self._student, self._teacher, self.config.temperature
-        ), None
-
-    def state_dict(self) -> dict:
-        return {"source_head": self.source_head.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.source_head.load_state_dict(state["source_head"])
+            teacher = self.teacher(inputs)
+        outputs = model.head(features)
+        loss = F.cross_entropy(outputs.float(), targets)
+        return loss + self.config.weight * distillation_loss(student, teacher, self.config.temperature), StepParts(
+            outputs
+        )
 
 
 class ExtraBatches:
@@ -234,6 +247,21 @@ class ExtraBatches:
         return batch
 
 
+@dataclass
+class DomainBatch:
+    """One step's features of the three domains, and the source logits and labels."""
+
+    target: torch.Tensor  # the labelled target batch's features
+    source: torch.Tensor
+    unlabelled: torch.Tensor | None
+    source_logits: torch.Tensor
+    source_index: torch.Tensor
+
+    def target_features(self) -> torch.Tensor:
+        """The labelled and the unlabelled target features of this step."""
+        return self.target if self.unlabelled is None else torch.cat([self.target, self.unlabelled])
+
+
 class DomainObjective(CrossEntropyObjective):
     """Each step also draws a batch of labelled source images (and, with `unlabelled`, one of unlabelled
     target images), augmented as the target batch is, and passes them through the body in one pass
@@ -242,6 +270,7 @@ class DomainObjective(CrossEntropyObjective):
     trainable copy of the source head."""
 
     uses_unlabelled = True
+    reaches_past_forward = True
 
     def __init__(
         self,
@@ -256,6 +285,7 @@ class DomainObjective(CrossEntropyObjective):
         total_steps: int,
         augment: tuple[float, float] = (0.0, 0.0),
     ) -> None:
+        super().__init__()
         self.source_images, self.source_labels = source
         self.unlabelled = unlabelled if self.uses_unlabelled and unlabelled is not None and len(unlabelled) else None
         self.config, self.batch_size, self.head_lr, self.total_steps = config, batch_size, head_lr, total_steps
@@ -263,55 +293,43 @@ class DomainObjective(CrossEntropyObjective):
         self.extra = ExtraBatches(batch_size, seed, augment)  # its own draws: the target's stay as they were
         self.steps = 0
 
-    def to(self, device: torch.device) -> None:
-        self.device = device
-        for module in self.modules():
-            module.to(device)
-
-    def modules(self) -> list[nn.Module]:
-        return [self.source_head] if self.source_head is not None else []
-
     def parameter_groups(self) -> list[dict]:
-        parameters = [p for module in self.modules() for p in module.parameters()]
+        parameters = list(self.parameters())
         return [{"params": parameters, "lr": self.head_lr, "weight_decay": 0.0}] if parameters else []
 
-    def forward(self, model, inputs):
+    def domain_batch(self, model, inputs) -> tuple[torch.Tensor, DomainBatch]:
+        """The target logits and this step's features of every domain, from one pass through the body."""
         source_index = self.extra.draw(self.source_images)
         parts = [inputs, self.extra.batch(self.source_images, source_index, inputs)]
         if self.unlabelled is not None:
             parts.append(self.extra.batch(self.unlabelled, self.extra.draw(self.unlabelled), inputs))
         features = model.forward_features(torch.cat(parts))
-        self.extra_images_seen += len(features) - len(inputs)
-        sizes = [len(part) for part in parts]
-        self._target_features, self._source_features, *rest = features.split(sizes)
-        self._unlabelled_features = rest[0] if rest else None
-        self._source_index = source_index
-        self._source_logits = (self.source_head or model.head)(self._source_features)
-        return model.head(self._target_features)
+        target, source, *rest = features.split([len(part) for part in parts])
+        source_logits = (self.source_head or model.head)(source)
+        return model.head(target), DomainBatch(target, source, rest[0] if rest else None, source_logits, source_index)
 
-    def target_features(self) -> torch.Tensor:
-        """The labelled and the unlabelled target features of this step."""
-        if self._unlabelled_features is None:
-            return self._target_features
-        return torch.cat([self._target_features, self._unlabelled_features])
+    def source_loss(self, batch: DomainBatch) -> torch.Tensor:
+        labels = self.source_labels[batch.source_index].to(batch.source_logits.device)
+        return F.cross_entropy(batch.source_logits.float(), labels)
 
-    def source_loss(self) -> torch.Tensor:
-        labels = self.source_labels[self._source_index].to(self._source_logits.device)
-        return F.cross_entropy(self._source_logits.float(), labels)
+    def loss(self, model, inputs, targets):
+        outputs, batch = self.domain_batch(model, inputs)
+        extra = len(batch.source) + (len(batch.unlabelled) if batch.unlabelled is not None else 0)
+        total = F.cross_entropy(outputs.float(), targets)
+        for term in self.adaptation_terms(batch):  # added one by one, in the order the method writes them
+            total = total + term
+        return total, StepParts(outputs, extra_images=extra)
+
+    def adaptation_terms(self, batch: DomainBatch) -> list[torch.Tensor]:
+        raise NotImplementedError
 
     def after_step(self) -> None:
         self.steps += 1
 
-    def state_dict(self) -> dict:
-        return {
-            "modules": [module.state_dict() for module in self.modules()],
-            "generator": self.extra.generator.get_state(),
-            "steps": self.steps,
-        }
+    def get_extra_state(self) -> dict:
+        return {"generator": self.extra.generator.get_state(), "steps": self.steps}
 
-    def load_state_dict(self, state: dict) -> None:
-        for module, module_state in zip(self.modules(), state["modules"]):
-            module.load_state_dict(module_state)
+    def set_extra_state(self, state: dict) -> None:
         self.extra.generator.set_state(state["generator"])
         self.steps = int(state["steps"])
 
@@ -319,10 +337,9 @@ class DomainObjective(CrossEntropyObjective):
 class CoralObjective(DomainObjective):
     """Target and source cross-entropy + λ·Deep CORAL between source and (labelled + unlabelled) target features."""
 
-    def loss(self, outputs, targets):
-        loss, _ = super().loss(outputs, targets)
-        alignment = coral_loss(self._source_features, self.target_features())
-        return loss + self.source_loss() + self.config.weight * alignment, None
+    def adaptation_terms(self, batch):
+        alignment = coral_loss(batch.source, batch.target_features())
+        return [self.source_loss(batch), self.config.weight * alignment]
 
 
 class DannObjective(DomainObjective):
@@ -334,17 +351,13 @@ class DannObjective(DomainObjective):
         hidden = self.config.domain_hidden
         self.domain_classifier = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def modules(self) -> list[nn.Module]:
-        return [*super().modules(), self.domain_classifier]
-
-    def loss(self, outputs, targets):
-        loss, _ = super().loss(outputs, targets)
-        target = self.target_features()
+    def adaptation_terms(self, batch):
+        target = batch.target_features()
         scale = self.config.weight * dann_schedule(min(self.steps / max(self.total_steps, 1), 1.0))
-        logits = self.domain_classifier(reverse_gradient(torch.cat([self._source_features, target]), scale))
-        domains = torch.cat([logits.new_zeros(len(self._source_features)), logits.new_ones(len(target))])
+        logits = self.domain_classifier(reverse_gradient(torch.cat([batch.source, target]), scale))
+        domains = torch.cat([logits.new_zeros(len(batch.source)), logits.new_ones(len(target))])
         domain_loss = F.binary_cross_entropy_with_logits(logits.float().squeeze(1), domains.float())
-        return loss + self.source_loss() + domain_loss, None
+        return [self.source_loss(batch), domain_loss]
 
 
 class WeightedSourceObjective(DomainObjective):
@@ -356,21 +369,22 @@ class WeightedSourceObjective(DomainObjective):
         super().__init__(*args, **kwargs)
         self.source_weights = source_weights
 
-    def source_loss(self) -> torch.Tensor:
-        labels = self.source_labels[self._source_index].to(self._source_logits.device)
-        weights = self.source_weights[self._source_index].to(self._source_logits.device)
-        return (weights * F.cross_entropy(self._source_logits.float(), labels, reduction="none")).mean()
+    def source_loss(self, batch):
+        labels = self.source_labels[batch.source_index].to(batch.source_logits.device)
+        weights = self.source_weights[batch.source_index].to(batch.source_logits.device)
+        return (weights * F.cross_entropy(batch.source_logits.float(), labels, reduction="none")).mean()
 
-    def loss(self, outputs, targets):
-        loss, _ = super().loss(outputs, targets)
-        return loss + self.config.weight * self.source_loss(), None
+    def adaptation_terms(self, batch):
+        return [self.config.weight * self.source_loss(batch)]
 
 
-class RelationalObjective(CrossEntropyObjective):
+class RelationalObjective(ObjectiveWithReferences):
     """Target cross-entropy + λ·a relational loss (`rkd` or `similarity_preserving`) between the target
     model's embeddings (`forward_features`) and the frozen source model's embeddings of the same
     images: the labelled batch and a drawn batch of unlabelled target images, augmented alike. The
     two pass through the target model in one pass, so the relations span both."""
+
+    reaches_past_forward = True
 
     def __init__(
         self,
@@ -382,35 +396,36 @@ class RelationalObjective(CrossEntropyObjective):
         seed: int,
         augment: tuple[float, float] = (0.0, 0.0),
     ) -> None:
-        self.teacher = source_model.eval().requires_grad_(False)
+        super().__init__()
+        self.teacher = _Frozen(source_model)
         self.unlabelled = unlabelled if unlabelled is not None and len(unlabelled) else None
         self.config = config
         self.extra = ExtraBatches(batch_size, seed, augment)
 
-    def to(self, device: torch.device) -> None:
-        self.teacher.to(device)
-
-    def forward(self, model, inputs):
+    def embeddings(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(student, teacher) embeddings of the labelled batch and a drawn unlabelled batch, and the
+        number of images drawn besides the labelled ones."""
         labelled = len(inputs)
         if self.unlabelled is not None:
             inputs = torch.cat([inputs, self.extra.batch(self.unlabelled, self.extra.draw(self.unlabelled), inputs)])
-        self.extra_images_seen += len(inputs) - labelled
-        self._student = model.forward_features(inputs)
+        student = model.forward_features(inputs)
         with torch.no_grad():
-            self._teacher = self.teacher.forward_features(inputs)
-        return model.head(self._student[:labelled])
+            teacher = self.teacher.module.forward_features(inputs)
+        return student, teacher, len(inputs) - labelled
 
-    def relational_loss(self) -> torch.Tensor:
+    def relational_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         if self.config.kind == "rkd":
-            return rkd_loss(self._student, self._teacher, self.config.angle_weight)
-        return similarity_preserving_loss(self._student, self._teacher)
+            return rkd_loss(student, teacher, self.config.angle_weight)
+        return similarity_preserving_loss(student, teacher)
 
-    def loss(self, outputs, targets):
-        loss, _ = super().loss(outputs, targets)
-        return loss + self.config.weight * self.relational_loss(), None
+    def loss(self, model, inputs, targets):
+        student, teacher, extra = self.embeddings(model, inputs)
+        outputs = model.head(student[: len(targets)])
+        total = F.cross_entropy(outputs.float(), targets) + self.config.weight * self.relational_loss(student, teacher)
+        return total, StepParts(outputs, extra_images=extra)
 
-    def state_dict(self) -> dict:
+    def get_extra_state(self) -> dict:
         return {"generator": self.extra.generator.get_state()}
 
-    def load_state_dict(self, state: dict) -> None:
+    def set_extra_state(self, state: dict) -> None:
         self.extra.generator.set_state(state["generator"])

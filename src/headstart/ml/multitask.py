@@ -27,7 +27,7 @@ from torch import nn
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.models import build_model
 from headstart.ml.models.multitask import SHARING_MODELS
-from headstart.ml.training import CrossEntropyObjective, TrainConfig, evaluate, fit
+from headstart.ml.training import CrossEntropyObjective, StepParts, TrainConfig, bare_model, evaluate, fit
 from headstart.ml.transfer import body_prefixes, copy_weights
 
 
@@ -204,24 +204,26 @@ def evaluate_multitask(
 class MultiTaskObjective(CrossEntropyObjective):
     """`fit`'s objective for a multi-task model: weighted masked losses (+ soft sharing's penalty)."""
 
-    def __init__(self, model: nn.Module, weighting: LossWeighting, penalty: float = 0.0) -> None:
-        self.model, self.weighting, self.penalty = model, weighting, penalty
+    def __init__(self, weighting: LossWeighting, penalty: float = 0.0) -> None:
+        super().__init__()
+        self.weighting, self.penalty = weighting, penalty  # the weighting's parameters move and save with it
 
     def parameter_groups(self):
         return self.weighting.parameter_groups()
 
-    def loss(self, outputs, targets):
+    def loss(self, model, inputs, targets):
+        outputs = model(inputs)
         losses = masked_losses(outputs, targets)
         if losses:
             total = self.weighting.combine(losses)
         else:  # no labels for any task in this batch: a zero that keeps the graph, no NaN
             total = sum(logits.float().sum() * 0.0 for logits in outputs.values())
         if self.penalty:
-            total = total + self.penalty * self.model.penalty()
-        return total, losses
+            total = total + self.penalty * bare_model(model).penalty()
+        return total, StepParts(outputs, losses)
 
-    def backward(self, model, total, losses):
-        self.weighting.backward(model, total, losses) if losses else total.backward()
+    def backward(self, model, total, parts):
+        self.weighting.backward(model, total, parts.losses) if parts.losses else total.backward()
 
     def after_step(self):
         self.weighting.after_step()
@@ -243,12 +245,6 @@ class MultiTaskObjective(CrossEntropyObjective):
             record[f"validation_loss_{task}"] = m["nll"]
         record.update({f"weight_{task}": w for task, w in self.weighting.weights().items()})
         return record
-
-    def state_dict(self):
-        return self.weighting.state_dict()
-
-    def load_state_dict(self, state):
-        self.weighting.load_state_dict(state)
 
 
 @dataclass
@@ -307,7 +303,7 @@ def train_method(
                 )
                 checkpoint = checkpoint_dir / f"multitask-{name}-{part}-seed{seed}-{made_from[:16]}.pt"
             started = time.perf_counter()
-            result = fit(model, *data, config_for(seed), checkpoint, MultiTaskObjective(model, weighting, penalty))
+            result = fit(model, *data, config_for(seed), checkpoint, MultiTaskObjective(weighting, penalty))
             if checkpoint is not None:
                 checkpoint.unlink(missing_ok=True)
             info = {

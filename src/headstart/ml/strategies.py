@@ -193,7 +193,7 @@ def adaptation_objective(
     if adaptation.kind == "l2_sp":
         trainable = dict(model.named_parameters())
         anchors = {name: task.source_state[name].detach().float() for name in report.copied if name in trainable}
-        return L2SPObjective(model, anchors, adaptation), 0
+        return L2SPObjective(anchors, adaptation), 0
     source_model = build_model(task.source_config)
     load_full_state(source_model, task.source_state)
     if adaptation.kind == "lwf":

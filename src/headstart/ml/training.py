@@ -200,26 +200,39 @@ def evaluate(
     return measured
 
 
-class CrossEntropyObjective:
-    """What `fit` optimises and validates. This one: single-task cross-entropy; headstart.ml.multitask
-    supplies objectives with several tasks, missing labels and loss weighting; headstart.ml.adaptation
-    those that add source images, unlabelled target images or a pull toward the source."""
+@dataclass
+class StepParts:
+    """What one step's loss was made of: the outputs the accuracy counts, any per-task losses (for a
+    weighting's own backward), and the images forwarded besides the batch (source, unlabelled)."""
 
-    extra_images_seen = 0  # images an objective forwards besides the training batch (source, unlabelled)
+    outputs: Any
+    losses: Any = None
+    extra_images: int = 0
 
-    def to(self, device: torch.device) -> None:
-        pass  # an objective with modules or data of its own moves them with the model
 
-    def forward(self, model: nn.Module, inputs: torch.Tensor) -> Any:
-        return model(inputs)
+def bare_model(model: nn.Module) -> nn.Module:
+    """The model under DDP's and torch.compile's wrappers (their parameter names carry a prefix)."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+class CrossEntropyObjective(nn.Module):
+    """What `fit` optimises and validates, as a module (its own parameters, buffers and frozen references
+    move with `.to()`; its learnable state is in `state_dict`) with one step, `loss(model, inputs,
+    targets)`, that keeps nothing between steps. This one: single-task cross-entropy;
+    headstart.ml.multitask supplies objectives with several tasks, missing labels and loss weighting;
+    headstart.ml.adaptation those that add source images, unlabelled target images or a pull toward the source."""
+
+    reaches_past_forward = False  # True: it forwards more than model(inputs), so it trains in one process only
 
     def parameter_groups(self) -> list[dict]:
         return []  # learnable loss weights, if any
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        return F.cross_entropy(outputs.float(), targets), None
+    def loss(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, StepParts]:
+        outputs = model(inputs)
+        return F.cross_entropy(outputs.float(), targets), StepParts(outputs)
 
-    def backward(self, model: nn.Module, total: torch.Tensor, parts: Any) -> None:
+    def backward(self, model: nn.Module, total: torch.Tensor, parts: StepParts) -> None:
         total.backward()
 
     def after_step(self) -> None:
@@ -232,12 +245,6 @@ class CrossEntropyObjective:
     def validate(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         measured = evaluate(model, images, targets, macro_f1=False)
         return {"validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def validation_score(measured: dict[str, float]) -> tuple[float, float]:
@@ -343,13 +350,15 @@ def train_one_epoch(
     config: TrainConfig,
     generator: torch.Generator,
     context: EpochContext,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """One pass over `order`. Each step's loss (× its examples) and counts (correct, counted) stay on
-    the device, returned for one read per epoch: no host synchronisation per step."""
+    the device, returned for one read per epoch (no host synchronisation per step), with the count of
+    images forwarded besides the batches."""
     device = context.device
     steps = -(-len(order) // config.batch_size)
     step_losses = torch.zeros(steps, device=device)
     step_counts = torch.zeros(steps, 2, device=device)
+    extra_images = 0
     train_mode(model)
     batches = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
     if isinstance(images, torch.Tensor):
@@ -369,8 +378,7 @@ def train_one_epoch(
         if config.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=context.use_bf16):
-            outputs = objective.forward(trained, inputs)
-            loss, parts = objective.loss(outputs, targets)
+            loss, parts = objective.loss(trained, inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         objective.backward(model, loss, parts)
         if config.clip_grad_norm is not None:
@@ -380,8 +388,9 @@ def train_one_epoch(
             schedule.step()
         objective.after_step()
         step_losses[step] = loss.detach() * len(inputs)  # NaN and ±inf stay what they are
-        step_counts[step] = torch.stack(objective.correct(outputs, targets))
-    return step_losses, step_counts, torch.isfinite(step_losses)
+        step_counts[step] = torch.stack(objective.correct(parts.outputs, targets))
+        extra_images += parts.extra_images  # a host int each step knows without waiting for the device
+    return step_losses, step_counts, torch.isfinite(step_losses), extra_images
 
 
 def fit(
@@ -447,7 +456,7 @@ def fit(
     use_bf16 = trains_in_bf16(config.precision, device)
     augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0
     shards = distributed.world_size() if distributed.process_group(device) else 1
-    if shards > 1 and type(objective).forward is not CrossEntropyObjective.forward:
+    if shards > 1 and objective.reaches_past_forward:
         raise ValueError(f"{type(objective).__name__} reaches past the model's forward: it trains in one process only")
     trained = nn.parallel.DistributedDataParallel(model) if shards > 1 else model
     trained = torch.compile(trained) if config.compile else trained
@@ -458,8 +467,7 @@ def fit(
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         order = epoch_order(len(images), config, generator).to(data_device)
-        extra_before = objective.extra_images_seen
-        step_losses, step_counts, finite = train_one_epoch(
+        step_losses, step_counts, finite, extra_images = train_one_epoch(
             trained, model, objective, optimizer, schedule, images, labels, order, config, generator, context
         )
         totals = torch.stack(
@@ -478,7 +486,7 @@ def fit(
             "epoch": epoch + 1,
             "train_loss": loss_sum / len(order),
             "train_accuracy": correct_sum / max(counted_sum, 1),
-            "images_seen": len(order) + objective.extra_images_seen - extra_before,
+            "images_seen": len(order) + extra_images,
             **measured,
         }
         result.history.append(record)
