@@ -9,13 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from headstart import configured
-from headstart.ml.adaptation import (
-    ADAPTATIONS,
-    RELATIONAL,
-    USES_SOURCE_IMAGES,
-    USES_UNLABELLED_TARGET,
-    AdaptationConfig,
-)
+from headstart.ml.adaptation import ADAPTATIONS, SOURCE_IMAGES, AdaptationConfig, uses_of
 from headstart.ml.advice import QUADRANTS, SCORES, SizeSimilarityRule
 from headstart.ml.data.printed import PrintedDigitsConfig
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
@@ -408,15 +402,9 @@ class StrategyParams(Strict):
         if self.model == "pixels":
             return "raw pixels"
         used = ["source model"] if self.copy_blocks != 0 or self.copy_modules else []
-        kind = self.adaptation.kind if self.adaptation else None
-        if kind == "lwf":
-            used.append("source model outputs")
-        if kind in RELATIONAL:
-            used.append("source model embeddings")
-        if kind in USES_SOURCE_IMAGES or self.procedure in PROCEDURES_USING_SOURCE_IMAGES:
-            used.append("source images")
-        if kind in USES_UNLABELLED_TARGET:
-            used.append("unlabelled target")
+        used += uses_of(self.adaptation.kind if self.adaptation else None)
+        if self.procedure in PROCEDURES_USING_SOURCE_IMAGES and SOURCE_IMAGES not in used:
+            used.append(SOURCE_IMAGES)
         return " + ".join(used) or "target labels only"
 
     def to_config(

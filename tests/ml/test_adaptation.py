@@ -319,3 +319,15 @@ def test_relational_loss_is_computed_in_fp32_under_bf16_autocast(loss):
         under_autocast = loss(student, teacher)
     assert under_autocast.dtype == torch.float32
     assert float(under_autocast) == pytest.approx(float(loss(student, teacher)), rel=1e-6)
+
+
+def test_each_adaptation_kind_is_one_registry_entry_that_the_uses_column_and_the_dispatch_read():
+    from headstart.ml import adaptation
+    from headstart.params import StrategyParams
+
+    for kind, entry in adaptation.ADAPTATION_KINDS.items():
+        objective = getattr(adaptation, entry.objective)
+        assert issubclass(objective, adaptation.CrossEntropyObjective) and hasattr(objective, "for_strategy")
+        strategy = StrategyParams(copy_blocks="all", adaptation={"kind": kind, "weight": [1.0]})
+        assert strategy.uses == " + ".join(["source model", *entry.uses])
+    assert [k for k, e in adaptation.ADAPTATION_KINDS.items() if e.replaces_weight_decay] == ["l2_sp"]

@@ -30,14 +30,50 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from headstart.ml.training import CrossEntropyObjective, StepParts, augment_images, bare_model, scale_images
+from headstart.ml.training import (
+    CrossEntropyObjective,
+    StepParts,
+    augment_images,
+    bare_model,
+    scale_images,
+    steps_per_epoch,
+)
 
 Adaptation = Literal["l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving"]
-ADAPTATIONS = ("l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving")
-RELATIONAL = ("rkd", "similarity_preserving")  # a loss on the source model's relations between target images
-# What each uses at target time besides the target labels and the source model's weights.
-USES_SOURCE_IMAGES = ("coral", "dann", "importance_weighting")
-USES_UNLABELLED_TARGET = ("coral", "dann", "importance_weighting", *RELATIONAL)
+SOURCE_IMAGES, UNLABELLED_TARGET = "source images", "unlabelled target"
+
+
+@dataclass(frozen=True)
+class AdaptationKind:
+    """One adaptation kind, declared once: its family, what it uses at target time besides the target
+    labels and the source model's weights (the comparison's `uses` column and the data sets its node
+    gets derive from it), whether its pull toward the source replaces weight decay, and its objective
+    (`headstart.ml.strategies` builds it by `objective.__name__`)."""
+
+    family: str
+    uses: tuple[str, ...]
+    objective: str
+    replaces_weight_decay: bool = False
+
+
+ADAPTATION_KINDS: dict[str, AdaptationKind] = {
+    "l2_sp": AdaptationKind("conservative", (), "L2SPObjective", replaces_weight_decay=True),
+    "lwf": AdaptationKind("conservative", ("source model outputs",), "LwFObjective"),
+    "coral": AdaptationKind("feature-based", (SOURCE_IMAGES, UNLABELLED_TARGET), "CoralObjective"),
+    "dann": AdaptationKind("feature-based", (SOURCE_IMAGES, UNLABELLED_TARGET), "DannObjective"),
+    "importance_weighting": AdaptationKind(
+        "instance-based", (SOURCE_IMAGES, UNLABELLED_TARGET), "WeightedSourceObjective"
+    ),
+    "rkd": AdaptationKind("relational", ("source model embeddings", UNLABELLED_TARGET), "RelationalObjective"),
+    "similarity_preserving": AdaptationKind(
+        "relational", ("source model embeddings", UNLABELLED_TARGET), "RelationalObjective"
+    ),
+}
+ADAPTATIONS = tuple(ADAPTATION_KINDS)
+
+
+def uses_of(kind: str | None) -> tuple[str, ...]:
+    return ADAPTATION_KINDS[kind].uses if kind else ()
 
 
 @dataclass(frozen=True)
@@ -191,6 +227,13 @@ class L2SPObjective(ObjectiveWithReferences):
         super().__init__()
         self.anchors, self.config = anchors, config
 
+    @classmethod
+    def for_strategy(cls, task, config, model, report, source_model):
+        """Anchored at the source values of the transferred parameters that train."""
+        trainable = dict(model.named_parameters())
+        anchors = {name: task.source_state[name].detach().float() for name in report.copied if name in trainable}
+        return cls(anchors, config.adaptation), 0
+
     def loss(self, model, inputs, targets):
         loss, parts = super().loss(model, inputs, targets)
         penalty = l2_sp_penalty(bare_model(model), self.anchors, self.config.weight, self.config.head_weight)
@@ -208,6 +251,10 @@ class LwFObjective(ObjectiveWithReferences):
         self.teacher = _Frozen(source_model)
         self.source_head = copy.deepcopy(source_model.head).requires_grad_(True)
         self.config, self.head_lr = config, head_lr
+
+    @classmethod
+    def for_strategy(cls, task, config, model, report, source_model):
+        return cls(source_model, config.adaptation, config.training.head_lr), 0
 
     def parameter_groups(self) -> list[dict]:
         return [{"params": list(self.source_head.parameters()), "lr": self.head_lr, "weight_decay": 0.0}]
@@ -293,6 +340,27 @@ class DomainObjective(CrossEntropyObjective):
         self.extra = ExtraBatches(batch_size, seed, augment)  # its own draws: the target's stay as they were
         self.steps = 0
 
+    @classmethod
+    def common_settings(cls, task, config, source_model) -> dict:
+        """What every domain objective takes from the strategy: batches, seed, augmentation, the source head."""
+        training = config.training
+        if task.source is None:
+            raise ValueError(f"{config.adaptation.kind} trains on source images, and none were given")
+        return {
+            "batch_size": training.batch_size,
+            "seed": training.seed,
+            "source_head": None if task.shared_label_space else source_model.head,
+            "head_lr": training.head_lr,
+            "total_steps": training.epochs * steps_per_epoch(len(task.train[0]), training),
+            "augment": (training.augment_max_rotation_deg, training.augment_max_shift),  # the target batch's
+        }
+
+    @classmethod
+    def for_strategy(cls, task, config, model, report, source_model):
+        return cls(
+            task.source, task.unlabelled, config.adaptation, **cls.common_settings(task, config, source_model)
+        ), 0
+
     def parameter_groups(self) -> list[dict]:
         parameters = list(self.parameters())
         return [{"params": parameters, "lr": self.head_lr, "weight_decay": 0.0}] if parameters else []
@@ -351,6 +419,11 @@ class DannObjective(DomainObjective):
         hidden = self.config.domain_hidden
         self.domain_classifier = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
+    @classmethod
+    def for_strategy(cls, task, config, model, report, source_model):
+        settings = cls.common_settings(task, config, source_model)
+        return cls(task.source, task.unlabelled, config.adaptation, features=model.num_features, **settings), 0
+
     def adaptation_terms(self, batch):
         target = batch.target_features()
         scale = self.config.weight * dann_schedule(min(self.steps / max(self.total_steps, 1), 1.0))
@@ -368,6 +441,13 @@ class WeightedSourceObjective(DomainObjective):
     def __init__(self, *args, source_weights: torch.Tensor, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.source_weights = source_weights
+
+    @classmethod
+    def for_strategy(cls, task, config, model, report, source_model):
+        """Weights from a domain classifier on the source model's features (the images it saw are returned)."""
+        weights, seen = task.importance_weights(config.adaptation.clip)
+        settings = cls.common_settings(task, config, source_model)
+        return cls(task.source, None, config.adaptation, source_weights=weights, **settings), seen
 
     def source_loss(self, batch):
         labels = self.source_labels[batch.source_index].to(batch.source_logits.device)
@@ -401,6 +481,13 @@ class RelationalObjective(ObjectiveWithReferences):
         self.unlabelled = unlabelled if unlabelled is not None and len(unlabelled) else None
         self.config = config
         self.extra = ExtraBatches(batch_size, seed, augment)
+
+    @classmethod
+    def for_strategy(cls, task, config, model, report, source_model):
+        training = config.training
+        augment = (training.augment_max_rotation_deg, training.augment_max_shift)  # the target batch's
+        settings = {"batch_size": training.batch_size, "seed": training.seed, "augment": augment}
+        return cls(source_model, task.unlabelled, config.adaptation, **settings), 0
 
     def embeddings(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor, int]:
         """(student, teacher) embeddings of the labelled batch and a drawn unlabelled batch, and the

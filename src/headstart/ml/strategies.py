@@ -34,15 +34,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
 
+from headstart.ml import adaptation as adaptation_module
 from headstart.ml.adaptation import (
-    RELATIONAL,
+    ADAPTATION_KINDS,
     AdaptationConfig,
-    CoralObjective,
-    DannObjective,
     L2SPObjective,
-    LwFObjective,
-    RelationalObjective,
-    WeightedSourceObjective,
     importance_weights,
 )
 from headstart.ml.boosting import BoostedVote, tradaboost
@@ -56,7 +52,6 @@ from headstart.ml.training import (
     model_device,
     resolve_device,
     scale_images,
-    steps_per_epoch,
 )
 from headstart.ml.transfer import (
     TransferReport,
@@ -188,36 +183,14 @@ class TargetTask:
 def adaptation_objective(
     task: TargetTask, config: StrategyConfig, model: nn.Module, report: TransferReport
 ) -> tuple[CrossEntropyObjective, int]:
-    """The objective of a conservative, feature- or instance-based strategy, and the images it saw to set up."""
-    adaptation, training = config.adaptation, config.training
-    if adaptation.kind == "l2_sp":
-        trainable = dict(model.named_parameters())
-        anchors = {name: task.source_state[name].detach().float() for name in report.copied if name in trainable}
-        return L2SPObjective(anchors, adaptation), 0
-    source_model = build_model(task.source_config)
-    load_full_state(source_model, task.source_state)
-    if adaptation.kind == "lwf":
-        return LwFObjective(source_model, adaptation, training.head_lr), 0
-    augment = (training.augment_max_rotation_deg, training.augment_max_shift)  # the extra batches' too
-    if adaptation.kind in RELATIONAL:
-        extra = {"batch_size": training.batch_size, "seed": training.seed, "augment": augment}
-        return RelationalObjective(source_model, task.unlabelled, adaptation, **extra), 0
-    if task.source is None:
-        raise ValueError(f"{adaptation.kind} trains on source images, and none were given")
-    common = {
-        "batch_size": training.batch_size,
-        "seed": training.seed,
-        "source_head": None if task.shared_label_space else source_model.head,
-        "head_lr": training.head_lr,
-        "total_steps": training.epochs * steps_per_epoch(len(task.train[0]), training),
-        "augment": augment,
-    }
-    if adaptation.kind == "coral":
-        return CoralObjective(task.source, task.unlabelled, adaptation, **common), 0
-    if adaptation.kind == "dann":
-        return DannObjective(task.source, task.unlabelled, adaptation, features=model.num_features, **common), 0
-    weights, seen = task.importance_weights(adaptation.clip)
-    return WeightedSourceObjective(task.source, None, adaptation, source_weights=weights, **common), seen
+    """The objective of a conservative, feature-based, instance-based or relational strategy (its
+    registry entry names it), and the images it saw to set up."""
+    objective = getattr(adaptation_module, ADAPTATION_KINDS[config.adaptation.kind].objective)
+    source_model = None
+    if objective is not L2SPObjective:  # every other kind reads the frozen source model
+        source_model = build_model(task.source_config)
+        load_full_state(source_model, task.source_state)
+    return objective.for_strategy(task, config, model, report, source_model)
 
 
 def fit_tradaboost(
@@ -299,7 +272,7 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
     elif config.adaptation is not None:
         objective, result.images_seen = adaptation_objective(task, config, model, report)
         training = config.training
-        if config.adaptation.kind == "l2_sp":  # its pull toward the source replaces weight decay
+        if ADAPTATION_KINDS[config.adaptation.kind].replaces_weight_decay:  # its pull toward the source does
             training = replace(training, weight_decay=0.0)
         result.history = fit(model, train, validation, training, checkpoint_path, objective).history
     else:

@@ -10,7 +10,7 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Node, Pipeline
 
 from headstart import configured
-from headstart.ml.adaptation import USES_SOURCE_IMAGES, USES_UNLABELLED_TARGET
+from headstart.ml.adaptation import SOURCE_IMAGES, UNLABELLED_TARGET, uses_of
 from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES
 from headstart.pipelines.transfer.nodes import (
     choose_best_model,
@@ -42,10 +42,11 @@ def images_used(strategy: str) -> list[str]:
     """The data sets beyond the target labels that the strategy trains on: only these reach its node."""
     params = configured.parameters()["transfer"]["strategies"][strategy] or {}
     kind = (params.get("adaptation") or {}).get("kind")
-    uses_source = kind in USES_SOURCE_IMAGES or params.get("procedure") in PROCEDURES_USING_SOURCE_IMAGES
+    uses = uses_of(kind)
+    uses_source = SOURCE_IMAGES in uses or params.get("procedure") in PROCEDURES_USING_SOURCE_IMAGES
     return [
         *(["source_train"] if uses_source else []),
-        *(["target_unlabelled"] if kind in USES_UNLABELLED_TARGET else []),
+        *(["target_unlabelled"] if UNLABELLED_TARGET in uses else []),
     ]
 
 
