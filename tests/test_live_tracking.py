@@ -2,7 +2,6 @@
 epochs of the one it stopped; a run left RUNNING by a killed process is marked KILLED."""
 
 import subprocess
-from dataclasses import replace
 
 import mlflow
 import pytest
@@ -34,9 +33,19 @@ def test_a_crash_keeps_the_finished_training_and_the_epochs_of_the_one_it_stoppe
             raise MemoryError("the machine ran out of memory")
 
     with progress.listening(live), progress.listening(crash_in_epoch_two):
-        fit(tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=3, label="scratch seed 0"))
+        fit(
+            tiny(),
+            (images, labels),
+            (images, labels),
+            CONFIG.model_copy(update={"epochs": 3, "label": "scratch seed 0"}),
+        )
         with pytest.raises(MemoryError):
-            fit(tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=3, label="scratch seed 1"))
+            fit(
+                tiny(),
+                (images, labels),
+                (images, labels),
+                CONFIG.model_copy(update={"epochs": 3, "label": "scratch seed 1"}),
+            )
     live.end_open("FAILED")
 
     client = mlflow.MlflowClient()

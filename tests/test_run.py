@@ -6,7 +6,8 @@ import mlflow
 import pytest
 from PIL import Image
 
-from headstart.ml.training import available_devices, resolve_device, trains_in_bf16
+from headstart.ml.config import available_devices
+from headstart.ml.training import resolve_device, trains_in_bf16
 from headstart.pipelines.ingest.pipeline import MODEL_INPUTS
 from tests.conftest import copy_project, kedro_run
 

@@ -6,66 +6,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from headstart import configured
-from headstart.ml.adaptation import ADAPTATIONS, SOURCE_IMAGES, AdaptationConfig, uses_of
-from headstart.ml.advice import QUADRANTS, SCORES, SizeSimilarityRule
-from headstart.ml.data.printed import PrintedDigitsConfig
+from headstart.ml.adaptation import SOURCE_IMAGES, AdaptationConfig, uses_of
+from headstart.ml.advice import SCORES, SizeSimilarityRule
+from headstart.ml.config import ExecutionParams, Settings, TrainConfig, TrainingParams
+from headstart.ml.data.printed import PrintedDigitsStyle
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
 from headstart.ml.pretraining import SourceRecipe
-from headstart.ml.strategies import (
-    CLASSIFIERS,
-    PROCEDURES_USING_SOURCE_IMAGES,
-    STRATEGY_MODELS,
-    Procedure,
-    StrategyConfig,
-)
+from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES, StrategyChoice, StrategyConfig
 from headstart.ml.studies import SweepArm
-from headstart.ml.training import TrainConfig, check_device
 from headstart.ml.transfer import TransferSpec
 
 # A path in conf; relative paths are resolved against the project root, whatever the working directory.
 ProjectPath = Annotated[str, AfterValidator(configured.resolve)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
-class ImageParams(Strict):
+class ImageParams(Settings):
     """The model's input form; every source and target is converted to it."""
 
     size: int = Field(28, ge=8, le=512)
     channels: Literal[1, 3] = 1
 
 
-class PrintedDigitsParams(Strict):
-    """Defaults are the renderer's own (`PrintedDigitsConfig`), so the two cannot drift."""
+class PrintedDigitsParams(PrintedDigitsStyle):
+    """The printed-digits source: the renderer's own style settings, a count and a seed."""
 
     kind: Literal["printed_digits"]
     count: int = Field(10000, ge=20)
     seed: int = 0
-    max_rotation_deg: float = Field(PrintedDigitsConfig.max_rotation_deg, ge=0, le=180)
-    scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = PrintedDigitsConfig.scale_range
-    max_shear: float = Field(PrintedDigitsConfig.max_shear, ge=0, le=1)
-    max_shift: float = Field(PrintedDigitsConfig.max_shift, ge=0, le=0.5)
-    stroke_widths: tuple[Annotated[int, Field(ge=0, le=8)], ...] = PrintedDigitsConfig.stroke_widths
-    blur_sigma_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (
-        PrintedDigitsConfig.blur_sigma_range
-    )
-    elastic_alpha: float = Field(PrintedDigitsConfig.elastic_alpha, ge=0)
-    elastic_sigma: float = Field(PrintedDigitsConfig.elastic_sigma, gt=0)
-    uci_preprocess: bool = PrintedDigitsConfig.uci_preprocess
 
 
-class HandwrittenDigitsParams(Strict):
+class HandwrittenDigitsParams(Settings):
     kind: Literal["handwritten_digits"]
 
 
-class TorchvisionParams(Strict):
+class TorchvisionParams(Settings):
     kind: Literal["torchvision"]
     name: str
     split: str = "train"
@@ -75,7 +54,7 @@ class TorchvisionParams(Strict):
     limit: int | None = Field(None, ge=1)
 
 
-class ImageFolderParams(Strict):
+class ImageFolderParams(Settings):
     kind: Literal["image_folder"]
     root: ProjectPath
     test_root: ProjectPath | None = None
@@ -97,7 +76,7 @@ DataSourceParams = Annotated[
 ]
 
 
-class SplitParams(Strict):
+class SplitParams(Settings):
     seed: int = 0
     source_validation_fraction: float = Field(0.1, gt=0, lt=1)
     target_validation_fraction: float = Field(0.2, gt=0, lt=1)
@@ -109,7 +88,7 @@ class SplitParams(Strict):
     validation_labels_per_class: Annotated[int, Field(ge=1)] | Literal["same", "all"] = "same"
 
 
-class IngestParams(Strict):
+class IngestParams(Settings):
     image: ImageParams = ImageParams()
     source: DataSourceParams
     target: DataSourceParams
@@ -119,82 +98,17 @@ class IngestParams(Strict):
 
 # --- Training, pretraining and transfer --------------------------------------------------------
 
-# A device this machine has: a missing GPU stops the run before it starts, naming the devices found.
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$"), AfterValidator(check_device)]
-BlockCount = int | Literal["all"]
 
-
-class RuntimeParams(Strict):
+class RuntimeParams(ExecutionParams):
     """Where and how every training pipeline runs."""
 
-    device: Device = "auto"  # CUDA when present, else CPU
-    progress: bool = True  # a progress bar per training
     checkpoint_dir: ProjectPath = "data/06_models/checkpoints"  # checkpoints a killed run resumes from
-    checkpoint_seconds: float = Field(30.0, ge=0)  # after epoch 1, at most one checkpoint per this many seconds
-    # bf16 autocast in training; auto: on CUDA and on CPUs with AMX (native bf16), fp32 elsewhere
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    channels_last: bool = True  # NHWC memory format for conv nets: faster on oneDNN CPUs and tensor-core GPUs
-    compile: bool = False  # torch.compile each training (a compilation first; pays off on long runs)
     # Processes for a study's independent trainings (learning-curve points); auto: one per CPU core on
     # the CPU, one on an accelerator
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
 
 
-class AugmentParams(Strict):
-    max_rotation_deg: float = Field(0.0, ge=0, le=180)
-    max_shift: float = Field(0.0, ge=0, le=0.5)  # fraction of the image size
-
-
-class TrainingParams(Strict):
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=1)
-    body_lr: float = Field(1e-3, gt=0)
-    head_lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd: momentum 0.9
-    # constant, or cosine: linear warm-up from warmup_start × the rates over warmup_epochs, then cosine to 0
-    schedule: Literal["constant", "cosine"] = "constant"
-    warmup_epochs: int = Field(0, ge=0)
-    warmup_start: float = Field(0.01, gt=0, le=1)
-    clip_grad_norm: float | None = Field(None, gt=0)  # clip the gradients' total L2 norm before each step
-    # layer-wise learning-rate decay: body block i of n at body_lr · layer_decay^(n − i) (e.g. 0.75 for a ViT)
-    layer_decay: float | None = Field(None, gt=0, le=1)
-    patience: int | None = Field(None, ge=1)  # early stopping on validation accuracy; null: never
-    min_epochs: int = Field(0, ge=0)  # no early stop before this epoch
-    # A budget in optimizer steps: an epoch cycles through the data until it has made this many
-    # steps, so 1 label per class gets as many updates as 10 (epochs alone would starve it).
-    min_batches_per_epoch: int | None = Field(None, ge=1)
-    augment: AugmentParams = AugmentParams()
-
-    def to_config(self, seed: int, runtime: RuntimeParams, lr_scale: float = 1.0) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            body_lr=self.body_lr * lr_scale,
-            head_lr=self.head_lr * lr_scale,
-            weight_decay=self.weight_decay,
-            optimizer=self.optimizer,
-            schedule=self.schedule,
-            warmup_epochs=self.warmup_epochs,
-            warmup_start=self.warmup_start,
-            clip_grad_norm=self.clip_grad_norm,
-            layer_decay=self.layer_decay,
-            patience=self.patience,
-            min_epochs=self.min_epochs,
-            min_batches_per_epoch=self.min_batches_per_epoch,
-            seed=seed,
-            device=runtime.device,
-            progress=runtime.progress,
-            precision=runtime.precision,
-            channels_last=runtime.channels_last,
-            compile=runtime.compile,
-            checkpoint_seconds=runtime.checkpoint_seconds,
-            augment_max_rotation_deg=self.augment.max_rotation_deg,
-            augment_max_shift=self.augment.max_shift,
-        )
-
-
-class ArchitectureParams(Strict):
+class ArchitectureParams(Settings):
     """A backbone from the one registry: headstart's small CNN, any torchvision classifier or any timm
     model, by name; `library` only where a name is in both (e.g. resnet18: torchvision's by default)."""
 
@@ -228,7 +142,7 @@ class ArchitectureParams(Strict):
         return config
 
 
-class PretrainParams(Strict):
+class PretrainParams(Settings):
     """The source model: trained on the source data (`init: train`, nanoGPT's init_from=scratch),
     or loaded from a torchvision weights enum or a local checkpoint."""
 
@@ -245,7 +159,7 @@ class PretrainParams(Strict):
         return SourceRecipe(
             settings=self.model_dump(mode="json", exclude={"retrain"}),
             architecture=self.architecture.to_config,
-            training=self.training.to_config(self.seed, runtime),
+            training=TrainConfig.of(self.training, runtime, self.seed),
             seed=self.seed,
             checkpoint_dir=Path(runtime.checkpoint_dir),
         )
@@ -264,28 +178,18 @@ class PretrainParams(Strict):
         return self
 
 
-class AdaptationParams(Strict):
+class AdaptationParams(AdaptationConfig):
     """A conservative (l2_sp, lwf), feature-based (coral, dann), instance-based (importance_weighting) or
     relational (rkd, similarity_preserving) objective for `procedure: fit`. `weight` is its tuning
     grid, tried beside the learning rates."""
 
-    kind: Literal[ADAPTATIONS]
-    # α of l2_sp; λ of lwf's distillation and of coral's alignment; dann's largest reversal λ;
-    # importance_weighting's weight on the weighted source loss; λ of the relational loss
     weight: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
-    head_weight: float = Field(0.01, ge=0)  # l2_sp's β on the new head
-    temperature: float = Field(2.0, gt=0)  # lwf
-    clip: float = Field(10.0, gt=0)  # importance_weighting: largest weight before scaling to mean 1
-    domain_hidden: int = Field(64, ge=1)  # dann: the domain classifier's hidden width
-    angle_weight: float = Field(2.0, ge=0)  # rkd: the angle-wise term's weight, the distance-wise term's being 1
 
     def to_config(self, weight: float) -> AdaptationConfig:
-        return AdaptationConfig(
-            self.kind, weight, self.head_weight, self.temperature, self.clip, self.domain_hidden, self.angle_weight
-        )
+        return AdaptationConfig.model_validate({**self.model_dump(), "weight": weight})
 
 
-class CandidateParams(Strict):
+class CandidateParams(Settings):
     """One candidate source model for `advise`: made by the pretrain code from `pretrain`'s
     parameters with these changes, so the candidates differ in how useful they should be."""
 
@@ -301,30 +205,7 @@ class CandidateParams(Strict):
         return pretrain.model_copy(update={"init": "train", "training": training})
 
 
-class SizeSimilarityParams(Strict):
-    """cs231n's size × similarity rule: thresholds, and the strategy (from transfer.strategies) per quadrant."""
-
-    small_below_labels_per_class: float = Field(50, gt=0)  # labels used (training + validation) per class
-    similar_below_distance: float = Field(1.0, ge=0, le=2)  # proxy A-distance at the top block
-    strategies: dict[Literal[QUADRANTS], str] = {
-        "small_similar": "feature_svm",
-        "small_different": "finetune_top",
-        "large_similar": "finetune_full",
-        "large_different": "finetune_full",
-    }
-
-    @model_validator(mode="after")
-    def _covers_every_quadrant(self) -> SizeSimilarityParams:
-        missing = [q for q in QUADRANTS if q not in self.strategies]
-        if missing:
-            raise ValueError(f"strategies: no strategy for {', '.join(missing)}")
-        return self
-
-    def to_rule(self) -> SizeSimilarityRule:
-        return SizeSimilarityRule(self.small_below_labels_per_class, self.similar_below_distance, dict(self.strategies))
-
-
-class AdviseParams(Strict):
+class AdviseParams(Settings):
     candidates: dict[str, CandidateParams] = Field(min_length=1)
     # The candidates are ranked by each score; the recommendation is made for the first by this one.
     ranking_score: Literal[SCORES] = "knn_accuracy"
@@ -332,10 +213,10 @@ class AdviseParams(Strict):
     folds: int = Field(5, ge=2)  # cross-validation folds (k-NN accuracy, proxy A-distance); fewer if a class is rarer
     domain_images: int = Field(500, ge=10)  # source and target images each, for the domain measures
     seed: int = 0
-    rule: SizeSimilarityParams = SizeSimilarityParams()
+    rule: SizeSimilarityRule = SizeSimilarityRule()
 
 
-class AdviceAuditParams(Strict):
+class AdviceAuditParams(Settings):
     """What the audit trains to measure each candidate source: two strategies of transfer.strategies,
     with their own parameters, on the default target labels and transfer.seeds."""
 
@@ -345,21 +226,13 @@ class AdviceAuditParams(Strict):
     block_candidate: str = "printed_digits"  # the candidate whose per-block scores meet the layer sweep
 
 
-class StrategyParams(Strict):
-    """One transfer strategy: what it takes from the source, and how it trains. `model: pixels`
-    makes a classical reference on the raw pixels instead (nothing from the source)."""
+class StrategyParams(StrategyChoice, TransferSpec):
+    """One transfer strategy: what it takes from the source (TransferSpec's fields), how it trains,
+    and its tuning grid. `model: pixels` makes a classical reference on the raw pixels instead
+    (nothing from the source)."""
 
-    procedure: Procedure = "fit"
-    model: Literal[STRATEGY_MODELS] = "source"
-    copy_blocks: BlockCount = "all"  # n first blocks, -n all but the last n, "all" the whole body
-    copy_modules: list[str] = []  # more modules to copy, by name (e.g. "neck")
-    freeze_blocks: BlockCount = 0
-    freeze_modules: list[str] = []
-    head_hidden: list[Annotated[int, Field(ge=1)]] = []  # layers added before the new output layer
     training: TrainingParams = TrainingParams()
     probe: TrainingParams | None = None  # probe_then_finetune: the linear-probe phase
-    classifier: Literal[CLASSIFIERS] = "logistic_regression"  # linear_classifier
-    regularisation_c: float = Field(1.0, gt=0)  # linear_classifier: scikit-learn's C
     # The tuning grid: multipliers of the learning rates (of C for a linear classifier); null: the
     # grid of `transfer.lr_scales`. nearest_neighbours tunes `neighbours` instead.
     lr_scales: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
@@ -417,21 +290,12 @@ class StrategyParams(Strict):
         boosting_rounds: int | None = None,
     ) -> StrategyConfig:
         """`lr_scale` multiplies every learning rate (and C, a linear classifier's counterpart)."""
-        spec = TransferSpec(
-            self.copy_blocks,
-            tuple(self.copy_modules),
-            self.freeze_blocks,
-            tuple(self.freeze_modules),
-            tuple(self.head_hidden),
-        )
+        chosen = self.model_dump(include=set(StrategyChoice.model_fields))
         return StrategyConfig(
-            procedure=self.procedure,
-            spec=spec,
-            training=self.training.to_config(seed, runtime, lr_scale),
-            probe=self.probe.to_config(seed, runtime, lr_scale) if self.probe else None,
-            classifier=self.classifier,
-            regularisation_c=self.regularisation_c * lr_scale,
-            model=self.model,
+            **{**chosen, "regularisation_c": self.regularisation_c * lr_scale},
+            spec=TransferSpec.model_validate(self.model_dump(include=set(TransferSpec.model_fields))),
+            training=TrainConfig.of(self.training, runtime, seed, lr_scale),
+            probe=TrainConfig.of(self.probe, runtime, seed, lr_scale) if self.probe else None,
             neighbours=neighbours or self.neighbours[0],
             boosting_rounds=boosting_rounds or self.boosting_rounds[0],
             adaptation=self.adaptation.to_config(
@@ -442,7 +306,7 @@ class StrategyParams(Strict):
         )
 
 
-class TransferParams(Strict):
+class TransferParams(Settings):
     seeds: list[int] = Field([0, 1, 2], min_length=1)  # every strategy trains once per seed, paired by seed
     # The same tuning for every strategy, the baseline included: each multiplier of the learning
     # rates (C for a linear classifier) is tried over all seeds, and the one with the best mean
@@ -475,7 +339,7 @@ class TransferParams(Strict):
 LabelBudget = Annotated[int, Field(ge=1)] | Literal["all"]
 
 
-class LearningCurveParams(Strict):
+class LearningCurveParams(Settings):
     # k training labels per class; as many validation labels per class are drawn from the
     # validation split (`ingest.split.validation_labels_per_class`), and both count as labels used.
     labels_per_class: list[LabelBudget] = Field([1, 2, 5, 10, 20, "all"], min_length=2)
@@ -485,21 +349,13 @@ class LearningCurveParams(Strict):
     seeds: list[int] = Field([0, 1, 2], min_length=1)  # each seed draws its own k labels per class and init
 
 
-class SweepArmParams(Strict):
-    from_source: bool  # the first n blocks copied from the source (else random)
-    frozen: bool
-
-    def to_arm(self) -> SweepArm:
-        return SweepArm(self.from_source, self.frozen)
-
-
-class LayerSweepParams(Strict):
+class LayerSweepParams(Settings):
     blocks: list[Annotated[int, Field(ge=0)]] | None = None  # n blocks transferred; null: 0 … every block
     # Yosinski et al.'s arms, by name: whether the first n blocks are copied from the source, and frozen.
-    arms: dict[str, SweepArmParams] = {
-        "copied_frozen": SweepArmParams(from_source=True, frozen=True),
-        "copied_finetuned": SweepArmParams(from_source=True, frozen=False),
-        "random_frozen": SweepArmParams(from_source=False, frozen=True),
+    arms: dict[str, SweepArm] = {
+        "copied_frozen": SweepArm(from_source=True, frozen=True),
+        "copied_finetuned": SweepArm(from_source=True, frozen=False),
+        "random_frozen": SweepArm(from_source=False, frozen=True),
     }
     labels_per_class: LabelBudget = 10  # and as many validation labels (ingest.split.validation_labels_per_class)
     seeds: list[int] = Field([0, 1, 2], min_length=1)
@@ -509,7 +365,7 @@ class LayerSweepParams(Strict):
 # --- Multi-task learning --------------------------------------------------------------------------
 
 
-class MultiDigitsParams(Strict):
+class MultiDigitsParams(Settings):
     """MultiMNIST-style pairs of the target's handwritten digits, drawn within each split."""
 
     kind: Literal["multi_digits"]
@@ -519,7 +375,7 @@ class MultiDigitsParams(Strict):
     seed: int = 0
 
 
-class PrintedTasksParams(Strict):
+class PrintedTasksParams(Settings):
     """The printed-digits source's own tasks: digit, font_family, bold, italic (its validation
     split is halved into validation and test)."""
 
@@ -528,7 +384,7 @@ class PrintedTasksParams(Strict):
     seed: int = 0
 
 
-class ManifestParams(Strict):
+class ManifestParams(Settings):
     """A CSV: an image path column (relative to the CSV) and one column per task; empty = missing."""
 
     kind: Literal["manifest"]
@@ -542,7 +398,7 @@ class ManifestParams(Strict):
 MultitaskDataParams = Annotated[MultiDigitsParams | PrintedTasksParams | ManifestParams, Field(discriminator="kind")]
 
 
-class MissingLabelsParams(Strict):
+class MissingLabelsParams(Settings):
     """Hide a fraction of one task's training labels (a real run of the missing-label path)."""
 
     task: str
@@ -550,7 +406,7 @@ class MissingLabelsParams(Strict):
     seed: int = 0
 
 
-class WeightingParams(Strict):
+class WeightingParams(Settings):
     kind: Literal[tuple(WEIGHTINGS)] = "fixed"
     weights: dict[str, float] | None = None  # fixed: per task (default 1 each), as Keras loss_weights
     alpha: float = Field(1.5, gt=0)  # gradnorm's restoring force
@@ -567,7 +423,7 @@ class WeightingParams(Strict):
         return WEIGHTINGS["pcgrad"](tasks, seed=seed)
 
 
-class MultitaskMethodParams(Strict):
+class MultitaskMethodParams(Settings):
     sharing: Literal[tuple(SHARING_MODELS)]
     weighting: WeightingParams = WeightingParams()
     penalty: float = Field(0.0, ge=0)  # soft sharing: λ of Σ‖w_t − w_s‖²
@@ -581,12 +437,12 @@ class MultitaskMethodParams(Strict):
         return self
 
 
-class TrunkParams(Strict):
+class TrunkParams(Settings):
     init: Literal["scratch", "source"] = "scratch"  # source: the catalogued source model's body
     architecture: ArchitectureParams = ArchitectureParams()  # ignored with init: source
 
 
-class MultitaskParams(Strict):
+class MultitaskParams(Settings):
     data: MultitaskDataParams
     missing_labels: MissingLabelsParams | None = None
     trunk: TrunkParams = TrunkParams()
@@ -616,7 +472,7 @@ class MultitaskParams(Strict):
         return trunk
 
 
-class PredictParams(Strict):
+class PredictParams(Settings):
     # "champion": the registry's champion (kedro run --pipelines=retrain promotes one); or the name
     # of a strategy in transfer.strategies: its catalogued models, the seed best on validation.
     model: str = "champion"

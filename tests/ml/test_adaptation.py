@@ -1,7 +1,6 @@
 """The conservative, feature-based, instance-based and relational objectives by their definitions."""
 
 import copy
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -65,7 +64,7 @@ def test_l2_sp_penalty_is_zero_at_the_source_and_skips_frozen_parameters():
     anchors = {name: p.detach().clone() for name, p in model.body.named_parameters(prefix="body")}
     model.head.requires_grad_(False)
     assert float(l2_sp_penalty(model, anchors, 1.0, 1.0).detach()) == 0.0
-    objective = L2SPObjective(anchors, AdaptationConfig("l2_sp", weight=1.0))
+    objective = L2SPObjective(anchors, AdaptationConfig(kind="l2_sp", weight=1.0))
     inputs, targets = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])
     loss, parts = objective.loss(model, inputs, targets)
     assert torch.isclose(loss, nn.functional.cross_entropy(model(inputs), targets))
@@ -75,7 +74,7 @@ def test_l2_sp_penalty_is_zero_at_the_source_and_skips_frozen_parameters():
 def test_lwf_extra_loss_is_zero_when_the_model_equals_the_source_and_grows_as_it_drifts():
     torch.manual_seed(0)
     source = tiny(num_classes=5).eval()
-    objective = LwFObjective(copy.deepcopy(source), AdaptationConfig("lwf", weight=1.0), head_lr=1e-3)
+    objective = LwFObjective(copy.deepcopy(source), AdaptationConfig(kind="lwf", weight=1.0), head_lr=1e-3)
     model = copy.deepcopy(source).eval()
     images, targets = torch.rand(6, 1, 12, 12), torch.tensor([0, 1, 2, 3, 4, 0])
 
@@ -166,7 +165,9 @@ def task_with_source(shared_label_space: bool) -> TargetTask:
 )
 @pytest.mark.parametrize("shared_label_space", [True, False])
 def test_every_adaptation_trains_and_counts_the_images_it_saw(kind, shared_label_space):
-    config = StrategyConfig("fit", TransferSpec(), TRAINING, adaptation=AdaptationConfig(kind, weight=0.5))
+    config = StrategyConfig(
+        procedure="fit", spec=TransferSpec(), training=TRAINING, adaptation=AdaptationConfig(kind=kind, weight=0.5)
+    )
     result = train_strategy(task_with_source(shared_label_space), config)
     assert [r["epoch"] for r in result.history] == [1, 2]
     count = len(toy_data()[0])
@@ -184,14 +185,22 @@ def test_every_adaptation_trains_and_counts_the_images_it_saw(kind, shared_label
 
 
 def test_an_adaptation_run_is_seeded_and_resumes_like_an_uninterrupted_one(tmp_path):
-    config = StrategyConfig("fit", TransferSpec(), TRAINING, adaptation=AdaptationConfig("dann", weight=0.5))
+    config = StrategyConfig(
+        procedure="fit", spec=TransferSpec(), training=TRAINING, adaptation=AdaptationConfig(kind="dann", weight=0.5)
+    )
     first, second = (train_strategy(task_with_source(True), config) for _ in range(2))
     for name, tensor in first.model.state_dict().items():
         assert torch.equal(tensor, second.model.state_dict()[name]), name
-    coral = replace(config, adaptation=AdaptationConfig("coral", weight=0.5))  # no schedule tied to the epochs
+    coral = config.model_copy(
+        update=dict(adaptation=AdaptationConfig(kind="coral", weight=0.5))
+    )  # no schedule tied to the epochs
     uninterrupted = train_strategy(task_with_source(True), coral)
     checkpoint = tmp_path / "coral.pt"
-    train_strategy(task_with_source(True), replace(coral, training=replace(TRAINING, epochs=1)), checkpoint)
+    train_strategy(
+        task_with_source(True),
+        coral.model_copy(update=dict(training=TRAINING.model_copy(update={"epochs": 1}))),
+        checkpoint,
+    )
     resumed = train_strategy(task_with_source(True), coral, checkpoint)  # as if killed after epoch 1
     for name, tensor in uninterrupted.model.state_dict().items():
         assert torch.allclose(tensor, resumed.model.state_dict()[name]), name
@@ -282,7 +291,7 @@ def test_relational_objective_compares_the_model_with_the_frozen_source_on_label
     source = tiny(num_classes=5).eval()
     unlabelled = torch.randint(0, 255, (30, 1, 12, 12), dtype=torch.uint8)
     objective = RelationalObjective(
-        copy.deepcopy(source), unlabelled, AdaptationConfig("rkd", weight=1.0), batch_size=7, seed=0
+        copy.deepcopy(source), unlabelled, AdaptationConfig(kind="rkd", weight=1.0), batch_size=7, seed=0
     )
     model = copy.deepcopy(source).eval()
     inputs = torch.rand(4, 1, 12, 12)

@@ -4,9 +4,9 @@ import pytest
 from headstart.ml.advice import SizeSimilarityRule, rank_candidates, rank_correlations, recommend, within_best
 
 RULE = SizeSimilarityRule(
-    50,
-    1.0,
-    {
+    small_below_labels_per_class=50,
+    similar_below_distance=1.0,
+    strategies={
         "small_similar": "feature_svm",
         "small_different": "finetune_top",
         "large_similar": "finetune_full",

@@ -86,7 +86,9 @@ def test_tradaboost_strategy_predicts_the_weighted_vote_of_its_second_half_learn
         shared_label_space=True,
     )
     training = TrainConfig(progress=False)
-    config = StrategyConfig("tradaboost", TransferSpec(freeze_blocks="all"), training, boosting_rounds=4)
+    config = StrategyConfig(
+        procedure="tradaboost", spec=TransferSpec(freeze_blocks="all"), training=training, boosting_rounds=4
+    )
     result = train_strategy(task, config)
     assert [r["epoch"] for r in result.history] == [1, 2, 3, 4] and "validation_accuracy" in result.history[-1]
     assert result.images_seen == len(source_images) + 24
@@ -120,6 +122,8 @@ def test_tradaboost_strategy_predicts_the_weighted_vote_of_its_second_half_learn
 def test_tradaboost_needs_source_images_with_the_target_s_classes():
     images, labels = toy_data()
     task = TargetTask(SOURCE_CONFIG | {"num_classes": 3}, tiny().state_dict(), 3, (images, labels), (images, labels))
-    config = StrategyConfig("tradaboost", TransferSpec(freeze_blocks="all"), TrainConfig(progress=False))
+    config = StrategyConfig(
+        procedure="tradaboost", spec=TransferSpec(freeze_blocks="all"), training=TrainConfig(progress=False)
+    )
     with pytest.raises(ValueError, match="source images labelled with the target's classes"):
         train_strategy(task, config)

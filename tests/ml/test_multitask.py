@@ -123,8 +123,6 @@ def test_pcgrad_removes_the_conflict_between_two_task_gradients():
 
 
 def test_train_method_gives_a_network_per_task_for_single_task_is_seeded_and_leaves_no_checkpoint(tmp_path):
-    from dataclasses import replace
-
     from headstart.ml.multitask import train_method
 
     images, labels = two_task_data(24)
@@ -142,7 +140,7 @@ def test_train_method_gives_a_network_per_task_for_single_task_is_seeded_and_lea
             (images, labels),
             (images, labels),
             seeds,
-            lambda seed: replace(config, seed=seed),
+            lambda seed: config.model_copy(update={"seed": seed}),
             checkpoint_dir=tmp_path,
             name=sharing,
         )

@@ -1,5 +1,3 @@
-from dataclasses import replace
-
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -26,7 +24,7 @@ def task() -> TargetTask:
 
 def test_linear_classifier_head_predicts_what_scikit_learn_predicts():
     images, labels = toy_data()
-    config = StrategyConfig("linear_classifier", TransferSpec(freeze_blocks="all"), TRAINING)
+    config = StrategyConfig(procedure="linear_classifier", spec=TransferSpec(freeze_blocks="all"), training=TRAINING)
     result = train_strategy(task(), config)
     features = extract_features(result.model, images).numpy()
     reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features, labels.numpy())
@@ -39,7 +37,10 @@ def test_linear_classifier_head_predicts_what_scikit_learn_predicts():
 def test_probe_then_finetune_trains_the_head_first_then_everything():
     images, labels = toy_data()
     config = StrategyConfig(
-        "probe_then_finetune", TransferSpec(freeze_blocks="all"), replace(TRAINING, body_lr=1e-4), probe=TRAINING
+        procedure="probe_then_finetune",
+        spec=TransferSpec(freeze_blocks="all"),
+        training=TRAINING.model_copy(update={"body_lr": 1e-4}),
+        probe=TRAINING,
     )
     result = train_strategy(task(), config)
     assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
@@ -49,7 +50,7 @@ def test_probe_then_finetune_trains_the_head_first_then_everything():
 
 def test_a_seed_gives_the_same_model_and_scratch_copies_nothing():
     images, labels = toy_data()
-    config = StrategyConfig("fit", TransferSpec(copy_blocks=0), TRAINING)
+    config = StrategyConfig(procedure="fit", spec=TransferSpec(copy_blocks=0), training=TRAINING)
     first, second = (train_strategy(task(), config) for _ in range(2))
     assert first.report.copied == []
     for name, tensor in first.model.state_dict().items():
@@ -63,7 +64,9 @@ def test_pixel_references_predict_what_scikit_learn_predicts_on_the_raw_pixels()
 
     images, labels = toy_data()
     pixels = scale_images(images).flatten(1).numpy()
-    logistic = StrategyConfig("linear_classifier", TransferSpec(copy_blocks=0), TRAINING, model="pixels")
+    logistic = StrategyConfig(
+        procedure="linear_classifier", spec=TransferSpec(copy_blocks=0), training=TRAINING, model="pixels"
+    )
     result = train_strategy(task(), logistic)
     reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(pixels, labels.numpy())
     assert (evaluate(result.model, images, labels)["predictions"].numpy() == reference.predict(pixels)).all()
@@ -71,7 +74,11 @@ def test_pixel_references_predict_what_scikit_learn_predicts_on_the_raw_pixels()
     queries = torch.randint(0, 255, (20, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     for neighbours in (1, 3):
         knn = StrategyConfig(
-            "nearest_neighbours", TransferSpec(copy_blocks=0), TRAINING, model="pixels", neighbours=neighbours
+            procedure="nearest_neighbours",
+            spec=TransferSpec(copy_blocks=0),
+            training=TRAINING,
+            model="pixels",
+            neighbours=neighbours,
         )
         result = train_strategy(task(), knn)
         reference = KNeighborsClassifier(neighbours).fit(pixels, labels.numpy())
@@ -90,7 +97,11 @@ def test_tuning_keeps_the_setting_with_the_best_validation_accuracy():
         grid,
         [0, 1],
         lambda s, seed: StrategyConfig(
-            "nearest_neighbours", TransferSpec(copy_blocks=0), replace(TRAINING, seed=seed), model="pixels", **s
+            procedure="nearest_neighbours",
+            spec=TransferSpec(copy_blocks=0),
+            training=TRAINING.model_copy(update={"seed": seed}),
+            model="pixels",
+            **s,
         ),
     )
     assert tuned.setting == {"neighbours": 1} and tuned.validation_accuracy == 1.0 and set(tuned.results) == {0, 1}

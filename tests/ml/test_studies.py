@@ -66,7 +66,9 @@ def _train_seed(seed: int) -> dict:
     from headstart.ml.transfer import TransferSpec
     from tests.ml.test_strategies import task
 
-    config = StrategyConfig("fit", TransferSpec(copy_blocks=0), TrainConfig(epochs=2, batch_size=16, seed=seed))
+    config = StrategyConfig(
+        procedure="fit", spec=TransferSpec(copy_blocks=0), training=TrainConfig(epochs=2, batch_size=16, seed=seed)
+    )
     logging.getLogger("headstart.study").info("point with seed %d", seed)
     return train_strategy(task(), config).model.state_dict()
 

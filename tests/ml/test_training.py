@@ -1,14 +1,12 @@
 import math
-from dataclasses import replace
 
 import pytest
 import torch
 
+from headstart.ml.config import available_devices, check_device
 from headstart.ml.training import (
     CrossEntropyObjective,
     TrainConfig,
-    available_devices,
-    check_device,
     epoch_order,
     evaluate,
     fit,
@@ -24,7 +22,7 @@ def test_loss_goes_down_and_metrics_are_reported():
     torch.manual_seed(0)
     model = tiny()
     images, labels = toy_data()
-    result = fit(model, (images, labels), (images, labels), replace(CONFIG, epochs=20))
+    result = fit(model, (images, labels), (images, labels), CONFIG.model_copy(update={"epochs": 20}))
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     metrics = evaluate(model, images, labels)
     assert metrics["accuracy"] > 0.6 and 0 <= metrics["macro_f1"] <= 1 and metrics["nll"] > 0
@@ -39,7 +37,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     torch.manual_seed(0)
     interrupted = tiny()
     checkpoint = tmp_path / "run" / "checkpoint.pt"
-    fit(interrupted, (images, labels), (images, labels), replace(CONFIG, epochs=2), checkpoint)
+    fit(interrupted, (images, labels), (images, labels), CONFIG.model_copy(update={"epochs": 2}), checkpoint)
     resumed_model = tiny()  # a fresh process: only the checkpoint survives
     resumed = fit(resumed_model, (images, labels), (images, labels), CONFIG, checkpoint)
 
@@ -91,7 +89,7 @@ def test_an_error_that_says_nothing_about_the_checkpoint_propagates_instead_of_r
     """CUDA running out of memory while a checkpoint is read or applied must not restart at epoch 0."""
     images, labels = toy_data()
     checkpoint = tmp_path / "checkpoint.pt"
-    fit(tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=1), checkpoint)
+    fit(tiny(), (images, labels), (images, labels), CONFIG.model_copy(update={"epochs": 1}), checkpoint)
     assert checkpoint.exists()
 
     def out_of_memory(*args, **kwargs):
@@ -187,7 +185,11 @@ def test_the_kept_epoch_has_the_best_validation_accuracy_not_the_lowest_loss():
     images, labels = toy_data()
     scripted = [(0.10, 2.0), (0.30, 2.4), (0.60, 2.9), (0.60, 2.7), (0.50, 3.0)]
     result = fit(
-        tiny(), (images, labels), (images, labels), replace(CONFIG, epochs=5), objective=ScriptedValidation(scripted)
+        tiny(),
+        (images, labels),
+        (images, labels),
+        CONFIG.model_copy(update={"epochs": 5}),
+        objective=ScriptedValidation(scripted),
     )
     assert result.best_epoch == 4  # the accuracy tie of epochs 3 and 4 goes to the lower loss
 
@@ -195,9 +197,9 @@ def test_the_kept_epoch_has_the_best_validation_accuracy_not_the_lowest_loss():
 def test_early_stopping_waits_for_min_epochs():
     images, labels = toy_data()
     flat = [(0.5, 1.0)] + [(0.1, 1.0)] * 9  # nothing improves after epoch 1
-    config = replace(CONFIG, epochs=10, patience=2)
+    config = CONFIG.model_copy(update={"epochs": 10, "patience": 2})
     assert len(fit(tiny(), (images, labels), (images, labels), config, objective=ScriptedValidation(flat)).history) == 3
-    waited = replace(config, min_epochs=6)
+    waited = config.model_copy(update={"min_epochs": 6})
     result = fit(tiny(), (images, labels), (images, labels), waited, objective=ScriptedValidation(flat))
     assert len(result.history) == 6 and result.stopped_early and result.best_epoch == 1
 
@@ -238,12 +240,14 @@ def test_cosine_schedule_warms_up_linearly_then_anneals_to_zero_per_optimizer_st
 
 def test_gradient_clipping_bounds_each_sgd_step_by_the_rate_times_the_norm():
     images, labels = toy_data()
-    config = replace(CONFIG, epochs=1, optimizer="sgd", weight_decay=0.0, body_lr=0.1, head_lr=0.1)
+    config = CONFIG.model_copy(
+        update={"epochs": 1, "optimizer": "sgd", "weight_decay": 0.0, "body_lr": 0.1, "head_lr": 0.1}
+    )
     torch.manual_seed(0)
     clipped, free = tiny(), tiny()
     free.load_state_dict(clipped.state_dict())
     start = torch.cat([p.detach().flatten().clone() for p in clipped.parameters()])
-    fit(clipped, (images, labels), (images, labels), replace(config, clip_grad_norm=1e-6))
+    fit(clipped, (images, labels), (images, labels), config.model_copy(update={"clip_grad_norm": 1e-6}))
     fit(free, (images, labels), (images, labels), config)
     steps = 3  # 48 images in batches of 16
     moved = torch.cat([p.detach().flatten() for p in clipped.parameters()]) - start
@@ -256,7 +260,7 @@ def test_gradient_clipping_bounds_each_sgd_step_by_the_rate_times_the_norm():
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_a_run_killed_mid_training_resumes_with_its_optimizer_and_schedule(tmp_path, schedule, monkeypatch):
     images, labels = toy_data()
-    config = replace(CONFIG, schedule=schedule, warmup_epochs=1, checkpoint_seconds=0.0)
+    config = CONFIG.model_copy(update={"schedule": schedule, "warmup_epochs": 1, "checkpoint_seconds": 0.0})
     torch.manual_seed(0)
     uninterrupted = tiny()
     fit(uninterrupted, (images, labels), (images, labels), config)

@@ -25,11 +25,13 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from headstart.ml.config import Settings
 from headstart.ml.training import (
     CrossEntropyObjective,
     StepParts,
@@ -39,7 +41,6 @@ from headstart.ml.training import (
     steps_per_epoch,
 )
 
-Adaptation = Literal["l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving"]
 SOURCE_IMAGES, UNLABELLED_TARGET = "source images", "unlabelled target"
 
 
@@ -70,23 +71,25 @@ ADAPTATION_KINDS: dict[str, AdaptationKind] = {
     ),
 }
 ADAPTATIONS = tuple(ADAPTATION_KINDS)
+Adaptation = Literal[ADAPTATIONS]  # the kinds conf may name
 
 
 def uses_of(kind: str | None) -> tuple[str, ...]:
     return ADAPTATION_KINDS[kind].uses if kind else ()
 
 
-@dataclass(frozen=True)
-class AdaptationConfig:
+class AdaptationConfig(Settings):
+    """The objective of one trained candidate. `weight` is the tuned one: α of l2_sp, λ of lwf's
+    distillation, λ of coral's alignment, the largest gradient-reversal λ of dann, the weight of
+    importance_weighting's weighted source loss, λ of the relational loss (conf gives it as a grid)."""
+
     kind: Adaptation
-    # The tuned weight: α of l2_sp, λ of lwf's distillation, λ of coral's alignment, the largest
-    # gradient-reversal λ of dann, the weight of importance_weighting's weighted source loss.
-    weight: float
-    head_weight: float = 0.01  # l2_sp's β on the new head
-    temperature: float = 2.0  # lwf
-    clip: float = 10.0  # importance weights are clipped here (then scaled to mean 1 over the source)
-    domain_hidden: int = 64  # dann's domain classifier: one hidden layer this wide
-    angle_weight: float = 2.0  # rkd: the angle-wise term's weight beside the distance-wise term's 1 (Park et al.)
+    weight: float = Field(ge=0)
+    head_weight: float = Field(0.01, ge=0)  # l2_sp's β on the new head
+    temperature: float = Field(2.0, gt=0)  # lwf
+    clip: float = Field(10.0, gt=0)  # importance weights are clipped here (then scaled to mean 1 over the source)
+    domain_hidden: int = Field(64, ge=1)  # dann's domain classifier: one hidden layer this wide
+    angle_weight: float = Field(2.0, ge=0)  # rkd: the angle-wise term's weight beside the distance-wise term's 1
 
 
 # --- The terms, each by its paper's definition (see shared/REFERENCE.md) -----------------------------
@@ -352,7 +355,7 @@ class DomainObjective(CrossEntropyObjective):
             "source_head": None if task.shared_label_space else source_model.head,
             "head_lr": training.head_lr,
             "total_steps": training.epochs * steps_per_epoch(len(task.train[0]), training),
-            "augment": (training.augment_max_rotation_deg, training.augment_max_shift),  # the target batch's
+            "augment": (training.augment.max_rotation_deg, training.augment.max_shift),  # the target batch's
         }
 
     @classmethod
@@ -485,7 +488,7 @@ class RelationalObjective(ObjectiveWithReferences):
     @classmethod
     def for_strategy(cls, task, config, model, report, source_model):
         training = config.training
-        augment = (training.augment_max_rotation_deg, training.augment_max_shift)  # the target batch's
+        augment = (training.augment.max_rotation_deg, training.augment.max_shift)  # the target batch's
         settings = {"batch_size": training.batch_size, "seed": training.seed, "augment": augment}
         return cls(source_model, task.unlabelled, config.adaptation, **settings), 0
 

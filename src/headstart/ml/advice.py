@@ -4,10 +4,14 @@ how well each score's ranking agreed with the accuracy training then measured.""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
 from scipy.stats import kendalltau
+
+from headstart.ml.config import Settings
 
 # Higher is better for each: the transferability scores, and what the candidates are ranked by.
 SCORES = ("knn_accuracy", "logme", "leep", "nce", "h_score")
@@ -16,14 +20,26 @@ DOMAIN_MEASURES = ("proxy_a_distance", "mmd")  # lower is more similar
 QUADRANTS = ("small_similar", "small_different", "large_similar", "large_different")
 
 
-@dataclass(frozen=True)
-class SizeSimilarityRule:
+class SizeSimilarityRule(Settings):
     """The cs231n rule of thumb: a small target set keeps the source's features fixed (the top
-    block's if the domains are similar, an earlier block's if not); a large one fine-tunes."""
+    block's if the domains are similar, an earlier block's if not); a large one fine-tunes. Its
+    thresholds, and the strategy (by name in transfer.strategies) per quadrant."""
 
-    small_below_labels_per_class: float  # fewer labels per class than this: small
-    similar_below_distance: float  # a proxy A-distance at the top block below this: similar
-    strategies: dict[str, str]  # per quadrant, the strategy (by name in transfer.strategies)
+    small_below_labels_per_class: float = Field(50, gt=0)  # labels used (training + validation) per class
+    similar_below_distance: float = Field(1.0, ge=0, le=2)  # proxy A-distance at the top block
+    strategies: dict[Literal[QUADRANTS], str] = {
+        "small_similar": "feature_svm",
+        "small_different": "finetune_top",
+        "large_similar": "finetune_full",
+        "large_different": "finetune_full",
+    }
+
+    @model_validator(mode="after")
+    def _covers_every_quadrant(self) -> SizeSimilarityRule:
+        missing = [q for q in QUADRANTS if q not in self.strategies]
+        if missing:
+            raise ValueError(f"strategies: no strategy for {', '.join(missing)}")
+        return self
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -292,7 +292,7 @@ def train_method(
                     config,
                     penalty,
                     weighting.weights(),
-                    asdict(config_for(seed)),
+                    config_for(seed).model_dump(mode="json"),
                     seed,
                     part,
                     *data[0][:1],

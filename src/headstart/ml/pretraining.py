@@ -4,7 +4,7 @@ reused) or loaded from weights made elsewhere. Pretrain and advise (its candidat
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def train_source_model(
         model,
         (source_train.images, source_train.labels[task]),
         (source_validation.images, source_validation.labels[task]),
-        replace(recipe.training, label=run_name),  # logged live under its name
+        recipe.training.model_copy(update={"label": run_name}),  # logged live under its name
         checkpoint,
     )
     checkpoint.unlink(missing_ok=True)  # finished: a later run with the same fingerprint reuses the saved model instead

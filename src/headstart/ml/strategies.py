@@ -21,13 +21,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -42,10 +43,10 @@ from headstart.ml.adaptation import (
     importance_weights,
 )
 from headstart.ml.boosting import BoostedVote, tradaboost
+from headstart.ml.config import Settings, TrainConfig
 from headstart.ml.models import build_model
 from headstart.ml.training import (
     CrossEntropyObjective,
-    TrainConfig,
     evaluate,
     fit,
     image_batches,
@@ -70,18 +71,24 @@ CLASSIFIERS = ("logistic_regression", "linear_svm")  # linear_classifier's sciki
 STRATEGY_MODELS = ("source", "pixels")  # the source architecture, or a classical model on the raw pixels
 
 
-@dataclass(frozen=True)
-class StrategyConfig:
-    procedure: Procedure
-    spec: TransferSpec
+class StrategyChoice(Settings):
+    """What a strategy's conf entry and each candidate it trains both say: its procedure and model."""
+
+    procedure: Procedure = "fit"
+    model: Literal[STRATEGY_MODELS] = "source"  # pixels: a classical reference on the raw pixels
+    classifier: Literal[CLASSIFIERS] = "logistic_regression"  # linear_classifier's scikit-learn model
+    regularisation_c: float = Field(1.0, gt=0)  # linear_classifier: scikit-learn's C, inverse regularisation
+
+
+class StrategyConfig(StrategyChoice):
+    """One candidate of a strategy, as trained: its transfer, its training and its tuned settings."""
+
+    spec: TransferSpec = TransferSpec()
     training: TrainConfig
     probe: TrainConfig | None = None  # probe_then_finetune's first phase
-    classifier: str = "logistic_regression"  # one of CLASSIFIERS
-    regularisation_c: float = 1.0  # scikit-learn's C: inverse regularisation strength
-    model: str = "source"  # one of STRATEGY_MODELS; pixels: a classical reference on the raw pixels
-    neighbours: int = 1  # nearest_neighbours' k
+    neighbours: int = Field(1, ge=1)  # nearest_neighbours' k
     adaptation: AdaptationConfig | None = None  # fit with an objective of another family
-    boosting_rounds: int = 10  # tradaboost's N
+    boosting_rounds: int = Field(10, ge=1)  # tradaboost's N
 
 
 @dataclass
@@ -273,7 +280,7 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
         objective, result.images_seen = adaptation_objective(task, config, model, report)
         training = config.training
         if ADAPTATION_KINDS[config.adaptation.kind].replaces_weight_decay:  # its pull toward the source does
-            training = replace(training, weight_decay=0.0)
+            training = training.model_copy(update={"weight_decay": 0.0})
         result.history = fit(model, train, validation, training, checkpoint_path, objective).history
     else:
         result.history = fit(model, train, validation, config.training, checkpoint_path).history

@@ -15,11 +15,11 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
 
+from headstart.ml.config import Settings
 from headstart.ml.metrics import evaluation_record, summarise_over_seeds
 from headstart.ml.strategies import (
     StrategyConfig,
@@ -103,8 +103,7 @@ def tune_and_test(
     return kept, test_metrics(kept.results[seed], test, configure(kept.setting, seed).training.device)
 
 
-@dataclass(frozen=True)
-class SweepArm:
+class SweepArm(Settings):
     """One arm of the layer sweep: whether its first n blocks are copied from the source, and frozen."""
 
     from_source: bool  # the first n blocks copied from the source (else random)
@@ -117,7 +116,7 @@ def layer_sweep_spec(arm: SweepArm, blocks: int) -> TransferSpec:
 
 
 def layer_sweep_config(base: StrategyConfig, arm: SweepArm, blocks: int) -> StrategyConfig:
-    return replace(base, procedure="fit", spec=layer_sweep_spec(arm, blocks))
+    return base.model_copy(update={"procedure": "fit", "spec": layer_sweep_spec(arm, blocks)})
 
 
 def best_baseline_curve(curve: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:

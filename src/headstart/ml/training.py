@@ -16,9 +16,9 @@ import logging
 import math
 import pickle
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,47 +27,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from headstart.ml import distributed, progress
+from headstart.ml.config import TrainConfig, check_device
 from headstart.ml.transfer import parameter_groups, train_mode
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 64
-    body_lr: float = 1e-3
-    head_lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd: momentum 0.9 (torchvision's reference recipe)
-    # Learning-rate schedule over the optimizer steps of `epochs`: constant, or linear warm-up from
-    # `warmup_start` × the rate for `warmup_epochs`, then cosine annealing to 0 (standard in fine-tuning).
-    schedule: Literal["constant", "cosine"] = "constant"
-    warmup_epochs: int = 0
-    warmup_start: float = 0.01
-    clip_grad_norm: float | None = None  # the gradients' total L2 norm is clipped to this before each step
-    layer_decay: float | None = None  # body block i of n at body_lr · layer_decay^(n − i); None: one body rate
-    patience: int | None = None  # epochs without a better validation score before stopping
-    # No early stop before this epoch: a network from scratch on a few labels sits at chance for
-    # several epochs while its validation loss rises, and stopping then keeps an untrained model.
-    min_epochs: int = 0
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    augment_max_rotation_deg: float = 0.0  # random rotation of each training image, in degrees
-    augment_max_shift: float = 0.0  # random shift, as a fraction of the image size
-    # An epoch cycles through the data until it has made at least this many optimizer steps, so a
-    # tiny training set (1 label per class) gets the same number of steps as a larger one.
-    min_batches_per_epoch: int | None = None
-    # bf16 autocast (weights and optimizer state stay fp32). auto: where the hardware computes in bf16
-    # natively, CUDA or a CPU with AMX tiles (oneDNN); fp32 elsewhere, where bf16 would be emulated.
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    channels_last: bool = True  # conv nets in NHWC memory format (faster with oneDNN on CPUs and on tensor-core GPUs)
-    compile: bool = False  # train through torch.compile (pays a compilation first; worth it on long runs)
-    label: str = ""  # the training's name in progress reports (headstart.ml.progress), e.g. "scratch seed 0"
-    # A checkpoint after the first epoch, then at most one per this many seconds, and after the last:
-    # a killed run loses at most this much work, and short trainings do not write one per epoch.
-    checkpoint_seconds: float = 30.0
 
 
 @dataclass
@@ -75,22 +38,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
-
-
-def available_devices() -> list[str]:
-    """The devices this machine can train on, as `runtime.device` names them."""
-    found = ["cpu", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
-    mps = getattr(torch.backends, "mps", None)
-    return [*found, "mps"] if mps is not None and mps.is_available() else found
-
-
-def check_device(name: str) -> str:
-    """`name` when this machine has that device ("auto" always), so a missing GPU is named before
-    training starts rather than by torch's driver error in the middle of a run."""
-    found = available_devices()
-    if name == "auto" or name in found or (name == "cuda" and "cuda:0" in found):
-        return name
-    raise ValueError(f"{name} is not available on this machine; devices found: {', '.join(found)}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -369,7 +316,7 @@ def train_one_epoch(
         targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
         inputs = scale_images(raw.to(device, non_blocking=True))
         if context.augment:  # on the whole global batch, so every process draws what one process would
-            inputs = augment_images(inputs, generator, config.augment_max_rotation_deg, config.augment_max_shift)
+            inputs = augment_images(inputs, generator, config.augment.max_rotation_deg, config.augment.max_shift)
         if context.shards > 1:
             inputs, targets = (
                 inputs[context.shard],
@@ -454,7 +401,7 @@ def fit(
             result, best_score, best_state, start_epoch = TrainResult(), (-math.inf, -math.inf), None, 0
 
     use_bf16 = trains_in_bf16(config.precision, device)
-    augment = config.augment_max_rotation_deg > 0 or config.augment_max_shift > 0
+    augment = config.augment.max_rotation_deg > 0 or config.augment.max_shift > 0
     shards = distributed.world_size() if distributed.process_group(device) else 1
     if shards > 1 and objective.reaches_past_forward:
         raise ValueError(f"{type(objective).__name__} reaches past the model's forward: it trains in one process only")
@@ -463,7 +410,7 @@ def fit(
     context = EpochContext(device, use_bf16, augment, shards, slice(distributed.rank(), None, shards))
     last_saved = -math.inf
     reporting = config.label if distributed.is_main_process() else ""
-    progress.report("started", reporting, {"config": asdict(config), "start_epoch": start_epoch})
+    progress.report("started", reporting, {"config": config.model_dump(mode="json"), "start_epoch": start_epoch})
     epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         order = epoch_order(len(images), config, generator).to(data_device)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from headstart.ml.config import Settings
 from headstart.ml.models import build_model
 
 
@@ -33,16 +35,18 @@ class TransferReport:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class TransferSpec:
+BlockCount = int | Literal["all"]
+
+
+class TransferSpec(Settings):
     """What the target model takes from the source. Block counts: n first blocks, -n all but the
     last n, "all" the whole body (every module but the head). Module names add to the blocks."""
 
-    copy_blocks: int | Literal["all"] = "all"
-    copy_modules: Sequence[str] = ()
-    freeze_blocks: int | Literal["all"] = 0
-    freeze_modules: Sequence[str] = ()
-    head_hidden: Sequence[int] = ()  # widths of layers added before the new output layer
+    copy_blocks: BlockCount = "all"
+    copy_modules: tuple[str, ...] = ()  # more modules to copy, by name (e.g. "neck")
+    freeze_blocks: BlockCount = 0
+    freeze_modules: tuple[str, ...] = ()
+    head_hidden: tuple[Annotated[int, Field(ge=1)], ...] = ()  # widths of layers added before the new output layer
 
 
 def first_block_prefixes(model: nn.Module, count: int) -> list[str]:

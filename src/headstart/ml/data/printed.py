@@ -14,13 +14,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
+from pydantic import Field
 
+from headstart.ml.config import Settings
 from headstart.ml.data.images import LabelledImages, block_counts_to_images, to_uint8_images
 
 GLYPH_CANVAS = 64
@@ -63,21 +66,27 @@ FAMILIES = sorted({font.family for font in FONTS})
 DIGITS = [str(d) for d in range(10)]
 
 
-@dataclass(frozen=True)
-class PrintedDigitsConfig:
-    count: int
-    seed: int
-    image_size: int
-    channels: int
-    max_rotation_deg: float = 10.0
-    scale_range: tuple[float, float] = (0.85, 1.05)
-    max_shear: float = 0.15
-    max_shift: float = 0.05
-    stroke_widths: tuple[int, ...] = (0, 1, 2)
-    blur_sigma_range: tuple[float, float] = (0.3, 1.0)
-    elastic_alpha: float = 34.0
-    elastic_sigma: float = 5.0
+class PrintedDigitsStyle(Settings):
+    """How the digits are drawn: the random pose, stroke and blur of each, and the UCI reduction."""
+
+    max_rotation_deg: float = Field(10.0, ge=0, le=180)
+    scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.85, 1.05)
+    max_shear: float = Field(0.15, ge=0, le=1)
+    max_shift: float = Field(0.05, ge=0, le=0.5)
+    stroke_widths: tuple[Annotated[int, Field(ge=0, le=8)], ...] = (0, 1, 2)
+    blur_sigma_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.3, 1.0)
+    elastic_alpha: float = Field(34.0, ge=0)
+    elastic_sigma: float = Field(5.0, gt=0)
     uci_preprocess: bool = True
+
+
+class PrintedDigitsConfig(PrintedDigitsStyle):
+    """One rendered pool: its style, its size and seed, and the image form."""
+
+    count: int = Field(ge=1)
+    seed: int = 0
+    image_size: int = Field(ge=8)
+    channels: int = Field(ge=1)
 
 
 def fonts_directory() -> Path:

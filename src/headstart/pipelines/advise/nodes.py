@@ -172,7 +172,7 @@ def advise_strategy(
         labels_per_class,
         top_distance,
         per_block[advise.ranking_score].to_dict(),
-        advise.rule.to_rule(),
+        advise.rule,
         advise.ranking_score,
     )
     seconds = float(scores.groupby("candidate")["candidate_seconds"].first().sum())

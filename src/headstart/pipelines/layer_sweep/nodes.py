@@ -7,6 +7,7 @@ import logging
 import pandas as pd
 from matplotlib.figure import Figure
 
+from headstart.ml.config import TrainConfig
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
 from headstart.ml.metrics import prefix_test_metrics, summarise_over_seeds
@@ -55,7 +56,9 @@ def run_layer_sweep(
     for seed, (train_labels, validation_labels) in draws.items():
         train, validation = train_labels.primary_pairs(), validation_labels.primary_pairs()
         used = labels_used_per_class(train_labels, validation_labels)
-        base = StrategyConfig("fit", TransferSpec(), layer_sweep.training.to_config(seed, runtime))
+        base = StrategyConfig(
+            procedure="fit", spec=TransferSpec(), training=TrainConfig.of(layer_sweep.training, runtime, seed)
+        )
         for n in blocks:
             for position, (arm, settings) in enumerate(layer_sweep.arms.items()):
                 if n == 0 and position > 0:  # the same model as the first arm's
@@ -65,7 +68,7 @@ def run_layer_sweep(
                 result, metrics = train_and_test(
                     TargetTask(source.config, source.state, num_classes, train, validation),
                     test,
-                    layer_sweep_config(base, settings.to_arm(), n),
+                    layer_sweep_config(base, settings, n),
                 )
                 point = {"arm": arm, "blocks": n, "seed": seed, "labels_used": used}
                 rows.append({**point, **metrics})

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from headstart.ml.config import TrainConfig
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay_digit_pairs
 from headstart.ml.data.splits import stratified_split
@@ -96,7 +97,7 @@ def train_multitask_methods(
             (multitask_train.images, multitask_train.labels),
             (multitask_validation.images, multitask_validation.labels),
             multitask.seeds,
-            lambda seed: multitask.training.to_config(seed, runtime),
+            lambda seed: TrainConfig.of(multitask.training, runtime, seed),
             source_state,
             Path(runtime.checkpoint_dir),
             method_name,

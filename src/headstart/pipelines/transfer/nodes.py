@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -70,8 +69,10 @@ def train_target_models(
     def configure(setting: dict, seed: int) -> StrategyConfig:
         config = params.to_config(seed, runtime, **setting)
         label = label_of(setting, seed)
-        probe = config.probe and replace(config.probe, label=label)
-        return replace(config, training=replace(config.training, label=label), probe=probe)
+        probe = config.probe and config.probe.model_copy(update={"label": label})
+        return config.model_copy(
+            update={"training": config.training.model_copy(update={"label": label}), "probe": probe}
+        )
 
     try:
         tuned = train_tuned(task, grid, transfer.seeds, configure, checkpoint_for)
