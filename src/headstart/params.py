@@ -312,6 +312,9 @@ class TransferParams(Settings):
     # rates (C for a linear classifier) is tried over all seeds, and the one with the best mean
     # validation accuracy is kept. The test split plays no part in the choice.
     lr_scales: list[Annotated[float, Field(gt=0)]] = Field([1.0], min_length=1)
+    # Successive halving's η over each strategy's grid (headstart.ml.racing): every candidate trains
+    # 1/η^s of the epochs, the best 1/η go on, ...; null: every candidate trains to the end.
+    racing_eta: int | None = Field(3, ge=2)
     baseline: str = "scratch"  # the same architecture from random init
     # Classical references on the raw pixels, trained on the same labels, tuned on the same
     # validation labels and seeds; with the baseline they make the rows every gain is read against.

@@ -82,6 +82,10 @@ class TrainingParams(Settings):
     # steps, so 1 label per class gets as many updates as 10 (epochs alone would starve it).
     min_batches_per_epoch: int | None = Field(None, ge=1)
     augment: AugmentParams = AugmentParams()
+    # A frozen prefix's output computed once, on this many views of each training image (view 0 as it
+    # is, the others augmented once; one view without augmentation), and only what follows trained
+    # (headstart.ml.feature_cache); null: every step forwards the frozen blocks, augmenting afresh.
+    frozen_feature_views: int | None = Field(8, ge=1)
 
 
 class TrainConfig(TrainingParams, ExecutionParams):
@@ -89,6 +93,9 @@ class TrainConfig(TrainingParams, ExecutionParams):
 
     seed: int = 0
     label: str = ""  # e.g. "scratch seed 0" (headstart.ml.progress)
+    # Pause after this epoch, checkpointed, as if training on to `epochs` (a rung of successive halving,
+    # headstart.ml.racing): the same call without it then resumes to the very model an unpaused run makes.
+    pause_after: int | None = Field(None, ge=1)
 
     @classmethod
     def of(cls, training: TrainingParams, execution: ExecutionParams, seed: int, lr_scale: float = 1.0) -> TrainConfig:

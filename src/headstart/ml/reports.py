@@ -52,6 +52,25 @@ def tuning_grid_text(grids: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
     )
 
 
+def racing_text(eta: int | None, rungs: Mapping[str, Sequence[Mapping]] | None = None) -> str:
+    """How the grid's candidates were cut (successive halving), and where each strategy's rungs fell."""
+    if not eta:
+        return "Racing: none; every candidate of every grid trained for the whole budget."
+    text = (
+        f"Racing: successive halving with η = {eta} (Jamieson & Talwalkar 2016) on each grid of a trained "
+        f"procedure: every candidate trains the first E/{eta}^s epochs of its budget E, the best ⌈n/{eta}⌉ by mean "
+        "validation accuracy over the seeds (ties: lower validation loss, then grid order) resume from their "
+        f"checkpoints for {eta}× as many, until the survivors reach E; a survivor ends as the very model an "
+        "uninterrupted training makes. Classifiers fitted once (linear, k-NN, TrAdaBoost) are not raced."
+    )
+    cuts = [
+        f"{strategy}: " + ", ".join(f"after {r['epochs']} epochs kept {' / '.join(r['kept'])}" for r in strategy_rungs)
+        for strategy, strategy_rungs in (rungs or {}).items()
+        if strategy_rungs
+    ]
+    return text + (" Cuts: " + "; ".join(cuts) + "." if cuts else "")
+
+
 def transfer_protocol(
     splits: Mapping[str, LabelledImages],
     grids: Mapping[str, Sequence[Mapping[str, float]]],
@@ -60,6 +79,8 @@ def transfer_protocol(
     baseline: str,
     reference_baselines: Sequence[str],
     best: str,
+    eta: int | None = None,
+    rungs: Mapping[str, Sequence[Mapping]] | None = None,
 ) -> list[str]:
     return [
         "## Protocol",
@@ -68,6 +89,7 @@ def transfer_protocol(
         f"- {labels_used(splits['train'], splits['validation'])}",
         f"- {interval(confidence, seeds)}",
         f"- {tuning_grid_text(grids)}",
+        f"- {racing_text(eta, rungs)}",
         f"- {SELECTION}",
         f"- Baselines: `{baseline}` (the same architecture from random initialisation, trained by the same code) and "
         f"{', '.join(f'`{b}`' for b in reference_baselines)} (scikit-learn-style classifiers on the raw pixels), on "

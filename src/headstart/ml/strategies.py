@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ from headstart.ml.adaptation import (
 )
 from headstart.ml.boosting import BoostedVote, tradaboost
 from headstart.ml.config import Settings, TrainConfig
+from headstart.ml.feature_cache import fit_frozen_prefix_once
 from headstart.ml.models import build_model
+from headstart.ml.racing import rung_epochs, successive_halving
 from headstart.ml.training import (
     CrossEntropyObjective,
     evaluate,
@@ -271,7 +274,9 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
     elif config.procedure == "probe_then_finetune":
         probe = config.probe or config.training
         probe_path = checkpoint_path.with_name(f"probe-{checkpoint_path.name}") if checkpoint_path else None
-        result.history = fit(model, train, validation, probe, probe_path).history
+        result.history = fit_frozen_prefix_once(
+            model, train, validation, probe, probe_path, probe.frozen_feature_views
+        ).history
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         finetuned = fit(model, train, validation, config.training, checkpoint_path).history
@@ -283,7 +288,10 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
             training = training.model_copy(update={"weight_decay": 0.0})
         result.history = fit(model, train, validation, training, checkpoint_path, objective).history
     else:
-        result.history = fit(model, train, validation, config.training, checkpoint_path).history
+        training = config.training
+        result.history = fit_frozen_prefix_once(
+            model, train, validation, training, checkpoint_path, training.frozen_feature_views
+        ).history
     # a trained procedure counts per epoch; a classifier fitted once sees the training images once
     result.images_seen += sum(record.get("images_seen", 0) for record in result.history) or len(train[0])
     result.train_seconds = time.perf_counter() - started
@@ -318,6 +326,9 @@ class TunedStrategy:
     setting: dict[str, float]  # the kept candidate of the grid, e.g. {"lr_scale": 0.3} or {"neighbours": 3}
     results: dict[int, StrategyResult]  # per seed
     validation_accuracy: float  # mean over seeds: what chose the setting
+    rungs: list[dict] = field(default_factory=list)  # successive halving's cuts: epochs, scores, kept settings
+    grid_seconds: float = 0.0  # every training of the grid, cut candidates' included
+    grid_images_seen: int = 0
 
     def setting_text(self) -> str:
         return setting_text(self.setting)
@@ -327,33 +338,85 @@ def setting_text(setting: dict[str, float]) -> str:
     return ", ".join(f"{name}={value:g}" for name, value in setting.items())
 
 
+def mean_score(results: dict[int, StrategyResult]) -> tuple[float, float]:
+    """What tuning compares: mean validation accuracy over the seeds, then lower mean validation loss."""
+    return (
+        mean(r.validation_accuracy for r in results.values()),
+        -mean(r.validation_loss for r in results.values()),
+    )
+
+
 def train_tuned(
     task: TargetTask,
     grid: list[dict[str, float]],
     seeds: list[int],
     configure: Callable[[dict[str, float], int], StrategyConfig],
     checkpoint_for: Callable[[dict[str, float], int], Path | None] = lambda setting, seed: None,
+    eta: int | None = None,
 ) -> TunedStrategy:
-    """Train every candidate setting over every seed and keep the best by mean validation accuracy
-    (ties: lower mean validation loss). Only the validation split is seen: the test split cannot
-    sway the choice. A finished training's checkpoints are deleted."""
-    best, best_score = None, None
-    for setting in grid:
-        results = {}
-        for seed in seeds:
-            checkpoint = checkpoint_for(setting, seed)
-            logger.info("Training seed %d with %s", seed, setting)
-            try:
-                results[seed] = train_strategy(task, configure(setting, seed), checkpoint)
-            except FloatingPointError as error:  # name the seed and setting, not only the epoch
-                raise FloatingPointError(f"seed {seed}, {setting_text(setting)}: {error}") from error
-            if checkpoint is not None:
-                for path in checkpoint.parent.glob(f"*{checkpoint.name}"):
-                    path.unlink()
-        score = (
-            mean(r.validation_accuracy for r in results.values()),
-            -mean(r.validation_loss for r in results.values()),
+    """Keep the candidate setting with the best mean validation accuracy over the seeds (ties: lower
+    mean validation loss). With `eta`, the grid of a `fit` procedure is raced by successive halving
+    (headstart.ml.racing), else every candidate trains to the end. Only the validation split is seen:
+    the test split cannot sway the choice. A finished training's checkpoints are deleted."""
+    first = configure(grid[0], seeds[0])
+    budgets = rung_epochs(first.training.epochs, len(grid), eta or 1) if first.procedure == "fit" else []
+    # per (candidate, seed), over its paused and resumed calls: seconds, images of one-off setup (fitted
+    # once per call, e.g. importance weights' domain classifier), images in all
+    spent: dict[tuple[int, int], tuple[float, int, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="headstart-race-") as scratch:
+
+        def checkpoint(candidate: int, seed: int) -> Path | None:
+            path = checkpoint_for(grid[candidate], seed)
+            return path if path is not None or not budgets else Path(scratch) / f"candidate{candidate}-seed{seed}.pt"
+
+        def train(candidate: int, pause_after: int | None) -> dict[int, StrategyResult]:
+            results = {}
+            for seed in seeds:
+                config = configure(grid[candidate], seed)
+                if pause_after is not None:
+                    paused = config.training.model_copy(update={"pause_after": pause_after})
+                    config = config.model_copy(update={"training": paused})
+                logger.info("Training seed %d with %s", seed, grid[candidate])
+                try:
+                    result = train_strategy(task, config, checkpoint(candidate, seed))
+                except FloatingPointError as error:  # name the seed and setting, not only the epoch
+                    raise FloatingPointError(f"seed {seed}, {setting_text(grid[candidate])}: {error}") from error
+                seconds, setup, _ = spent.get((candidate, seed), (0.0, 0, 0))
+                epochs_images = sum(r.get("images_seen", 0) for r in result.history)
+                setup += result.images_seen - epochs_images
+                result.train_seconds, result.images_seen = seconds + result.train_seconds, setup + epochs_images
+                spent[candidate, seed] = result.train_seconds, setup, result.images_seen
+                results[seed] = result
+            return results
+
+        def forget(candidate: int) -> None:
+            for seed in seeds:
+                path = checkpoint(candidate, seed)
+                if path is not None:
+                    for file in path.parent.glob(f"*{path.name}"):
+                        file.unlink()
+
+        candidates = list(range(len(grid)))
+        alive, rungs = successive_halving(
+            candidates, budgets, eta or 1, lambda candidate, epochs: mean_score(train(candidate, epochs))
         )
-        if best_score is None or score > best_score:
-            best_score, best = score, TunedStrategy(setting, results, score[0])
+        best, best_score = None, None
+        for candidate in alive:
+            results = train(candidate, None)
+            forget(candidate)
+            score = mean_score(results)
+            if best_score is None or score > best_score:
+                best_score, best = score, TunedStrategy(grid[candidate], results, score[0])
+        for candidate in set(candidates) - set(alive):
+            forget(candidate)
+    best.rungs = [
+        {
+            "epochs": rung["epochs"],
+            "scores": {setting_text(grid[c]): score[0] for c, score in rung["scores"].items()},
+            "kept": [setting_text(grid[c]) for c in rung["kept"]],
+        }
+        for rung in rungs
+    ]
+    best.grid_seconds = sum(seconds for seconds, _, _ in spent.values())
+    best.grid_images_seen = sum(images for _, _, images in spent.values())
     return best

@@ -97,9 +97,11 @@ def tune_and_test(
     grid: list[dict[str, float]],
     seed: int,
     configure: Callable[[dict[str, float], int], StrategyConfig],
+    eta: int | None = None,
 ) -> tuple[TunedStrategy, dict[str, float]]:
-    """One tuned point of a study: the grid tried on validation, then the kept model's test metrics."""
-    kept = train_tuned(task, grid, [seed], configure)
+    """One tuned point of a study: the grid tried (raced, with `eta`) on validation, then the kept
+    model's test metrics."""
+    kept = train_tuned(task, grid, [seed], configure, eta=eta)
     return kept, test_metrics(kept.results[seed], test, configure(kept.setting, seed).training.device)
 
 

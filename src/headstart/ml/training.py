@@ -78,6 +78,7 @@ def epoch_order(count: int, config: TrainConfig, generator: torch.Generator) -> 
 def fits_on_device(images: torch.Tensor, device: torch.device, share: float = 0.5) -> bool:
     """Whether the uint8 training images fit in `share` of the accelerator's free memory (images
     streamed from disk stay there)."""
+    images = getattr(images, "views", images)  # cached features (headstart.ml.feature_cache) are a tensor too
     if not isinstance(images, torch.Tensor):
         return False
     if device.type != "cuda":
@@ -87,7 +88,8 @@ def fits_on_device(images: torch.Tensor, device: torch.device, share: float = 0.
 
 
 def scale_images(images: torch.Tensor) -> torch.Tensor:
-    return images.float().div_(255.0)
+    """uint8 images → floats in [0, 1]; float inputs (cached features, headstart.ml.feature_cache) as they are."""
+    return images if images.is_floating_point() else images.float().div_(255.0)
 
 
 def image_batches(images, batch_size: int, pin_memory: bool = False):
@@ -315,14 +317,16 @@ def train_one_epoch(
     for step, (batch, raw) in enumerate(zip(batches, fetched)):
         targets = _to_device(_take(labels, batch), device)  # no-ops when the data lives on the device
         inputs = scale_images(raw.to(device, non_blocking=True))
-        if context.augment:  # on the whole global batch, so every process draws what one process would
+        if hasattr(images, "choose_views"):  # cached features: one of each image's views, from the same generator
+            inputs = images.choose_views(inputs, generator)
+        elif context.augment:  # on the whole global batch, so every process draws what one process would
             inputs = augment_images(inputs, generator, config.augment.max_rotation_deg, config.augment.max_shift)
         if context.shards > 1:
             inputs, targets = (
                 inputs[context.shard],
                 _take(targets, torch.arange(len(batch), device=device)[context.shard]),
             )
-        if config.channels_last:
+        if config.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=context.use_bf16):
             loss, parts = objective.loss(trained, inputs, targets)
@@ -380,7 +384,11 @@ def fit(
                 schedule.load_state_dict(checkpoint["schedule"])
             objective.load_state_dict(checkpoint["objective"])
             generator.set_state(checkpoint["generator"])
-            result = TrainResult(history=checkpoint["history"], best_epoch=checkpoint["best_epoch"])
+            result = TrainResult(
+                history=checkpoint["history"],
+                best_epoch=checkpoint["best_epoch"],
+                stopped_early=bool(checkpoint.get("stopped_early", False)),
+            )
             best_score, best_state, start_epoch = (
                 tuple(checkpoint["best_score"]),
                 checkpoint["best_state"],
@@ -411,7 +419,9 @@ def fit(
     last_saved = -math.inf
     reporting = config.label if distributed.is_main_process() else ""
     progress.report("started", reporting, {"config": config.model_dump(mode="json"), "start_epoch": start_epoch})
-    epochs = tqdm(range(start_epoch, config.epochs), disable=not config.progress, desc="epochs", leave=False)
+    # the epoch this call trains to: a pause, the end, or none more for a resumed run that stopped early
+    last = start_epoch if result.stopped_early else min(config.epochs, config.pause_after or config.epochs)
+    epochs = tqdm(range(start_epoch, last), disable=not config.progress, desc="epochs", leave=False)
     for epoch in epochs:
         order = epoch_order(len(images), config, generator).to(data_device)
         step_losses, step_counts, finite, extra_images = train_one_epoch(
@@ -445,7 +455,7 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         done = epoch + 1
         stop = config.patience is not None and done >= config.min_epochs and done - result.best_epoch >= config.patience
-        due = time.monotonic() - last_saved >= config.checkpoint_seconds or stop or done == config.epochs
+        due = time.monotonic() - last_saved >= config.checkpoint_seconds or stop or done == last
         if checkpoint_path is not None and due and distributed.is_main_process():
             last_saved = time.monotonic()
             checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
@@ -462,6 +472,7 @@ def fit(
                     "best_score": list(best_score),
                     "best_state": best_state,
                     "epoch": epoch + 1,
+                    "stopped_early": stop,
                 },
                 temporary,
             )

@@ -44,6 +44,18 @@ class SmallCNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(images))
 
+    def forward_prefix(self, images: torch.Tensor, blocks: int) -> torch.Tensor:
+        """The output of the first `blocks` blocks (a frozen prefix's, cached: headstart.ml.feature_cache)."""
+        for block in self.blocks[:blocks]:
+            images = block(images)
+        return images
+
+    def forward_after(self, hidden: torch.Tensor, blocks: int) -> torch.Tensor:
+        """The logits from the output of the first `blocks` blocks."""
+        for block in self.blocks[blocks:]:
+            hidden = block(hidden)
+        return self.head(self.pool(hidden).flatten(1))
+
     def block_prefixes(self) -> list[tuple[str, ...]]:
         return [(f"blocks.{index}.",) for index in range(len(self.blocks))]
 

@@ -96,6 +96,7 @@ def measure_point(
             params.tuning_grid(transfer.lr_scales),
             seed,
             partial(configure_strategy, params, runtime),
+            transfer.racing_eta,
         )
         rows.append({"strategy": strategy, **described, "tuned": kept.setting_text(), **metrics})
         runs.append(

@@ -75,7 +75,7 @@ def train_target_models(
         )
 
     try:
-        tuned = train_tuned(task, grid, transfer.seeds, configure, checkpoint_for)
+        tuned = train_tuned(task, grid, transfer.seeds, configure, checkpoint_for, transfer.racing_eta)
     except FloatingPointError as error:
         raise FloatingPointError(f"strategy {strategy}, {error}") from error
     logger.info(
@@ -105,6 +105,9 @@ def train_target_models(
                 "validation_accuracy": result.validation_accuracy,
                 "validation_loss": result.validation_loss,
                 "strategy_validation_accuracy": strategy_validation_accuracy,  # over all seeds, kept or not
+                "rungs": tuned.rungs,  # successive halving's cuts of the grid, on validation
+                "grid_seconds": tuned.grid_seconds,  # the whole grid's training, cut candidates' included
+                "grid_images_seen": tuned.grid_images_seen,
                 "training_label": label_of(tuned.setting, seed),
             },
         )
@@ -133,7 +136,13 @@ def evaluate_target_models(
     kept = models_to_keep(trained_models, transfer.keep_models)
     images, labels = target_test.primary_pairs()
     device = resolve_device(runtime.device)
-    evaluation = {"strategy": strategy, "classes": target_test.primary_classes, "seeds": []}
+    first = next(iter(trained_models.values())).info
+    evaluation = {
+        "strategy": strategy,
+        "classes": target_test.primary_classes,
+        "seeds": [],
+        "tuning": {key: first.get(key) for key in ("rungs", "grid_seconds", "grid_images_seen")},
+    }
     runs = []
     for name, stored in trained_models.items():
         info = stored.info
@@ -209,6 +218,8 @@ def compare_strategies(
         transfer.baseline,
         transfer.reference_baselines,
         best,
+        transfer.racing_eta,
+        {e["strategy"]: (e.get("tuning") or {}).get("rungs") or [] for e in evaluations},
     )
     markdown = "\n".join(
         [
