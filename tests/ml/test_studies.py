@@ -89,3 +89,21 @@ def test_trainings_in_two_processes_equal_the_same_trainings_in_this_one_and_the
         for name, tensor in alone.items():
             assert torch.allclose(tensor, spawned[name], atol=1e-5), name
     assert not torch.equal(in_order[0]["head.weight"], in_order[1]["head.weight"])  # the seeds differ
+
+
+def test_labels_saved_interval_resamples_seeds_and_widens_where_the_seeds_disagree():
+    from headstart.ml.studies import labels_saved_interval
+
+    curve = pd.DataFrame(
+        curve_rows("scratch", [0.30, 0.70, 0.90, 0.95]) + curve_rows("transfer", [0.70, 0.92, 0.96, 0.97])
+    )
+    column = "labels_saved_95pct_bootstrap_n2"
+    steady = labels_saved_interval(curve, ["scratch"], resamples=200).set_index("labels_per_class")[column]
+    assert steady["1"] == "[+8.0, +8.0]"  # both seeds read off the same budget: no spread
+    assert steady["20"] == "not reached"
+    # seed 1 of the transfer strategy falls to scratch's k=1 level: a resample of it alone saves nothing
+    curve.loc[
+        (curve["strategy"] == "transfer") & (curve["seed"] == 1) & (curve["labels_per_class"] == "1"), "accuracy"
+    ] = 0.2
+    spread = labels_saved_interval(curve, ["scratch"], resamples=200).set_index("labels_per_class")[column]
+    assert spread["1"] == "[+0.0, +8.0]"

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import math
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -167,6 +169,43 @@ def labels_saved(curve: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
                 "labels_saved_per_class": (
                     round(matched["labels_used"] - point["labels_used"], 1) if matched is not None else "not reached"
                 ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def labels_saved_interval(
+    curve: pd.DataFrame, baselines: list[str], confidence: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """A percentile bootstrap interval on labels saved: the seeds resampled with replacement (the
+    same draw for every strategy and baseline, so the curves stay paired), labels saved read off
+    each resample as `labels_saved` reads it; "not reached" counts as more than any budget saves."""
+    seeds = np.array(sorted(curve["seed"].unique()))
+    generator = np.random.default_rng(seed)
+    by_seed = {s: curve[curve["seed"] == s] for s in seeds}
+    draws: dict[tuple[str, object], list[float]] = {}
+    for _ in range(resamples):
+        drawn = generator.choice(seeds, size=len(seeds), replace=True)
+        resampled = pd.concat([by_seed[s] for s in drawn], ignore_index=True)
+        for _, row in labels_saved(resampled, baselines).iterrows():
+            value = row["labels_saved_per_class"]
+            draws.setdefault((row["strategy"], row["labels_per_class"]), []).append(
+                math.inf if isinstance(value, str) else float(value)
+            )
+    tail = (1 - confidence) / 2
+    rows = []
+    for (strategy, budget), values in draws.items():
+        low, high = np.quantile(np.array(values), [tail, 1 - tail], method="inverted_cdf")
+        text = (
+            f"[{low:+.1f}, {high:+.1f}]"
+            if math.isfinite(high)
+            else (f"[{low:+.1f}, not reached]" if math.isfinite(low) else "not reached")
+        )
+        rows.append(
+            {
+                "strategy": strategy,
+                "labels_per_class": budget,
+                f"labels_saved_{round(confidence * 100)}pct_bootstrap_n{len(seeds)}": text,
             }
         )
     return pd.DataFrame(rows)

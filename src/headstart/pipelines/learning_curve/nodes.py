@@ -15,7 +15,14 @@ from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
 from headstart.ml.reports import SELECTION, interval, tuning_grid_text
 from headstart.ml.strategies import StrategyConfig, TargetTask
-from headstart.ml.studies import curve_table, labels_saved, parallel_map, resolve_workers, tune_and_test
+from headstart.ml.studies import (
+    curve_table,
+    labels_saved,
+    labels_saved_interval,
+    parallel_map,
+    resolve_workers,
+    tune_and_test,
+)
 from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, StrategyParams, TransferParams
 
 logger = logging.getLogger(__name__)
@@ -130,7 +137,9 @@ def summarise_learning_curve(
     target_test: LabelledImages,
 ) -> tuple[pd.DataFrame, str, Figure]:
     """The labels-saved table (CSV), the curve and labels-saved tables with their protocol (Markdown), and the plot."""
-    saved = labels_saved(curve, transfer.baselines)
+    saved = labels_saved(curve, transfer.baselines).merge(
+        labels_saved_interval(curve, transfer.baselines, transfer.confidence), on=["strategy", "labels_per_class"]
+    )
     grids = {name: transfer.strategies[name].tuning_grid(transfer.lr_scales) for name in curve["strategy"].unique()}
     markdown = "\n".join(
         [
@@ -151,7 +160,9 @@ def summarise_learning_curve(
             f"- {SELECTION}",
             f"- Baselines: {', '.join(f'`{b}`' for b in transfer.baselines)}. At each budget the best baseline is the "
             "one with the best mean validation accuracy; labels saved are read off that best-baseline curve: "
-            "the fewest labels used at which it reaches the strategy's mean test accuracy (negative: it needs fewer).",
+            "the fewest labels used at which it reaches the strategy's mean test accuracy (negative: it needs fewer); "
+            f"its interval is a {round(transfer.confidence * 100)}% percentile bootstrap over the n = "
+            f"{len(learning_curve.seeds)} seeds (1,000 resamples, paired across strategies).",
             "",
             "## Mean test accuracy [interval] by labels per class (labels used per class in brackets)",
             "",
