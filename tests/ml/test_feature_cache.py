@@ -67,3 +67,25 @@ def test_nothing_is_cached_where_the_prefix_output_is_not_fixed():
     assert cache_depth(copied) == 1
     trained, _ = transfer_model(SOURCE_CONFIG, source_state(), 3, TransferSpec())
     assert cache_depth(trained) is None
+
+
+@pytest.mark.parametrize(
+    ("library", "name"),
+    [("torchvision", "resnet18"), ("timm", "vit_tiny_patch16_224"), ("torchvision", "mobilenet_v3_small")],
+)
+def test_a_library_model_resumes_its_forward_after_the_cached_blocks(library, name):
+    from headstart.ml.feature_cache import output_after, prefix_output
+    from headstart.ml.models import build_model
+
+    config = {"name": name, "library": library, "in_channels": 3, "num_classes": 4, "input_size": 32}
+    torch.manual_seed(0)
+    source = build_model(config)
+    model, _ = transfer_model(config, source.state_dict(), 3, TransferSpec(freeze_blocks=-1))
+    depth = cache_depth(model)
+    assert depth == len(model.block_prefixes()) - 1  # all but the last block
+    images = torch.rand(2, 3, 40, 40)
+    model.eval()
+    with torch.no_grad():
+        replayed = output_after(model, prefix_output(model, images, depth), depth)
+        torch.testing.assert_close(replayed, model(images), atol=1e-4, rtol=1e-3)
+    assert all(p.grad is None for p in model.parameters())

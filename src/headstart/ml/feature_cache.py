@@ -15,6 +15,7 @@ one view, and the cached and uncached paths train the same model, to float toler
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 
 import torch
@@ -36,6 +37,7 @@ from headstart.ml.training import (
 )
 from headstart.ml.transfer import ESTIMATES_STATISTICS, is_head
 
+logger = logging.getLogger(__name__)
 CACHE_BYTES = 4 * 2**30  # features kept at most; a larger prefix output trains uncached
 _cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 counted = {"computed": 0, "reused": 0, "images": 0}  # views computed and reused, images through a prefix
@@ -135,6 +137,24 @@ def prefix_views(
     return features
 
 
+def _replays_forward(model: nn.Module, images, depth: int) -> bool:
+    """Whether the model's forward from a cached prefix output gives its own logits (checked on a
+    couple of images, in evaluation mode), so no architecture trains on features it would not compute."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            inputs = scale_images(images.to(next(model.parameters()).device))
+            expected = model(inputs)
+            replayed = output_after(model, prefix_output(model, inputs, depth), depth)
+        return replayed.shape == expected.shape and torch.allclose(replayed, expected, atol=1e-4, rtol=1e-3)
+    except Exception as error:  # an architecture whose forward cannot be resumed between blocks
+        logger.info("Frozen blocks not cached for %s: %s", type(model).__name__, error)
+        return False
+    finally:
+        model.train(was_training)
+
+
 class CachedViews:
     """Training inputs as cached views: each step's batch holds every view of its images, and
     `choose_views` keeps one per image, drawn from the training's generator (checkpointed with it)."""
@@ -204,7 +224,7 @@ def fit_frozen_prefix_once(
     augment = (config.augment.max_rotation_deg, config.augment.max_shift)
     train_views = prefix_views(model, train[0], depth, views if any(augment) else 1, augment, use_bf16)
     validation_views = prefix_views(model, validation[0], depth, 1, (0.0, 0.0), use_bf16)
-    if train_views is None or validation_views is None:
+    if train_views is None or validation_views is None or not _replays_forward(model, train[0][:2], depth):
         return fit(model, train, validation, config, checkpoint_path)
     plain = config.model_copy(update={"augment": type(config.augment)()})  # the views carry the augmentation
     return fit(

@@ -160,7 +160,56 @@ class WrappedBackbone(nn.Module):
 
     def block_output_modules(self) -> list[nn.Module]:
         """The module whose output stands for each block: the last of the block's modules to run."""
-        raise NotImplementedError
+        return [self.net.get_submodule(name) for name in self._block_outputs]
+
+    def forward_prefix(self, images: torch.Tensor, blocks: int) -> torch.Tensor:
+        """The output of the first `blocks` blocks (what headstart.ml.feature_cache keeps): the
+        library's forward runs until that block's output module, and stops there. The shapes of the
+        earlier blocks' outputs are noted for `forward_after`'s stand-ins."""
+        names = self._block_outputs[:blocks]
+        captured: list[torch.Tensor] = []
+        self._prefix_shapes: dict[str, tuple[int, ...]] = getattr(self, "_prefix_shapes", {})
+
+        def noting(name: str):
+            def hook(_module, _inputs, output):
+                self._prefix_shapes[name] = tuple(output.shape[1:])
+                if name == names[-1]:
+                    captured.append(output)
+                    raise _PrefixComputed
+
+            return hook
+
+        handles = [self.net.get_submodule(name).register_forward_hook(noting(name)) for name in names]
+        try:
+            self.forward_features(images)
+        except _PrefixComputed:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return captured[0]
+
+    def forward_after(self, hidden: torch.Tensor, blocks: int) -> torch.Tensor:
+        """The logits from `forward_prefix`'s output: the output modules of the first `blocks` blocks
+        stand aside (the earlier ones give zeros of their output's shape, the last replays `hidden`)
+        while the library's own forward runs on a small blank input, so whatever it does between
+        blocks still happens; headstart.ml.feature_cache checks the result against `forward`."""
+        names = self._block_outputs[:blocks]
+        stand_ins = {name: _Blank(self._prefix_shapes[name]) for name in names[:-1]} | {names[-1]: _Replay(hidden)}
+        originals = {name: _swap(self.net, name, module) for name, module in stand_ins.items()}
+        side = getattr(self, "_blank_side", 8)  # what the layers before the first output module see
+        try:
+            blank = hidden.new_zeros(len(hidden), len(self.data_config.mean), side, side)
+            try:
+                return self.head(self.net(blank))
+            except (RuntimeError, AssertionError, ValueError):  # a check of the input's size
+                if side == self.data_config.input_size:
+                    raise
+                self._blank_side = self.data_config.input_size  # a model that needs its own input size
+                return self.head(self.net(blank.new_zeros(*blank.shape[:2], self._blank_side, self._blank_side)))
+        finally:
+            for name, module in originals.items():
+                _swap(self.net, name, module)
 
     def forward_block_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         outputs: list[torch.Tensor] = []
@@ -176,6 +225,41 @@ class WrappedBackbone(nn.Module):
             for handle in handles:
                 handle.remove()
         return outputs
+
+
+class _PrefixComputed(Exception):
+    """Raised from a forward hook to end a forward pass once the prefix's output is in hand."""
+
+
+class _Replay(nn.Module):
+    """Stands in for the last frozen block's output module: the output computed before."""
+
+    def __init__(self, output: torch.Tensor) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, *_args, **_kwargs) -> torch.Tensor:
+        return self.output
+
+
+class _Blank(nn.Module):
+    """Stands in for an earlier block's output module: zeros of that output's shape, whatever it gets."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, inputs, *_args, **_kwargs) -> torch.Tensor:
+        return inputs.new_zeros(len(inputs), *self.shape)
+
+
+def _swap(root: nn.Module, name: str, module: nn.Module) -> nn.Module:
+    """Put `module` at `name` under `root` (a Sequential's or ModuleList's "3" as well); return what was there."""
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    previous = parent.get_submodule(child)
+    setattr(parent, child, module)
+    return previous
 
 
 def representative_module(model: nn.Module, owners: Sequence[str]) -> str:

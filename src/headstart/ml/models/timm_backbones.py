@@ -60,6 +60,3 @@ class TimmBackbone(WrappedBackbone):
         self.native_names = {key: f"net.{key}" for key in net.state_dict()}
         if classifier and not head_hidden:
             self.native_names.update({f"{classifier}.weight": "head.weight", f"{classifier}.bias": "head.bias"})
-
-    def block_output_modules(self):
-        return [self.net.get_submodule(name) for name in self._block_outputs]

@@ -190,6 +190,3 @@ class TorchvisionBackbone(WrappedBackbone):
             for key in native_keys:
                 if key.startswith(f"{output_name}."):
                     self.native_names[key] = "head." + key.removeprefix(f"{output_name}.").rpartition(".")[2]
-
-    def block_output_modules(self) -> list[nn.Module]:
-        return [self.net.get_submodule(name) for name in self._block_outputs]
