@@ -64,7 +64,10 @@ def racing_text(eta: int | None, rungs: Mapping[str, Sequence[Mapping]] | None =
         "uninterrupted training makes. Classifiers fitted once (linear, k-NN, TrAdaBoost) are not raced."
     )
     cuts = [
-        f"{strategy}: " + ", ".join(f"after {r['epochs']} epochs kept {' / '.join(r['kept'])}" for r in strategy_rungs)
+        f"{strategy}: "
+        + ", ".join(
+            f"after {r['epochs']} epoch{'s' * (r['epochs'] != 1)} kept {' / '.join(r['kept'])}" for r in strategy_rungs
+        )
         for strategy, strategy_rungs in (rungs or {}).items()
         if strategy_rungs
     ]

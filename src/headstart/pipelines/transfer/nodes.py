@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
+from headstart.ml import feature_cache
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.metrics import compare_to_baseline, evaluation_record, prefix_test_metrics
@@ -74,6 +75,7 @@ def train_target_models(
             update={"training": config.training.model_copy(update={"label": label}), "probe": probe}
         )
 
+    prefix_images = feature_cache.counted["images"]
     try:
         tuned = train_tuned(task, grid, transfer.seeds, configure, checkpoint_for, transfer.racing_eta)
     except FloatingPointError as error:
@@ -108,6 +110,7 @@ def train_target_models(
                 "rungs": tuned.rungs,  # successive halving's cuts of the grid, on validation
                 "grid_seconds": tuned.grid_seconds,  # the whole grid's training, cut candidates' included
                 "grid_images_seen": tuned.grid_images_seen,
+                "prefix_images": feature_cache.counted["images"] - prefix_images,  # through frozen blocks, once
                 "training_label": label_of(tuned.setting, seed),
             },
         )
@@ -141,7 +144,7 @@ def evaluate_target_models(
         "strategy": strategy,
         "classes": target_test.primary_classes,
         "seeds": [],
-        "tuning": {key: first.get(key) for key in ("rungs", "grid_seconds", "grid_images_seen")},
+        "tuning": {key: first.get(key) for key in ("rungs", "grid_seconds", "grid_images_seen", "prefix_images")},
     }
     runs = []
     for name, stored in trained_models.items():
