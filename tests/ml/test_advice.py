@@ -1,7 +1,17 @@
 import pandas as pd
 import pytest
+import torch
 
-from headstart.ml.advice import SizeSimilarityRule, rank_candidates, rank_correlations, recommend, within_best
+from headstart.ml.advice import (
+    SizeSimilarityRule,
+    advice_record,
+    choose_advice,
+    rank_candidates,
+    rank_correlations,
+    recommend,
+    sample_images,
+    within_best,
+)
 
 RULE = SizeSimilarityRule(
     small_below_labels_per_class=50,
@@ -77,3 +87,52 @@ def test_advice_is_judged_against_the_best_and_its_interval():
     assert not inside["is_best"] and inside["inside_best_interval"] and inside["best"] == "b"
     assert not within_best(summary, "strategy", "c")["inside_best_interval"]
     assert not within_best(summary, "strategy", "z")["measured"]
+
+
+def scores_table():
+    rows = []
+    for candidate, knn, distance in (("near", [0.5, 0.9, 0.8], 0.4), ("far", [0.6, 0.7, 0.75], 1.5)):
+        for block in (1, 2, 3):
+            rows.append(
+                {
+                    "candidate": candidate,
+                    "block": block,
+                    "final_block": block == 3,
+                    "knn_accuracy": knn[block - 1],
+                    "logme": -block if candidate == "near" else block,
+                    "leep": 1.0 if block == 3 else float("nan"),
+                    "nce": 1.0 if block == 3 else float("nan"),
+                    "h_score": 0.1 * block,
+                    "proxy_a_distance": distance,
+                    "candidate_seconds": 2.0 if candidate == "near" else 3.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_advice_follows_the_candidate_first_by_the_ranking_score_and_its_top_block_distance():
+    ranking, advice = choose_advice(scores_table(), 6.0, RULE, "knn_accuracy")
+    assert list(ranking["candidate"]) == ["near", "far"]  # 0.8 against 0.75 at the final block
+    assert (advice.candidate, advice.quadrant, advice.freeze_blocks) == ("near", "small_similar", 3)
+    ranking, advice = choose_advice(scores_table(), 6.0, RULE, "logme")
+    assert list(ranking["candidate"]) == ["far", "near"]
+    assert (advice.candidate, advice.quadrant, advice.depth_score) == ("far", "small_different", "logme")
+    assert advice.freeze_blocks == 3 and advice.strategy == "feature_svm"  # logme is best at the top block
+
+
+def test_the_advice_record_counts_each_candidates_seconds_once_and_reads_its_pretraining():
+    scores = scores_table()
+    ranking, recommendation = choose_advice(scores, 6.0, RULE, "knn_accuracy")
+    infos = {"near": {"summary": {"epochs_trained": 4}, "train_seconds": 9.5}, "far": {"init": "random"}}
+    advice = advice_record(recommendation, ranking, "knn_accuracy", scores, infos)
+    assert advice["advice_seconds"] == 5.0 and advice["candidates"] == 2 and advice["ranking"] == ["near", "far"]
+    assert advice["candidate_epochs_trained"] == {"near": 4, "far": 0}
+    assert advice["candidate_train_seconds"] == {"near": 9.5, "far": None}
+    assert advice["candidate"] == "near" and advice["ranking_score"] == "knn_accuracy"
+
+
+def test_domain_images_are_a_seeded_sample_without_replacement():
+    images = torch.arange(20)
+    drawn = sample_images(images, 8, 3)
+    assert len(set(drawn.tolist())) == 8 and torch.equal(drawn, sample_images(images, 8, 3))
+    assert len(sample_images(images, 50, 3)) == 20
