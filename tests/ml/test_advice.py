@@ -5,7 +5,13 @@ import torch
 from headstart.ml.advice import (
     SizeSimilarityRule,
     advice_record,
+    audit_correlations,
+    audit_points,
+    audit_seconds,
+    audit_verdicts,
     choose_advice,
+    full_comparison_seconds,
+    measured_ranks,
     rank_candidates,
     rank_correlations,
     recommend,
@@ -129,6 +135,49 @@ def test_the_advice_record_counts_each_candidates_seconds_once_and_reads_its_pre
     assert advice["candidate_epochs_trained"] == {"near": 4, "far": 0}
     assert advice["candidate_train_seconds"] == {"near": 9.5, "far": None}
     assert advice["candidate"] == "near" and advice["ranking_score"] == "knn_accuracy"
+
+
+def test_the_full_comparison_costs_each_strategys_seconds_times_seeds_times_its_grid():
+    comparison = pd.DataFrame({"strategy": ["a", "b", "gone"], "train_seconds": [2.0, 1.5, 100.0], "seeds": [3, 3, 3]})
+    assert full_comparison_seconds(comparison, {"a": 2, "b": 1}) == 2.0 * 3 * 2 + 1.5 * 3 * 1
+
+
+def test_the_audit_ranks_candidates_by_final_block_scores_and_blocks_without_head_scores():
+    scores = scores_table()
+    measurements = pd.DataFrame(
+        {
+            "candidate": ["near", "near", "far", "far"],
+            "measured": ["probe"] * 4,
+            "seed": [0, 1, 0, 1],
+            "accuracy": [0.8, 0.9, 0.6, 0.7],
+            "tuning_seconds": [4.0, 4.0, 6.0, 6.0],
+        }
+    )
+    sweep = pd.DataFrame(
+        {
+            "arm": ["copied_frozen"] * 3 + ["random_frozen"] * 3,
+            "blocks": [1, 2, 3] * 2,
+            "accuracy": [0.5, 0.9, 0.8, 0.1, 0.1, 0.1],
+            "accuracy_ci_low": [0.4, 0.8, 0.7] + [0.0] * 3,
+            "accuracy_ci_high": [0.6, 1.0, 0.9] + [0.2] * 3,
+        }
+    )
+    measured, points = audit_points(scores, measurements, sweep, "near")
+    assert list(measured["item"]) == ["near", "far"] and list(measured["accuracy"]) == pytest.approx([0.85, 0.65])
+    assert measured_ranks(measured)["probe"].to_dict() == {"far": 2.0, "near": 1.0}
+    blocks = points[points["across"] == "blocks"]
+    assert list(blocks["item"]) == [1, 2, 3] and set(blocks["measured"]) == {"copied_frozen"}
+    assert blocks["leep"].isna().all() and blocks["knn_accuracy"].tolist() == [0.5, 0.9, 0.8]
+    table = audit_correlations(points).set_index(["across", "score"])
+    assert table.loc[("blocks", "knn_accuracy"), "tau"] == pytest.approx(1.0)
+    assert ("blocks", "leep") not in table.index and table.loc[("candidates", "leep"), "n"] == 2
+    assert audit_seconds(measurements) == 10.0
+    strategy, depth = audit_verdicts(
+        {"strategy": "x", "freeze_blocks": 3},
+        pd.DataFrame({"strategy": ["x"], "accuracy": [0.5], "accuracy_ci_low": [0.4], "accuracy_ci_high": [0.6]}),
+        sweep,
+    )
+    assert strategy["is_best"] and depth["best"] == 2 and depth["inside_best_interval"]
 
 
 def test_domain_images_are_a_seeded_sample_without_replacement():

@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -24,7 +25,7 @@ from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
 from headstart.ml.metrics import evaluation_record, summarise_over_seeds
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.run_records import layer_sweep_run
+from headstart.ml.run_records import advice_audit_run, layer_sweep_run
 from headstart.ml.strategies import (
     StrategyConfig,
     StrategyResult,
@@ -167,6 +168,36 @@ def layer_sweep(
                 point = {"arm": arm, "blocks": n, "seed": seed, "labels_used": used}
                 rows.append({**point, **metrics})
                 runs.append(layer_sweep_run(point, labels_per_class, training_settings, result.history, metrics))
+    return pd.DataFrame(rows), runs
+
+
+def measure_candidates(
+    candidates: Mapping[str, StoredModel],
+    train: LabelledImages,
+    validation: LabelledImages,
+    test: LabelledImages,
+    measured: Mapping[str, tuple[str, list[dict[str, float]], Callable[[dict[str, float], int], StrategyConfig]]],
+    seeds: list[int],
+    device: str,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Each candidate source trained the ways `measured` names (role → strategy name, its tuning grid and
+    its configuration per setting and seed), tuned on validation; the test metrics per seed as rows of
+    (candidate, measured, strategy, seed, metrics, tuned, tuning_seconds) and as child-run records."""
+    train_pairs, validation_pairs, test_pairs = train.primary_pairs(), validation.primary_pairs(), test.primary_pairs()
+    num_classes = len(train.primary_classes)
+    rows, runs = [], []
+    for candidate, stored in candidates.items():
+        task = TargetTask(stored.config, stored.state, num_classes, train_pairs, validation_pairs)
+        for role, (strategy, grid, configure) in measured.items():
+            logger.info("Audit: %s on candidate %s", strategy, candidate)
+            started = time.perf_counter()
+            tuned = train_tuned(task, grid, seeds, configure)
+            seconds = time.perf_counter() - started
+            for seed, result in tuned.results.items():
+                metrics = test_metrics(result, test_pairs, device)
+                point = {"candidate": candidate, "measured": role, "strategy": strategy, "seed": seed}
+                rows.append({**point, **metrics, "tuned": tuned.setting_text(), "tuning_seconds": seconds})
+                runs.append(advice_audit_run(point, tuned.setting_text(), result.history, metrics))
     return pd.DataFrame(rows), runs
 
 
