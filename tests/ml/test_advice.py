@@ -1,7 +1,23 @@
 import pandas as pd
 import pytest
+import torch
 
-from headstart.ml.advice import SizeSimilarityRule, rank_candidates, rank_correlations, recommend, within_best
+from headstart.ml.advice import (
+    SizeSimilarityRule,
+    advice_record,
+    audit_correlations,
+    audit_points,
+    audit_seconds,
+    audit_verdicts,
+    choose_advice,
+    full_comparison_seconds,
+    measured_ranks,
+    rank_candidates,
+    rank_correlations,
+    recommend,
+    sample_images,
+    within_best,
+)
 
 RULE = SizeSimilarityRule(
     small_below_labels_per_class=50,
@@ -77,3 +93,95 @@ def test_advice_is_judged_against_the_best_and_its_interval():
     assert not inside["is_best"] and inside["inside_best_interval"] and inside["best"] == "b"
     assert not within_best(summary, "strategy", "c")["inside_best_interval"]
     assert not within_best(summary, "strategy", "z")["measured"]
+
+
+def scores_table():
+    rows = []
+    for candidate, knn, distance in (("near", [0.5, 0.9, 0.8], 0.4), ("far", [0.6, 0.7, 0.75], 1.5)):
+        for block in (1, 2, 3):
+            rows.append(
+                {
+                    "candidate": candidate,
+                    "block": block,
+                    "final_block": block == 3,
+                    "knn_accuracy": knn[block - 1],
+                    "logme": -block if candidate == "near" else block,
+                    "leep": 1.0 if block == 3 else float("nan"),
+                    "nce": 1.0 if block == 3 else float("nan"),
+                    "h_score": 0.1 * block,
+                    "proxy_a_distance": distance,
+                    "candidate_seconds": 2.0 if candidate == "near" else 3.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_advice_follows_the_candidate_first_by_the_ranking_score_and_its_top_block_distance():
+    ranking, advice = choose_advice(scores_table(), 6.0, RULE, "knn_accuracy")
+    assert list(ranking["candidate"]) == ["near", "far"]  # 0.8 against 0.75 at the final block
+    assert (advice.candidate, advice.quadrant, advice.freeze_blocks) == ("near", "small_similar", 3)
+    ranking, advice = choose_advice(scores_table(), 6.0, RULE, "logme")
+    assert list(ranking["candidate"]) == ["far", "near"]
+    assert (advice.candidate, advice.quadrant, advice.depth_score) == ("far", "small_different", "logme")
+    assert advice.freeze_blocks == 3 and advice.strategy == "feature_svm"  # logme is best at the top block
+
+
+def test_the_advice_record_counts_each_candidates_seconds_once_and_reads_its_pretraining():
+    scores = scores_table()
+    ranking, recommendation = choose_advice(scores, 6.0, RULE, "knn_accuracy")
+    infos = {"near": {"summary": {"epochs_trained": 4}, "train_seconds": 9.5}, "far": {"init": "random"}}
+    advice = advice_record(recommendation, ranking, "knn_accuracy", scores, infos)
+    assert advice["advice_seconds"] == 5.0 and advice["candidates"] == 2 and advice["ranking"] == ["near", "far"]
+    assert advice["candidate_epochs_trained"] == {"near": 4, "far": 0}
+    assert advice["candidate_train_seconds"] == {"near": 9.5, "far": None}
+    assert advice["candidate"] == "near" and advice["ranking_score"] == "knn_accuracy"
+
+
+def test_the_full_comparison_costs_each_strategys_seconds_times_seeds_times_its_grid():
+    comparison = pd.DataFrame({"strategy": ["a", "b", "gone"], "train_seconds": [2.0, 1.5, 100.0], "seeds": [3, 3, 3]})
+    assert full_comparison_seconds(comparison, {"a": 2, "b": 1}) == 2.0 * 3 * 2 + 1.5 * 3 * 1
+
+
+def test_the_audit_ranks_candidates_by_final_block_scores_and_blocks_without_head_scores():
+    scores = scores_table()
+    measurements = pd.DataFrame(
+        {
+            "candidate": ["near", "near", "far", "far"],
+            "measured": ["probe"] * 4,
+            "seed": [0, 1, 0, 1],
+            "accuracy": [0.8, 0.9, 0.6, 0.7],
+            "tuning_seconds": [4.0, 4.0, 6.0, 6.0],
+        }
+    )
+    sweep = pd.DataFrame(
+        {
+            "arm": ["copied_frozen"] * 3 + ["random_frozen"] * 3,
+            "blocks": [1, 2, 3] * 2,
+            "accuracy": [0.5, 0.9, 0.8, 0.1, 0.1, 0.1],
+            "accuracy_ci_low": [0.4, 0.8, 0.7] + [0.0] * 3,
+            "accuracy_ci_high": [0.6, 1.0, 0.9] + [0.2] * 3,
+        }
+    )
+    measured, points = audit_points(scores, measurements, sweep, "near")
+    assert list(measured["item"]) == ["near", "far"] and list(measured["accuracy"]) == pytest.approx([0.85, 0.65])
+    assert measured_ranks(measured)["probe"].to_dict() == {"far": 2.0, "near": 1.0}
+    blocks = points[points["across"] == "blocks"]
+    assert list(blocks["item"]) == [1, 2, 3] and set(blocks["measured"]) == {"copied_frozen"}
+    assert blocks["leep"].isna().all() and blocks["knn_accuracy"].tolist() == [0.5, 0.9, 0.8]
+    table = audit_correlations(points).set_index(["across", "score"])
+    assert table.loc[("blocks", "knn_accuracy"), "tau"] == pytest.approx(1.0)
+    assert ("blocks", "leep") not in table.index and table.loc[("candidates", "leep"), "n"] == 2
+    assert audit_seconds(measurements) == 10.0
+    strategy, depth = audit_verdicts(
+        {"strategy": "x", "freeze_blocks": 3},
+        pd.DataFrame({"strategy": ["x"], "accuracy": [0.5], "accuracy_ci_low": [0.4], "accuracy_ci_high": [0.6]}),
+        sweep,
+    )
+    assert strategy["is_best"] and depth["best"] == 2 and depth["inside_best_interval"]
+
+
+def test_domain_images_are_a_seeded_sample_without_replacement():
+    images = torch.arange(20)
+    drawn = sample_images(images, 8, 3)
+    assert len(set(drawn.tolist())) == 8 and torch.equal(drawn, sample_images(images, 8, 3))
+    assert len(sample_images(images, 50, 3)) == 20

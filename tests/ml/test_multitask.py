@@ -153,3 +153,72 @@ def test_train_method_gives_a_network_per_task_for_single_task_is_seeded_and_lea
     for name, tensor in hard[0].model.state_dict().items():
         assert torch.equal(tensor, again[0].model.state_dict()[name]), name
     assert list(tmp_path.iterdir()) == []  # finished trainings delete their checkpoints
+
+
+def test_a_methods_networks_are_stored_by_method_seed_and_part_with_the_methods_parameters():
+    from headstart.ml.multitask import TrainedNetwork, stored_networks
+
+    config = {"name": "hard_sharing", "trunk": TRUNK, "tasks": TASKS, "head_depth": 1, "head_width": 8}
+    torch.manual_seed(0)
+    model = HardSharingModel(TRUNK, TASKS, head_width=8)
+    networks = [TrainedNetwork(config, model, {"seed": s, "part": "all", "train_seconds": 1.0}) for s in (0, 1)]
+    stored = stored_networks("hard", {"sharing": "hard"}, networks)
+    assert list(stored) == ["hard-seed0-all", "hard-seed1-all"]
+    assert stored["hard-seed1-all"].info == {
+        "method": "hard",
+        "method_params": {"sharing": "hard"},
+        "seed": 1,
+        "part": "all",
+        "train_seconds": 1.0,
+    }
+    assert torch.equal(stored["hard-seed0-all"].state["trunk.blocks.0.0.weight"], model.trunk.blocks[0][0].weight)
+
+
+def test_single_task_histories_merge_per_epoch_with_the_task_as_suffix():
+    from headstart.ml.models.stored import StoredModel
+    from headstart.ml.multitask import merged_history
+
+    def part(name, records):
+        return StoredModel({}, {}, {"part": name, "history": records})
+
+    left = part("left", [{"epoch": 1, "validation_accuracy": 0.5}, {"epoch": 2, "validation_accuracy_left": 0.6}])
+    right = part("right", [{"epoch": 2, "validation_accuracy": 0.7}, {"epoch": 1, "validation_accuracy": 0.4}])
+    assert merged_history([left, right]) == [
+        {"epoch": 1, "validation_accuracy_left": 0.5, "validation_accuracy_right": 0.4},
+        {"epoch": 2, "validation_accuracy_left": 0.6, "validation_accuracy_right": 0.7},
+    ]
+    shared = part("all", [{"epoch": 1, "validation_accuracy": 0.5}])
+    assert merged_history([shared]) == [{"epoch": 1, "validation_accuracy": 0.5}]
+
+
+def test_evaluate_methods_gives_a_row_per_task_and_one_run_per_method_and_seed_with_the_summed_cost():
+    from headstart.ml.data.images import LabelledImages
+    from headstart.ml.models.stored import StoredModel
+    from headstart.ml.multitask import evaluate_methods
+
+    images, labels = two_task_data(30)
+    test = LabelledImages(images, labels, {"left": ["a", "b", "c"], "right": ["a", "b", "c"]})
+    models = {}
+    for task in TASKS:
+        config = {"name": "hard_sharing", "trunk": TRUNK, "tasks": {task: 3}, "head_depth": 1, "head_width": 8}
+        torch.manual_seed(0)
+        model = HardSharingModel(TRUNK, {task: 3}, head_width=8)
+        info = {
+            "method": "single",
+            "seed": 0,
+            "part": task,
+            "method_params": {"sharing": "single_task"},
+            "train_seconds": 2.0,
+            "history": [{"epoch": 1, "validation_accuracy": 0.5}],
+        }
+        models[f"single-seed0-{task}"] = StoredModel.from_module(model, config, info)
+    rows, runs = evaluate_methods(models, test, "cpu")
+    assert list(rows["task"]) == ["left", "right"] and set(rows["method"]) == {"single"}
+    assert list(rows.columns[:6]) == ["method", "seed", "task", "accuracy", "macro_f1", "nll"]
+    one_network = sum(p.numel() for p in models["single-seed0-left"].build().parameters())
+    assert (rows["parameters"] == 2 * one_network).all() and (rows["train_seconds"] == 4.0).all()
+    assert (rows["inference_seconds"] > 0).all()
+    (run,) = runs
+    assert run["run_name"] == "multitask single seed 0" and run["params"]["sharing"] == "single_task"
+    assert run["metrics"]["right.test_accuracy"] == rows.loc[1, "accuracy"]
+    assert run["history"] == [{"epoch": 1, "validation_accuracy_left": 0.5, "validation_accuracy_right": 0.5}]

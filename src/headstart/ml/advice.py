@@ -3,15 +3,23 @@ how well each score's ranking agreed with the accuracy training then measured.""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import torch
 from pydantic import Field, model_validator
 from scipy.stats import kendalltau
+from threadpoolctl import threadpool_limits
 
 from headstart.ml.config import Settings
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.features import block_features
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.transferability import h_score, knn_accuracy, leep, logme, mmd, nce, proxy_a_distance
 
 # Higher is better for each: the transferability scores, and what the candidates are ranked by.
 SCORES = ("knn_accuracy", "logme", "leep", "nce", "h_score")
@@ -145,3 +153,194 @@ def within_best(summary: pd.DataFrame, key: str, advised) -> dict:
         "is_best": bool(chosen.index[0] == best.name),
         "inside_best_interval": bool(best["accuracy_ci_low"] <= accuracy <= best["accuracy_ci_high"]),
     }
+
+
+def sample_images(images: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """`count` of `images` (all of them if fewer), drawn without replacement by a seeded permutation."""
+    generator = torch.Generator().manual_seed(seed)
+    return images[torch.randperm(len(images), generator=generator)[:count]]
+
+
+def score_candidate(
+    name: str,
+    stored: StoredModel,
+    labelled: torch.Tensor,
+    labels: np.ndarray,
+    source_images: torch.Tensor,
+    target_images: torch.Tensor,
+    neighbours: int,
+    folds: int,
+    seed: int,
+) -> list[dict]:
+    """One row per block of the candidate's body: the transferability scores of its features for
+    `labelled` images' `labels`, the domain measures between its features of `source_images` and
+    `target_images`, and the seconds the candidate took (features, scores, measures)."""
+    rows = []
+    started = time.perf_counter()
+    model = stored.build()
+    features, probabilities = block_features(model, labelled)
+    source_features, _ = block_features(model, source_images)
+    target_features, _ = block_features(model, target_images)
+    for index, block in enumerate(features):
+        final = index == len(features) - 1
+        domain = (source_features[index], target_features[index])
+        rows.append(
+            {
+                "candidate": name,
+                "block": index + 1,
+                "final_block": final,
+                "features": block.shape[1],
+                "images": len(labels),
+                "knn_accuracy": knn_accuracy(block, labels, neighbours, folds, seed),
+                "logme": logme(block, labels),
+                "leep": leep(probabilities, labels) if final else np.nan,
+                "nce": nce(probabilities.argmax(axis=1), labels) if final else np.nan,
+                "h_score": h_score(block, labels),
+                "proxy_a_distance": proxy_a_distance(*domain, folds, seed),
+                "mmd": mmd(*domain),
+            }
+        )
+    seconds = time.perf_counter() - started
+    for row in rows:
+        row["candidate_seconds"] = seconds
+    return rows
+
+
+def score_candidates(
+    candidates: Mapping[str, StoredModel],
+    source: LabelledImages,
+    target_pool: LabelledImages,
+    train: LabelledImages,
+    validation: LabelledImages,
+    neighbours: int,
+    folds: int,
+    domain_images: int,
+    seed: int,
+) -> pd.DataFrame:
+    """One row per candidate and block (`score_candidate`): scores on every labelled target image (the
+    training and validation labels), domain measures on `domain_images` source and as many unlabelled
+    target-pool images. LEEP and NCE read the source head: final block only.
+
+    One BLAS thread: on matrices this small (hundreds × ≤ 128) threads cost more than they save,
+    and on a busy machine an SVD took 2.6 s with two threads against 0.02 s with one."""
+    labelled = torch.cat([train.images, validation.images])
+    labels = torch.cat([train.primary_labels, validation.primary_labels]).numpy()
+    source_images = sample_images(source.images, domain_images, seed)
+    target_images = sample_images(target_pool.images, domain_images, seed)
+    rows = []
+    for name, stored in candidates.items():
+        with threadpool_limits(limits=1, user_api="blas"):
+            rows += score_candidate(
+                name, stored, labelled, labels, source_images, target_images, neighbours, folds, seed
+            )
+    return pd.DataFrame(rows)
+
+
+def choose_advice(
+    scores: pd.DataFrame, labels_per_class: float, rule: SizeSimilarityRule, ranking_score: str
+) -> tuple[pd.DataFrame, Recommendation]:
+    """The candidates ranked by each score at their final block (sorted by `ranking_score`), and the
+    recommendation for the first: its size × similarity quadrant and depth from its per-block scores."""
+    top = scores[scores["final_block"]].reset_index(drop=True)
+    ranking = rank_candidates(top).sort_values(ranking_score).reset_index(drop=True)
+    chosen = ranking["candidate"].iloc[0]
+    per_block = scores[scores["candidate"] == chosen].set_index("block")
+    top_distance = float(per_block["proxy_a_distance"].iloc[-1])
+    recommendation = recommend(
+        chosen, labels_per_class, top_distance, per_block[ranking_score].to_dict(), rule, ranking_score
+    )
+    return ranking, recommendation
+
+
+def advice_record(
+    recommendation: Recommendation,
+    ranking: pd.DataFrame,
+    ranking_score: str,
+    scores: pd.DataFrame,
+    candidate_info: Mapping[str, Mapping],
+) -> dict:
+    """The advice as JSON: the recommendation, the ranking, the seconds the scores took (each candidate's
+    once) and, per candidate (from its stored info), the epochs and seconds its pretraining took."""
+    return {
+        **recommendation.to_dict(),
+        "ranking_score": ranking_score,
+        "ranking": list(ranking["candidate"]),
+        "advice_seconds": float(scores.groupby("candidate")["candidate_seconds"].first().sum()),
+        "candidates": len(ranking),
+        "candidate_epochs_trained": {
+            name: info.get("summary", {}).get("epochs_trained", 0) for name, info in candidate_info.items()
+        },
+        # when the candidate was trained (once; later runs reuse it), apart from the advice's own time
+        "candidate_train_seconds": {name: info.get("train_seconds") for name, info in candidate_info.items()},
+    }
+
+
+def full_comparison_seconds(comparison: pd.DataFrame, grid_sizes: Mapping[str, int]) -> float:
+    """The transfer comparison's training time: per strategy its kept setting's mean seconds × seeds ×
+    the size of its tuning grid (every candidate of the grid trains; their times are alike). Strategies
+    without a grid size are left out."""
+    return float(
+        sum(
+            row["train_seconds"] * row["seeds"] * grid_sizes[row["strategy"]]
+            for _, row in comparison.iterrows()
+            if row["strategy"] in grid_sizes
+        )
+    )
+
+
+def audit_points(
+    scores: pd.DataFrame, measurements: pd.DataFrame, layer_sweep_summary: pd.DataFrame, block_candidate: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per candidate and measured way: mean test accuracy over seeds beside its final-block scores;
+    every point the audit ranks: those `across` candidates, and `across` blocks the layer sweep's
+    copied_frozen and copied_finetuned accuracy per n beside `block_candidate`'s scores at block n,
+    without the head scores, which rank nothing across blocks). The items are in column `item`."""
+    top = scores[scores["final_block"].astype(bool)]
+    measured = (
+        measurements.groupby(["candidate", "measured"], sort=False)["accuracy"]
+        .mean()
+        .reset_index()
+        .merge(top, on="candidate")
+        .rename(columns={"candidate": "item"})
+    )
+    per_block = scores[scores["candidate"] == block_candidate]
+    sweep = layer_sweep_summary[layer_sweep_summary["arm"].isin(["copied_frozen", "copied_finetuned"])]
+    by_block = (
+        sweep.rename(columns={"blocks": "block", "arm": "measured"})[["block", "measured", "accuracy"]]
+        .merge(per_block, on="block")
+        .rename(columns={"block": "item"})
+    )
+    by_block[list(HEAD_SCORES)] = float("nan")  # the final block's head scores rank nothing across blocks
+    points = pd.concat([measured.assign(across="candidates"), by_block.assign(across="blocks")], ignore_index=True)
+    return measured, points
+
+
+def audit_correlations(points: pd.DataFrame, scores: tuple[str, ...] = SCORES) -> pd.DataFrame:
+    """Kendall's τ of each score (those with a value) against accuracy, per `across` and `measured`."""
+    rows = []
+    for across, group in points.groupby("across", sort=False):
+        for what, subset in group.groupby("measured", sort=False):
+            usable = [score for score in scores if subset[score].notna().any()]
+            for row in rank_correlations(subset, usable, "accuracy"):
+                rows.append({"across": across, "measured": what, **row})
+    return pd.DataFrame(rows)
+
+
+def measured_ranks(measured: pd.DataFrame) -> pd.DataFrame:
+    """Each item's rank (1 = the highest accuracy, ties share the lower rank) per measured way (columns)."""
+    return measured.pivot(index="item", columns="measured", values="accuracy").rank(ascending=False, method="min")
+
+
+def audit_verdicts(advice: Mapping, transfer_comparison: pd.DataFrame, layer_sweep_summary: pd.DataFrame) -> tuple:
+    """`within_best` of the advised strategy in the transfer comparison, and of the advised freeze depth
+    among the layer sweep's copied_frozen arm."""
+    frozen = layer_sweep_summary[layer_sweep_summary["arm"] == "copied_frozen"].reset_index(drop=True)
+    return (
+        within_best(transfer_comparison, "strategy", advice["strategy"]),
+        within_best(frozen, "blocks", advice["freeze_blocks"]),
+    )
+
+
+def audit_seconds(measurements: pd.DataFrame) -> float:
+    """The audit's own training time: each candidate's tuning per measured way, once."""
+    return float(measurements.groupby(["candidate", "measured"])["tuning_seconds"].first().sum())

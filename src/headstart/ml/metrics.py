@@ -173,3 +173,9 @@ def compare_multitask(results: pd.DataFrame, baseline: str, confidence: float = 
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def in_listed_order(results: pd.DataFrame, column: str, names: Sequence[str]) -> pd.DataFrame:
+    """`results` with its rows sorted by `column` in the order `names` lists them (stable otherwise)."""
+    order = {name: i for i, name in enumerate(names)}
+    return results.sort_values(column, key=lambda values: values.map(order), kind="stable")

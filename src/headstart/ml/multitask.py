@@ -20,14 +20,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.models import build_model
 from headstart.ml.models.multitask import SHARING_MODELS
-from headstart.ml.training import CrossEntropyObjective, StepParts, TrainConfig, bare_model, evaluate, fit
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.run_records import MULTITASK_METRICS, multitask_run
+from headstart.ml.training import (
+    CrossEntropyObjective,
+    StepParts,
+    TrainConfig,
+    bare_model,
+    evaluate,
+    fit,
+    resolve_device,
+    scale_images,
+)
 from headstart.ml.transfer import body_prefixes, copy_weights
 
 
@@ -315,3 +328,73 @@ def train_method(
             }
             trained.append(TrainedNetwork(config, model.cpu(), info))
     return trained
+
+
+def stored_networks(method: str, method_params: dict, networks: list[TrainedNetwork]) -> dict[str, StoredModel]:
+    """A method's trained networks as stored models, `<method>-seed<s>-<part>` each (part: `all`, or the
+    task of a single-task network), their info naming the method and its parameters."""
+    stored = {}
+    for network in networks:
+        info = {"method": method, "method_params": method_params, **network.info}
+        stored[f"{method}-seed{info['seed']}-{info['part']}"] = StoredModel.from_module(
+            network.model, network.config, info
+        )
+    return stored
+
+
+def inference_seconds(models: list[nn.Module], images: torch.Tensor, device: torch.device) -> float:
+    """Seconds to predict every task for `images` with `models` (all single-task networks, or one)."""
+    started = time.perf_counter()
+    with torch.no_grad():
+        for model in models:
+            model.eval()
+            for start in range(0, len(images), 512):
+                model(scale_images(images[start : start + 512].to(device)))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def merged_history(parts: list[StoredModel]) -> list[dict]:
+    """One record per epoch over a method × seed's networks: a single-task network's metrics get its
+    task as a suffix (`validation_accuracy_left`), so their curves sit side by side in one run."""
+    history: dict[int, dict] = {}
+    for stored in parts:
+        suffix = "" if stored.info["part"] == "all" else f"_{stored.info['part']}"
+        for record in stored.info["history"]:
+            entry = history.setdefault(record["epoch"], {"epoch": record["epoch"]})
+            entry.update(
+                {
+                    f"{k}{suffix}" if suffix and k != "epoch" and not k.endswith(suffix) else k: v
+                    for k, v in record.items()
+                }
+            )
+    return [history[epoch] for epoch in sorted(history)]
+
+
+def evaluate_methods(
+    models: dict[str, StoredModel], test: LabelledImages, device: str
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Rows of (method, seed, task, test metrics, cost) and one child-run record per method × seed. Cost:
+    the parameters and training seconds of the method's networks, and their seconds to predict `test`."""
+    resolved = resolve_device(device)
+    grouped: dict[tuple[str, int], list[StoredModel]] = {}
+    for stored in models.values():
+        grouped.setdefault((stored.info["method"], stored.info["seed"]), []).append(stored)
+    rows, runs = [], []
+    for (method, seed), parts in grouped.items():
+        built = [stored.build().to(resolved) for stored in parts]
+        cost = {
+            "parameters": sum(p.numel() for m in built for p in m.parameters()),
+            "train_seconds": sum(stored.info["train_seconds"] for stored in parts),
+            "inference_seconds": inference_seconds(built, test.images, resolved),
+        }
+        metrics = {}
+        for model in built:
+            metrics.update(evaluate_multitask(model, test.images, {t: test.labels[t] for t in model.tasks}))
+        for task, measured in metrics.items():
+            rows.append(
+                {"method": method, "seed": seed, "task": task, **{k: measured[k] for k in MULTITASK_METRICS}, **cost}
+            )
+        runs.append(multitask_run(method, seed, parts[0].info["method_params"], merged_history(parts), metrics, cost))
+    return pd.DataFrame(rows), runs

@@ -14,15 +14,20 @@ import logging.handlers
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
 import torch
 
-from headstart.ml.config import Settings
+from headstart.ml.config import Settings, TrainConfig
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
 from headstart.ml.metrics import evaluation_record, summarise_over_seeds
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.run_records import advice_audit_run, layer_sweep_run
 from headstart.ml.strategies import (
     StrategyConfig,
     StrategyResult,
@@ -33,6 +38,8 @@ from headstart.ml.strategies import (
 )
 from headstart.ml.training import evaluate, resolve_device
 from headstart.ml.transfer import TransferSpec
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_workers(workers: int | str, device: str) -> int:
@@ -121,6 +128,81 @@ def layer_sweep_spec(arm: SweepArm, blocks: int) -> TransferSpec:
 
 def layer_sweep_config(base: StrategyConfig, arm: SweepArm, blocks: int) -> StrategyConfig:
     return base.model_copy(update={"procedure": "fit", "spec": layer_sweep_spec(arm, blocks)})
+
+
+def layer_sweep(
+    source: StoredModel,
+    pool: LabelledImages,
+    validation_pool: LabelledImages,
+    test: LabelledImages,
+    blocks: Sequence[int],
+    arms: Mapping[str, SweepArm],
+    labels_per_class: int | str,
+    validation_labels_per_class: int | str,
+    seeds: Sequence[int],
+    training_for: Callable[[int], TrainConfig],
+    training_settings: Mapping,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Rows of (arm, blocks, seed, labels_used, test metrics) and one child-run record per trained row:
+    per seed its own draw of `labels_per_class` from `pool` (and of the validation labels), per n in
+    `blocks` each arm. At n = 0 the arms are the same model (nothing copied or frozen): it is trained
+    once and reported for each. `training_settings` are logged as the runs' params."""
+    num_classes = len(pool.primary_classes)
+    test_pairs = test.primary_pairs()
+    draws = {
+        seed: draw_label_budget(pool, validation_pool, labels_per_class, validation_labels_per_class, seed)
+        for seed in seeds
+    }
+    rows, runs = [], []
+    for seed, (train_labels, validation_labels) in draws.items():
+        train, validation = train_labels.primary_pairs(), validation_labels.primary_pairs()
+        used = labels_used_per_class(train_labels, validation_labels)
+        base = StrategyConfig(procedure="fit", spec=TransferSpec(), training=training_for(seed))
+        for n in blocks:
+            for position, (arm, settings) in enumerate(arms.items()):
+                if n == 0 and position > 0:  # the same model as the first arm's
+                    rows.append({**rows[-1], "arm": arm})
+                    continue
+                logger.info("Layer sweep: %s, %d blocks, seed %d", arm, n, seed)
+                result, metrics = train_and_test(
+                    TargetTask(source.config, source.state, num_classes, train, validation),
+                    test_pairs,
+                    layer_sweep_config(base, settings, n),
+                )
+                point = {"arm": arm, "blocks": n, "seed": seed, "labels_used": used}
+                rows.append({**point, **metrics})
+                runs.append(layer_sweep_run(point, labels_per_class, training_settings, result.history, metrics))
+    return pd.DataFrame(rows), runs
+
+
+def measure_candidates(
+    candidates: Mapping[str, StoredModel],
+    train: LabelledImages,
+    validation: LabelledImages,
+    test: LabelledImages,
+    measured: Mapping[str, tuple[str, list[dict[str, float]], Callable[[dict[str, float], int], StrategyConfig]]],
+    seeds: list[int],
+    device: str,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Each candidate source trained the ways `measured` names (role → strategy name, its tuning grid and
+    its configuration per setting and seed), tuned on validation; the test metrics per seed as rows of
+    (candidate, measured, strategy, seed, metrics, tuned, tuning_seconds) and as child-run records."""
+    train_pairs, validation_pairs, test_pairs = train.primary_pairs(), validation.primary_pairs(), test.primary_pairs()
+    num_classes = len(train.primary_classes)
+    rows, runs = [], []
+    for candidate, stored in candidates.items():
+        task = TargetTask(stored.config, stored.state, num_classes, train_pairs, validation_pairs)
+        for role, (strategy, grid, configure) in measured.items():
+            logger.info("Audit: %s on candidate %s", strategy, candidate)
+            started = time.perf_counter()
+            tuned = train_tuned(task, grid, seeds, configure)
+            seconds = time.perf_counter() - started
+            for seed, result in tuned.results.items():
+                metrics = test_metrics(result, test_pairs, device)
+                point = {"candidate": candidate, "measured": role, "strategy": strategy, "seed": seed}
+                rows.append({**point, **metrics, "tuned": tuned.setting_text(), "tuning_seconds": seconds})
+                runs.append(advice_audit_run(point, tuned.setting_text(), result.history, metrics))
+    return pd.DataFrame(rows), runs
 
 
 def best_baseline_curve(curve: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:

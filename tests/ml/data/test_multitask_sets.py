@@ -3,7 +3,7 @@ import torch
 from PIL import Image
 
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay_digit_pairs
+from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay_digit_pairs, with_tasks
 from headstart.ml.errors import InvalidDataError
 
 
@@ -68,3 +68,14 @@ def test_hide_labels_hides_the_asked_fraction_of_one_task():
     assert int((hidden.labels["right"] == -1).sum()) == 30 and int((hidden.labels["left"] == -1).sum()) == 0
     with pytest.raises(InvalidDataError, match="no task 'middle'"):
         hide_labels(data, "middle", 0.3, seed=1)
+
+
+def test_with_tasks_keeps_the_images_and_only_the_tasks_asked_in_that_order():
+    data = LabelledImages(
+        torch.zeros(4, 1, 2, 2, dtype=torch.uint8),
+        {"digit": torch.tensor([0, 1, 0, 1]), "bold": torch.tensor([1, 1, 0, 0]), "font": torch.tensor([0, 0, 1, 1])},
+        {"digit": ["0", "1"], "bold": ["no", "yes"], "font": ["a", "b"]},
+    )
+    kept = with_tasks(data, ["font", "digit"])
+    assert list(kept.labels) == ["font", "digit"] and list(kept.classes) == ["font", "digit"]
+    assert kept.images is data.images and torch.equal(kept.labels["font"], data.labels["font"])

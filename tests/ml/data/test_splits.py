@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.data.splits import draw_labelled_subset, split_target
+from headstart.ml.data.splits import draw_labelled_subset, random_split, split_target
 from headstart.ml.errors import InvalidDataError
 
 
@@ -59,3 +59,14 @@ def test_a_label_budget_draws_as_many_validation_labels_per_class_from_the_valid
         r"labels_per_class \(validation_labels_per_class: same\)=5.*target_validation_fraction",
     ):
         draw_label_budget(pool, validation_pool, 5, "same", seed=3)
+
+
+def test_random_split_holds_out_the_rounded_fractions_disjointly_and_is_seeded():
+    data = images([0, 1, 2] * 10)  # image i has pixels i
+    train, validation, test = random_split(data, 0.2, 0.3, seed=4)
+    assert (len(train), len(validation), len(test)) == (15, 6, 9)
+    ids = [set(split.images[:, 0, 0, 0].tolist()) for split in (train, validation, test)]
+    assert set.union(*ids) == set(range(30)) and sum(map(len, ids)) == 30
+    again = random_split(data, 0.2, 0.3, seed=4)
+    assert torch.equal(again[2].images, test.images)
+    assert not torch.equal(random_split(data, 0.2, 0.3, seed=5)[2].images, test.images)

@@ -75,3 +75,8 @@ def hide_labels(data: LabelledImages, task: str, fraction: float, seed: int) -> 
     labels[task] = labels[task].clone()
     labels[task][hidden] = -1
     return LabelledImages(images=data.images, labels=labels, classes=data.classes)
+
+
+def with_tasks(data: LabelledImages, tasks: list[str]) -> LabelledImages:
+    """The same images labelled for `tasks` only, in that order."""
+    return LabelledImages(data.images, {t: data.labels[t] for t in tasks}, {t: data.classes[t] for t in tasks})

@@ -136,3 +136,17 @@ def draw_label_budget(
 def labels_used_per_class(train: LabelledImages, validation: LabelledImages) -> float:
     """Training plus validation labels per class: what a budget really costs."""
     return (len(train) + len(validation)) / len(train.primary_classes)
+
+
+def random_split(
+    data: LabelledImages, validation: float, test: float, seed: int
+) -> tuple[LabelledImages, LabelledImages, LabelledImages]:
+    """(train, validation, test) of a seeded random permutation, `validation` and `test` the fractions
+    held out (rounded); not stratified, for data whose labels are many tasks, some of them missing."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    n_test, n_validation = round(test * len(data)), round(validation * len(data))
+    return (
+        data.subset(order[n_test + n_validation :]),
+        data.subset(order[n_test : n_test + n_validation]),
+        data.subset(order[:n_test]),
+    )

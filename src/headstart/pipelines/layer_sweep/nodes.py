@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
 import pandas as pd
 from matplotlib.figure import Figure
 
 from headstart.ml.config import TrainConfig
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
-from headstart.ml.metrics import prefix_test_metrics, summarise_over_seeds
+from headstart.ml.metrics import summarise_over_seeds
 from headstart.ml.models import block_count
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_layer_sweep
-from headstart.ml.reports import SELECTION, interval
-from headstart.ml.strategies import StrategyConfig, TargetTask
-from headstart.ml.studies import layer_sweep_config, train_and_test
-from headstart.ml.transfer import TransferSpec
+from headstart.ml.reports import layer_sweep_report
+from headstart.ml.studies import layer_sweep as sweep_layers
 from headstart.params import IngestParams, LayerSweepParams, RuntimeParams
-
-logger = logging.getLogger(__name__)
 
 
 def run_layer_sweep(
@@ -40,53 +33,19 @@ def run_layer_sweep(
     too_deep = [n for n in blocks if n > total]
     if too_deep:
         raise ValueError(f"layer_sweep.blocks: {too_deep} exceed the source model's {total} blocks")
-    num_classes = len(target_train_pool.primary_classes)
-    test = target_test.primary_pairs()
-    draws = {
-        seed: draw_label_budget(
-            target_train_pool,
-            target_validation_pool,
-            layer_sweep.labels_per_class,
-            ingest.split.validation_labels_per_class,
-            seed,
-        )
-        for seed in layer_sweep.seeds
-    }
-    rows, runs = [], []
-    for seed, (train_labels, validation_labels) in draws.items():
-        train, validation = train_labels.primary_pairs(), validation_labels.primary_pairs()
-        used = labels_used_per_class(train_labels, validation_labels)
-        base = StrategyConfig(
-            procedure="fit", spec=TransferSpec(), training=TrainConfig.of(layer_sweep.training, runtime, seed)
-        )
-        for n in blocks:
-            for position, (arm, settings) in enumerate(layer_sweep.arms.items()):
-                if n == 0 and position > 0:  # the same model as the first arm's
-                    rows.append({**rows[-1], "arm": arm})
-                    continue
-                logger.info("Layer sweep: %s, %d blocks, seed %d", arm, n, seed)
-                result, metrics = train_and_test(
-                    TargetTask(source.config, source.state, num_classes, train, validation),
-                    test,
-                    layer_sweep_config(base, settings, n),
-                )
-                point = {"arm": arm, "blocks": n, "seed": seed, "labels_used": used}
-                rows.append({**point, **metrics})
-                runs.append(
-                    {
-                        "run_name": f"layer_sweep {arm} n={n} seed {seed}",
-                        "params": {
-                            "study": "layer_sweep",
-                            **point,
-                            "labels_per_class": layer_sweep.labels_per_class,
-                            **layer_sweep.training.model_dump(mode="json"),
-                        },
-                        "history": result.history,
-                        "metrics": {"blocks": n, **prefix_test_metrics(metrics)},
-                        "tags": {"study": "layer_sweep", "arm": arm},
-                    }
-                )
-    return pd.DataFrame(rows), runs
+    return sweep_layers(
+        source,
+        target_train_pool,
+        target_validation_pool,
+        target_test,
+        blocks,
+        layer_sweep.arms,
+        layer_sweep.labels_per_class,
+        ingest.split.validation_labels_per_class,
+        layer_sweep.seeds,
+        lambda seed: TrainConfig.of(layer_sweep.training, runtime, seed),
+        layer_sweep.training.model_dump(mode="json"),
+    )
 
 
 def summarise_layer_sweep(
@@ -94,27 +53,7 @@ def summarise_layer_sweep(
 ) -> tuple[pd.DataFrame, str, Figure]:
     """Mean test accuracy with its 95% interval per arm and n (CSV-ready and Markdown), and the plot."""
     table = summarise_over_seeds(sweep, ["arm", "blocks"])
-    markdown = "\n".join(
-        [
-            "# Layer-transfer sweep (Yosinski et al. 2014)",
-            "",
-            "## Protocol",
-            "",
-            f"- Labels: k = {layer_sweep.labels_per_class} per class to train, drawn per seed from the target train "
-            "pool, and the validation labels drawn from the validation split "
-            "(ingest.split.validation_labels_per_class): "
-            f"{sweep['labels_used'].mean():g} labels used per class. Test split: {len(target_test)} images, for the "
-            "reported accuracy only.",
-            f"- {interval(0.95, layer_sweep.seeds)}",
-            f"- One budget and set of rates for every arm and n (no tuning grid). {SELECTION}",
-            "- Arms: n blocks copied from the source and frozen (copied_frozen; their batch-norm statistics stay the "
-            "source's), copied and fine-tuned (copied_finetuned), or randomly initialised and frozen (random_frozen, "
-            "the control; its batch-norm statistics, never learned, are estimated on the target data).",
-            "",
-            table.pivot(index="blocks", columns="arm", values="accuracy_text")[list(layer_sweep.arms)]
-            .reset_index()
-            .to_markdown(index=False),
-            "",
-        ]
+    markdown = layer_sweep_report(
+        sweep, table, layer_sweep.labels_per_class, layer_sweep.seeds, list(layer_sweep.arms), len(target_test)
     )
     return table.drop(columns="accuracy_text"), markdown, plot_layer_sweep(table)

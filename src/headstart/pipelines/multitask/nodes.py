@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 
 from headstart.ml.config import TrainConfig
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay_digit_pairs
-from headstart.ml.data.splits import stratified_split
-from headstart.ml.metrics import compare_multitask, prefix_test_metrics
+from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay_digit_pairs, with_tasks
+from headstart.ml.data.splits import random_split, stratified_split
+from headstart.ml.metrics import compare_multitask, in_listed_order
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.multitask import evaluate_multitask, train_method
+from headstart.ml.multitask import evaluate_methods, stored_networks, train_method
 from headstart.ml.plots import plot_delta_m
-from headstart.ml.reports import SELECTION, interval
-from headstart.ml.training import resolve_device, scale_images
+from headstart.ml.reports import multitask_report
 from headstart.params import IngestParams, MultitaskParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
-
-
-def _random_split(data: LabelledImages, validation: float, test: float, seed: int) -> tuple[LabelledImages, ...]:
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-    n_test, n_validation = round(test * len(data)), round(validation * len(data))
-    return (
-        data.subset(order[n_test + n_validation :]),
-        data.subset(order[n_test : n_test + n_validation]),
-        data.subset(order[:n_test]),
-    )
 
 
 def build_multitask_data(
@@ -60,13 +47,10 @@ def build_multitask_data(
             raise ValueError(
                 f"multitask.data.tasks: {unknown} not among the printed digits' tasks {list(source_train.labels)}"
             )
-        splits = tuple(
-            LabelledImages(d.images, {t: d.labels[t] for t in tasks}, {t: d.classes[t] for t in tasks})
-            for d in (source_train, validation, test)
-        )
+        splits = tuple(with_tasks(d, tasks) for d in (source_train, validation, test))
     else:
         loaded = load_manifest(data.path, ingest.image.size, ingest.image.channels, data.image_column)
-        splits = _random_split(loaded, data.validation_fraction, data.test_fraction, data.seed)
+        splits = random_split(loaded, data.validation_fraction, data.test_fraction, data.seed)
     if multitask.missing_labels:
         hidden = multitask.missing_labels
         splits = (hide_labels(splits[0], hidden.task, hidden.fraction, hidden.seed), *splits[1:])
@@ -87,7 +71,7 @@ def train_multitask_methods(
     models = {}
     for method_name, method in multitask.methods.items():
         logger.info("Multi-task: %s, seeds %s", method_name, multitask.seeds)
-        for network in train_method(
+        networks = train_method(
             method.sharing,
             method.weighting.build,
             method.penalty,
@@ -101,90 +85,16 @@ def train_multitask_methods(
             source_state,
             Path(runtime.checkpoint_dir),
             method_name,
-        ):
-            info = {"method": method_name, "method_params": method.model_dump(mode="json"), **network.info}
-            models[f"{method_name}-seed{info['seed']}-{info['part']}"] = StoredModel.from_module(
-                network.model, network.config, info
-            )
+        )
+        models.update(stored_networks(method_name, method.model_dump(mode="json"), networks))
     return models
-
-
-def _inference_seconds(models: list[torch.nn.Module], images: torch.Tensor, device: torch.device) -> float:
-    """Seconds to predict every task for `images` with `models` (all single-task networks, or one)."""
-    started = time.perf_counter()
-    with torch.no_grad():
-        for model in models:
-            model.eval()
-            for start in range(0, len(images), 512):
-                model(scale_images(images[start : start + 512].to(device)))
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - started
 
 
 def evaluate_multitask_methods(
     multitask_models: dict[str, StoredModel], multitask_test: LabelledImages, runtime: RuntimeParams
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Rows of (method, seed, task, test metrics, cost) and one MLflow child run per method × seed."""
-    device = resolve_device(runtime.device)
-    grouped: dict[tuple[str, int], list[StoredModel]] = {}
-    for stored in multitask_models.values():
-        grouped.setdefault((stored.info["method"], stored.info["seed"]), []).append(stored)
-    rows, runs = [], []
-    for (method, seed), parts in grouped.items():
-        built = [stored.build().to(device) for stored in parts]
-        cost = {
-            "parameters": sum(p.numel() for m in built for p in m.parameters()),
-            "train_seconds": sum(stored.info["train_seconds"] for stored in parts),
-            "inference_seconds": _inference_seconds(built, multitask_test.images, device),
-        }
-        metrics = {}
-        for model in built:
-            metrics.update(
-                evaluate_multitask(model, multitask_test.images, {t: multitask_test.labels[t] for t in model.tasks})
-            )
-        for task, measured in metrics.items():
-            rows.append(
-                {
-                    "method": method,
-                    "seed": seed,
-                    "task": task,
-                    "accuracy": measured["accuracy"],
-                    "macro_f1": measured["macro_f1"],
-                    "nll": measured["nll"],
-                    **cost,
-                }
-            )
-        history: dict[int, dict] = {}
-        for stored in parts:  # one network per task for single-task: their curves side by side
-            for record in stored.info["history"]:
-                suffix = "" if stored.info["part"] == "all" else f"_{stored.info['part']}"
-                entry = history.setdefault(record["epoch"], {"epoch": record["epoch"]})
-                entry.update(
-                    {
-                        f"{k}{suffix}" if suffix and k != "epoch" and not k.endswith(suffix) else k: v
-                        for k, v in record.items()
-                    }
-                )
-        runs.append(
-            {
-                "run_name": f"multitask {method} seed {seed}",
-                "params": {"study": "multitask", "method": method, "seed": seed, **parts[0].info["method_params"]},
-                "history": [history[epoch] for epoch in sorted(history)],
-                "metrics": {
-                    **{
-                        f"{task}.{k}": v
-                        for task, m in metrics.items()
-                        for k, v in prefix_test_metrics(
-                            {key: m[key] for key in ("accuracy", "macro_f1", "nll")}
-                        ).items()
-                    },
-                    **cost,
-                },
-                "tags": {"study": "multitask", "method": method},
-            }
-        )
-    return pd.DataFrame(rows), runs
+    return evaluate_methods(multitask_models, multitask_test, runtime.device)
 
 
 def compare_multitask_methods(
@@ -195,35 +105,15 @@ def compare_multitask_methods(
     multitask_test: LabelledImages,
 ) -> tuple[pd.DataFrame, str, Figure]:
     """The comparison table (CSV and Markdown, protocol and sign conventions stated) and the Δm chart."""
-    order = {name: i for i, name in enumerate(multitask.methods)}
-    results = results.sort_values("method", key=lambda m: m.map(order), kind="stable")
-    comparison = compare_multitask(results, multitask.baseline)
-    markdown = "\n".join(
-        [
-            "# Multi-task methods against single-task networks",
-            "",
-            "## Protocol",
-            "",
-            f"- Data ({multitask.data.kind}): train {len(multitask_train)}, validation {len(multitask_validation)}, "
-            f"test {len(multitask_test)} images, each labelled for every task ({', '.join(multitask_train.labels)}) "
-            "unless marked missing. Multi-digit pairs are drawn within the target train pool, the whole validation "
-            "split and the test split respectively, so every method uses the same labels, validation included.",
-            f"- {interval(0.95, multitask.seeds)}",
-            f"- One budget for every method ({multitask.training.epochs} epochs, the same rates); no tuning grid. "
-            f"{SELECTION}",
-            "",
-            "## Results",
-            "",
-            f"Per task: mean test accuracy over {len(multitask.seeds)} seeds with its 95% t-interval. "
-            f"Δm (Maninis et al. 2019): mean relative change of every task's accuracy and macro-F1 against "
-            f"`{multitask.baseline}`, in %, **positive = worse**. Δp (LibMTL): per task the mean relative change "
-            "of its metrics, then the mean over tasks, in %, **positive = better** (with the same metrics for every "
-            "task, Δp = −Δm). Both are computed per seed (paired) and given with their 95% interval. Cost: parameters, "
-            "training seconds and inference seconds on the test split, of one multi-task network vs all "
-            "single-task networks.",
-            "",
-            comparison.to_markdown(index=False, floatfmt=".3f"),
-            "",
-        ]
+    comparison = compare_multitask(in_listed_order(results, "method", list(multitask.methods)), multitask.baseline)
+    markdown = multitask_report(
+        comparison,
+        multitask.data.kind,
+        multitask_train,
+        multitask_validation,
+        multitask_test,
+        multitask.seeds,
+        multitask.training.epochs,
+        multitask.baseline,
     )
     return comparison, markdown, plot_delta_m(comparison, multitask.baseline, len(multitask.seeds))

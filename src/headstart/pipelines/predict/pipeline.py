@@ -5,7 +5,7 @@ from kedro.pipeline import Pipeline
 
 from headstart import configured
 from headstart.pipelines.predict.nodes import predict_images
-from headstart.pipelines.transfer.pipeline import node_reading_strategies
+from headstart.pipelines.shared import node_reading_strategies
 
 
 def model_dataset() -> str:

@@ -1,7 +1,7 @@
 from kedro.pipeline import Pipeline
 
 from headstart.pipelines.promote.nodes import choose_champion
-from headstart.pipelines.transfer.pipeline import node_reading_strategies, strategy_names
+from headstart.pipelines.shared import node_reading_strategies, strategy_names
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -4,7 +4,6 @@ The namespaces are the entries of `transfer.strategies` in conf: adding a strate
 (its data sets come from the catalog's `{strategy}.*` factories).
 """
 
-import warnings
 from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
@@ -12,6 +11,7 @@ from kedro.pipeline import Node, Pipeline
 from headstart import configured
 from headstart.ml.adaptation import SOURCE_IMAGES, UNLABELLED_TARGET, uses_of
 from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES
+from headstart.pipelines.shared import node_reading_strategies, strategy_names
 from headstart.pipelines.transfer.nodes import (
     choose_best_model,
     compare_strategies,
@@ -27,11 +27,6 @@ SHARED_INPUTS = {
     "source_train",
     "target_unlabelled",
 }
-
-
-def strategy_names() -> list[str]:
-    """The strategies of this run's conf, in the order the comparison lists them."""
-    return configured.names("transfer", "strategies")
 
 
 def _for_strategy(function, strategy: str):
@@ -75,13 +70,6 @@ def strategy_template(strategy: str) -> Pipeline:
             ),
         ]
     )
-
-
-def node_reading_strategies(function, inputs: list[str], outputs: list[str], name: str) -> Node:
-    """A node outside the namespaces that reads each strategy's outputs by their dotted names, as intended."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        return Node(function, inputs, outputs, name=name)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
