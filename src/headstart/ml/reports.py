@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
+
 from headstart.ml.data.images import LabelledImages
 
 SELECTION = (
@@ -106,7 +108,6 @@ def transfer_protocol(
 
 # Appended with the reports below rather than added to the imports above, so that parallel edits of this
 # module merge as two appends.
-import pandas as pd  # noqa: E402
 
 
 def multitask_report(
