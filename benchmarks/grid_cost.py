@@ -5,7 +5,9 @@ are), runs ingest and pretrain once, then `kedro run --pipelines=transfer` once 
 
 - before: every candidate of every grid trained to the end, frozen blocks forwarded at every step;
 - + cache: frozen-prefix features computed once (`training.frozen_feature_views: 8`);
-- + racing: successive halving over each grid as well (`transfer.racing_eta: 3`).
+- + racing: successive halving over each grid as well (`transfer.racing_eta: 3`);
+- + ten seeds: the same with ten seeds, the new default (default shape only), against the first row's
+  three: today's three-seed run and the ten-seed run, measured back to back.
 
 (Seeds trained together through torch.func / grouped convolutions are not built: no row for them.)
 It prints per configuration the wall time of the transfer run, the trainings, and the images pushed
@@ -41,6 +43,7 @@ CONFIGURATIONS = {
     "before: full grid, uncached": {"racing_eta": None, "views": None},
     "+ frozen-prefix cache (1)": {"racing_eta": None, "views": 8},
     "+ successive halving (1, 2)": {"racing_eta": 3, "views": 8},
+    "+ ten seeds (1, 2, 4): the new default": {"racing_eta": 3, "views": 8, "seeds": 10},
 }
 PHOTO_STRATEGIES = ["scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top", "l2_sp"]
 
@@ -137,7 +140,10 @@ def run_shape(shape: str, workdir: Path, seeds: list[int], photo_epochs: int) ->
     kedro(project, "ingest,pretrain")
     rows = []
     for name, settings in CONFIGURATIONS.items():
-        overrides = local_overrides(project, base, seeds, settings["racing_eta"], settings["views"])
+        if "seeds" in settings and shape != "default":
+            continue  # the photos shape stands for the grid at one seed
+        run_seeds = list(range(settings["seeds"])) if "seeds" in settings else seeds
+        overrides = local_overrides(project, base, run_seeds, settings["racing_eta"], settings["views"])
         (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(overrides, sort_keys=False))
         for old in project.glob("data/08_reporting/*/test_evaluation.json"):
             shutil.rmtree(old)

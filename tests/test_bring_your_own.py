@@ -81,9 +81,14 @@ def test_a_local_backbone_file_and_a_photo_folder_run_every_strategy_and_advise(
     for environment in ("base", "test"):
         path = project / f"conf/{environment}/parameters_transfer.yml"
         transfer = yaml.safe_load(path.read_text())
-        transfer["transfer"].update(
-            seeds=[0], strategies={s: transfer["transfer"]["strategies"].get(s) or {} for s in STRATEGIES}
-        )
+        strategies = {s: transfer["transfer"]["strategies"].get(s) or {} for s in STRATEGIES}
+        if environment == "test":  # one candidate, one epoch: the paths matter here, not the training
+            strategies = {s: {**spec, "lr_scales": [1.0]} for s, spec in strategies.items() if s != "scratch"}
+            strategies = {"scratch": {"training": {"epochs": 1}}, **strategies}
+            strategies = {
+                s: {**spec, "training": {"epochs": 1}} if "training" in spec else spec for s, spec in strategies.items()
+            }
+        transfer["transfer"].update(seeds=[0], strategies=strategies)
         path.write_text(yaml.safe_dump(transfer, sort_keys=False))
     advise = yaml.safe_load((project / "conf/base/parameters_advise.yml").read_text())
     advise["advise"].update(candidates={"loaded": {"init": "pretrained"}, "random_init": {"init": "random"}})
