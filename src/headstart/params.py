@@ -364,6 +364,9 @@ class StrategyParams(Strict):
     # grid of `transfer.lr_scales`. nearest_neighbours tunes `neighbours` instead.
     lr_scales: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
     neighbours: list[Annotated[int, Field(ge=1)]] = Field([1, 3, 5, 9], min_length=1)
+    # model: pixels: its grid is scored by this many folds of stratified cross-validation over the
+    # training + validation labels (leave-one-out when a class has fewer), then refitted on all of them.
+    folds: int = Field(5, ge=2)
     boosting_rounds: list[Annotated[int, Field(ge=1)]] = Field([5, 10, 20], min_length=1)  # tradaboost tunes N
     adaptation: AdaptationParams | None = None
 
@@ -434,6 +437,7 @@ class StrategyParams(Strict):
             model=self.model,
             neighbours=neighbours or self.neighbours[0],
             boosting_rounds=boosting_rounds or self.boosting_rounds[0],
+            folds=self.folds,
             adaptation=self.adaptation.to_config(
                 self.adaptation.weight[0] if adaptation_weight is None else adaptation_weight
             )
