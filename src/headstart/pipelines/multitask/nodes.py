@@ -17,7 +17,7 @@ from headstart.ml.metrics import compare_multitask, prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.multitask import evaluate_multitask, train_method
 from headstart.ml.plots import plot_delta_m
-from headstart.ml.reports import SELECTION, interval
+from headstart.ml.reports import SELECTION, interval, multitask_verdict
 from headstart.ml.training import resolve_device, scale_images
 from headstart.params import IngestParams, MultitaskParams, RuntimeParams
 
@@ -193,13 +193,20 @@ def compare_multitask_methods(
     multitask_validation: LabelledImages,
     multitask_test: LabelledImages,
 ) -> tuple[pd.DataFrame, str, Figure]:
-    """The comparison table (CSV and Markdown, protocol and sign conventions stated) and the Δm chart."""
+    """The comparison table (CSV and Markdown, opening with its verdict, protocol and sign conventions
+    stated) and the Δm chart."""
     order = {name: i for i, name in enumerate(multitask.methods)}
     results = results.sort_values("method", key=lambda m: m.map(order), kind="stable")
     comparison = compare_multitask(results, multitask.baseline)
+    tasks = ", ".join(multitask_train.labels)
+    labels = f"{len(multitask_train)} training + {len(multitask_validation)} validation images (tasks: {tasks})"
     markdown = "\n".join(
         [
             "# Multi-task methods against single-task networks",
+            "",
+            "## Verdict",
+            "",
+            multitask_verdict(comparison, multitask.baseline, labels, 0.95),
             "",
             "## Protocol",
             "",
