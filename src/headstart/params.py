@@ -338,6 +338,11 @@ class TransferParams(Settings):
     def baselines(self) -> list[str]:
         return [self.baseline, *(b for b in self.reference_baselines if b != self.baseline)]
 
+    @property
+    def classical_folds(self) -> dict[str, int]:
+        """The classical references (model: pixels) by name, with their cross-validation folds."""
+        return {name: strategy.folds for name, strategy in self.strategies.items() if strategy.model == "pixels"}
+
 
 LabelBudget = Annotated[int, Field(ge=1)] | Literal["all"]
 

@@ -1,10 +1,25 @@
+from statistics import mean
+
+import numpy as np
+import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import LeaveOneOut, StratifiedKFold, cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from headstart.ml.strategies import StrategyConfig, TargetTask, extract_features, train_strategy
-from headstart.ml.training import TrainConfig
+from headstart.ml.data.handwritten import load_handwritten_digits
+from headstart.ml.data.splits import draw_label_budget, split_target
+from headstart.ml.strategies import (
+    StrategyConfig,
+    TargetTask,
+    cross_validation_folds,
+    extract_features,
+    train_strategy,
+    train_tuned,
+)
+from headstart.ml.training import TrainConfig, evaluate, scale_images
 from headstart.ml.transfer import TransferSpec
 from tests.ml.test_transfer import tiny, toy_data
 
@@ -58,18 +73,15 @@ def test_a_seed_gives_the_same_model_and_scratch_copies_nothing():
 
 
 def test_pixel_references_predict_what_scikit_learn_predicts_on_the_raw_pixels():
-    from sklearn.neighbors import KNeighborsClassifier
-
-    from headstart.ml.training import evaluate, scale_images
-
     images, labels = toy_data()
     pixels = scale_images(images).flatten(1).numpy()
     logistic = StrategyConfig(
         procedure="linear_classifier", spec=TransferSpec(copy_blocks=0), training=TRAINING, model="pixels"
     )
     result = train_strategy(task(), logistic)
-    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(pixels, labels.numpy())
+    reference = LogisticRegression(max_iter=2000).fit(pixels, labels.numpy())  # the pixels as they are: no scaler
     assert (evaluate(result.model, images, labels)["predictions"].numpy() == reference.predict(pixels)).all()
+    assert torch.allclose(result.model.head.weight, torch.as_tensor(reference.coef_, dtype=torch.float32), atol=1e-5)
     assert result.config["name"] == "pixel_linear" and result.report.copied == []
     queries = torch.randint(0, 255, (20, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     for neighbours in (1, 3):
@@ -87,21 +99,93 @@ def test_pixel_references_predict_what_scikit_learn_predicts_on_the_raw_pixels()
 
 
 def test_tuning_keeps_the_setting_with_the_best_validation_accuracy():
-    from headstart.ml.strategies import train_tuned
-
     images, labels = toy_data()
     validation = (images[:12], labels[:12])
-    grid = [{"neighbours": 1}, {"neighbours": 40}]  # 40 of 48 neighbours: a near-uniform vote, worse on validation
+    grid = [{"lr_scale": 1e-6}, {"lr_scale": 1.0}]  # C = 1e-6: a near-constant prediction, worse on validation
     tuned = train_tuned(
         TargetTask(SOURCE_CONFIG, source_state(), 3, (images, labels), validation),
         grid,
         [0, 1],
         lambda s, seed: StrategyConfig(
-            procedure="nearest_neighbours",
-            spec=TransferSpec(copy_blocks=0),
+            procedure="linear_classifier",
+            spec=TransferSpec(freeze_blocks="all"),
             training=TRAINING.model_copy(update={"seed": seed}),
-            model="pixels",
-            **s,
+            regularisation_c=s["lr_scale"],
         ),
     )
-    assert tuned.setting == {"neighbours": 1} and tuned.validation_accuracy == 1.0 and set(tuned.results) == {0, 1}
+    assert tuned.setting == {"lr_scale": 1.0} and tuned.validation_accuracy == 1.0 and set(tuned.results) == {0, 1}
+
+
+def knn_config(setting: dict, seed: int) -> StrategyConfig:
+    return StrategyConfig(
+        procedure="nearest_neighbours",
+        spec=TransferSpec(copy_blocks=0),
+        training=TRAINING.model_copy(update={"seed": seed}),
+        model="pixels",
+        **setting,
+    )
+
+
+def test_a_classical_reference_is_tuned_by_cross_validation_over_train_and_validation_then_refitted_on_both():
+    images, labels = toy_data()
+    train, validation = (images[:24], labels[:24]), (images[24:], labels[24:])
+    grid = [{"neighbours": 40}, {"neighbours": 1}]  # 40 of 48 neighbours: a near-uniform vote
+    tuned = train_tuned(TargetTask(SOURCE_CONFIG, source_state(), 3, train, validation), grid, [0, 1], knn_config)
+    pixels = scale_images(images).flatten(1).numpy()
+    out_of_fold = {
+        seed: cross_val_predict(
+            KNeighborsClassifier(1), pixels, labels.numpy(), cv=StratifiedKFold(5, shuffle=True, random_state=seed)
+        )
+        for seed in (0, 1)
+    }
+    assert tuned.setting == {"neighbours": 1} and set(tuned.results) == {0, 1}
+    for seed, result in tuned.results.items():
+        assert torch.equal(result.model.memory, pixels_tensor(images))  # refitted on training + validation
+        assert result.validation_accuracy == pytest.approx((out_of_fold[seed] == labels.numpy()).mean())
+    assert tuned.validation_accuracy == pytest.approx(mean(r.validation_accuracy for r in tuned.results.values()))
+
+
+def pixels_tensor(images: torch.Tensor) -> torch.Tensor:
+    return scale_images(images).flatten(1)
+
+
+def test_cross_validation_is_leave_one_out_when_a_class_has_fewer_labels_than_folds():
+    assert isinstance(cross_validation_folds(np.repeat(np.arange(10), 4), 5, 0), LeaveOneOut)
+    folds = cross_validation_folds(np.repeat(np.arange(10), 5), 5, 0)
+    assert isinstance(folds, StratifiedKFold) and folds.get_n_splits() == 5
+
+
+def test_at_one_label_per_class_the_classical_references_are_no_weaker_than_scikit_learns_defaults():
+    """On the UCI digits (8×8, as the library splits them), 1 label per class to train and 1 to
+    validate, 3 draws: tuned as the library tunes them, the references are at least as good as
+    `LogisticRegression()` and 1-NN fitted on the training labels (they scored 10 points below
+    before: pixels standardised from 10 images, C chosen on 10 validation labels)."""
+    split = split_target(load_handwritten_digits(8, 1), None, 0.2, 0.3, 0)
+    test_images, test_labels = split["test"].primary_pairs()
+    test_pixels = test_images.flatten(1).numpy()
+    ours, defaults = {"logistic": [], "knn": []}, {"logistic": [], "knn": []}  # test accuracy per draw
+    for seed in range(3):
+        train, validation = draw_label_budget(split["train_pool"], split["validation"], 1, "same", seed)
+        train, validation = train.primary_pairs(), validation.primary_pairs()
+        task = TargetTask({}, {}, 10, train, validation)
+
+        def logistic(setting, seed):
+            return StrategyConfig(
+                procedure="linear_classifier",
+                spec=TransferSpec(copy_blocks=0),
+                training=TRAINING,
+                model="pixels",
+                regularisation_c=setting["lr_scale"],
+            )
+
+        for name, grid, configure in (
+            ("logistic", [{"lr_scale": c} for c in (0.01, 0.1, 1.0, 10.0, 100.0)], logistic),
+            ("knn", [{"neighbours": n} for n in (1, 3, 5, 9)], knn_config),
+        ):
+            model = train_tuned(task, grid, [seed], configure).results[seed].model
+            ours[name].append(evaluate(model, test_images, test_labels)["accuracy"])
+        pixels, classes = train[0].flatten(1).numpy(), train[1].numpy()  # unscaled, as a user passes them
+        defaults["logistic"].append(LogisticRegression().fit(pixels, classes).score(test_pixels, test_labels.numpy()))
+        defaults["knn"].append(KNeighborsClassifier(1).fit(pixels, classes).score(test_pixels, test_labels.numpy()))
+    for name in ours:
+        assert mean(ours[name]) >= mean(defaults[name]) - 0.01, (name, ours[name], defaults[name])

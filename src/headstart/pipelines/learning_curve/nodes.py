@@ -13,7 +13,7 @@ from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
 from headstart.ml.metrics import prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
-from headstart.ml.reports import SELECTION, interval, tuning_grid_text
+from headstart.ml.reports import SELECTION, classical_tuning_text, interval, learning_curve_verdict, tuning_grid_text
 from headstart.ml.strategies import StrategyConfig, TargetTask
 from headstart.ml.studies import (
     curve_table,
@@ -136,14 +136,23 @@ def summarise_learning_curve(
     target_validation_pool: LabelledImages,
     target_test: LabelledImages,
 ) -> tuple[pd.DataFrame, str, Figure]:
-    """The labels-saved table (CSV), the curve and labels-saved tables with their protocol (Markdown), and the plot."""
+    """The labels-saved table (CSV), the curve and labels-saved tables opening with their verdict per
+    budget and stating their protocol (Markdown), and the plot."""
     saved = labels_saved(curve, transfer.baselines).merge(
         labels_saved_interval(curve, transfer.baselines, transfer.confidence), on=["strategy", "labels_per_class"]
     )
     grids = {name: transfer.strategies[name].tuning_grid(transfer.lr_scales) for name in curve["strategy"].unique()}
+    classical = {name: folds for name, folds in transfer.classical_folds.items() if name in grids}
+    verdicts = learning_curve_verdict(
+        curve, transfer.baseline, transfer.reference_baselines, transfer.confidence, list(classical)
+    )
     markdown = "\n".join(
         [
             "# Learning curve: transfer against the best baseline at every label budget",
+            "",
+            "## Verdict",
+            "",
+            *verdicts,
             "",
             "## Protocol",
             "",
@@ -156,7 +165,8 @@ def summarise_learning_curve(
             f"- Test split: {len(target_test)} images, used for the reported test accuracy only.",
             f"- {interval(transfer.confidence, learning_curve.seeds)} "
             "Seed s draws the labels (nested over k), tunes and trains.",
-            f"- {tuning_grid_text(grids)} Tuned per budget and seed, on that draw's validation labels.",
+            f"- {tuning_grid_text(grids)} Tuned per budget and seed, on that draw's labels.",
+            *([f"- {classical_tuning_text(classical)}"] if classical else []),
             f"- {SELECTION}",
             f"- Baselines: {', '.join(f'`{b}`' for b in transfer.baselines)}. At each budget the best baseline is the "
             "one with the best mean validation accuracy; labels saved are read off that best-baseline curve: "

@@ -16,7 +16,7 @@ from headstart.ml.metrics import compare_to_baseline, evaluation_record, prefix_
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_confusion_matrix, plot_gains
 from headstart.ml.prediction import as_array
-from headstart.ml.reports import transfer_protocol
+from headstart.ml.reports import labels_phrase, transfer_protocol, verdict
 from headstart.ml.selection import choose_candidate
 from headstart.ml.strategies import TUNED_SETTINGS, StrategyConfig, TargetTask, setting_text, train_tuned
 from headstart.ml.training import evaluate, resolve_device
@@ -202,7 +202,7 @@ def compare_strategies(
     transfer: TransferParams,
     *evaluations: dict,
 ) -> tuple[pd.DataFrame, str, Figure]:
-    """The comparison table (CSV and Markdown, its protocol stated) and the chart of gains."""
+    """The comparison table (CSV and Markdown, opening with its verdict, its protocol stated) and the chart of gains."""
     results = pd.DataFrame(
         [
             {"strategy": e["strategy"], **{k: v for k, v in seed.items() if k != "confusion_matrix"}}
@@ -213,6 +213,9 @@ def compare_strategies(
     comparison = compare_to_baseline(results, transfer.baseline, transfer.confidence, transfer.reference_baselines)
     best = comparison.loc[comparison["role"] == "best baseline", "strategy"].iloc[0]
     level = round(transfer.confidence * 100)
+    classical = {name: folds for name, folds in transfer.classical_folds.items() if name in set(results["strategy"])}
+    classes = len(target_train.primary_classes)
+    labels = labels_phrase(len(target_train) / classes, len(target_validation) / classes, list(classical))
     protocol = transfer_protocol(
         {"train": target_train, "validation": target_validation, "test": target_test},
         {name: transfer.strategies[name].tuning_grid(transfer.lr_scales) for name in results["strategy"].unique()},
@@ -221,12 +224,17 @@ def compare_strategies(
         transfer.baseline,
         transfer.reference_baselines,
         best,
-        transfer.racing_eta,
-        {e["strategy"]: (e.get("tuning") or {}).get("rungs") or [] for e in evaluations},
+        eta=transfer.racing_eta,
+        rungs={e["strategy"]: (e.get("tuning") or {}).get("rungs") or [] for e in evaluations},
+        classical_folds=classical,
     )
     markdown = "\n".join(
         [
             "# Transfer strategies against the from-scratch and classical baselines",
+            "",
+            "## Verdict",
+            "",
+            verdict(comparison, labels, transfer.confidence, transfer.baseline),
             "",
             *protocol,
             "",
