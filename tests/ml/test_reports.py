@@ -29,14 +29,25 @@ def images(n, tasks=("left", "right")):
 
 
 def test_multitask_report_states_its_protocol_and_sign_conventions_before_the_table():
-    comparison = pd.DataFrame({"method": ["single", "hard"], "delta_m": [0.0, -1.25]})
+    comparison = pd.DataFrame(
+        {
+            "method": ["single", "hard"],
+            "seeds": [3, 3],
+            "delta_m": [0.0, -1.25],
+            "delta_p": [0.0, 1.25],
+            "delta_p_ci_low": [0.0, 0.5],
+            "delta_p_ci_high": [0.0, 2.0],
+        }
+    )
     report = multitask_report(comparison, "multi_digits", images(20), images(6), images(10), [0, 1, 2], 7, "single")
-    assert report.startswith("# Multi-task methods against single-task networks\n\n## Protocol\n")
+    assert report.startswith("# Multi-task methods against single-task networks\n\n## Verdict\n\nWith 20 training")
+    assert "Better, the interval clear of zero: `hard`" in report
+    assert report.index("## Verdict") < report.index("## Protocol") < report.index("## Results")
     data = "- Data (multi_digits): train 20, validation 6, test 10 images, each labelled for every task (left, right)"
     assert data in report
     assert "n = 3 seeds (0, 1, 2)" in report and "(7 epochs, the same rates)" in report
     assert "against `single`, in %, **positive = worse**" in report
-    assert report.index("## Results") < report.index("| method") and "| hard     |    -1.250 |" in report
+    assert report.index("## Results") < report.index("| method") and "| hard     |       3 |    -1.250 |" in report
     assert report.endswith("|\n")
 
 
