@@ -483,3 +483,73 @@ def multitask_verdict(comparison: pd.DataFrame, baseline: str, labels: str, conf
         rows = groups[group]
         sentences.append(found.format(listing(rows, "method", "delta_p", "delta_p", "%")) if len(rows) else none)
     return " ".join(sentence for sentence in sentences if sentence)
+
+
+def transfer_report(comparison: pd.DataFrame, verdict_text: str, protocol: Sequence[str]) -> str:
+    """The transfer comparison in Markdown: its verdict in words, its protocol, then the table."""
+    return "\n".join(
+        [
+            "# Transfer strategies against the from-scratch and classical baselines",
+            "",
+            "## Verdict",
+            "",
+            verdict_text,
+            "",
+            *protocol,
+            "",
+            comparison.to_markdown(index=False, floatfmt=".3f"),
+            "",
+        ]
+    )
+
+
+def learning_curve_report(
+    verdicts: Sequence[str],
+    budgets: Sequence,
+    sizes: Mapping[str, int],
+    seeds: Sequence[int],
+    confidence: float,
+    grids: Mapping[str, Sequence[Mapping[str, float]]],
+    classical: Mapping[str, int],
+    baselines: Sequence[str],
+    eta: int | None,
+    curve: pd.DataFrame,
+    saved: pd.DataFrame,
+) -> str:
+    """The learning curve in Markdown: its verdict per budget, protocol, the curve and labels saved."""
+    return "\n".join(
+        [
+            "# Learning curve: transfer against the best baseline at every label budget",
+            "",
+            "## Verdict",
+            "",
+            *verdicts,
+            "",
+            "## Protocol",
+            "",
+            f"- Budgets: k = {', '.join(map(str, budgets))} training labels per class, drawn from the target train "
+            f"pool ({sizes['train pool']} images), plus the validation labels drawn from the validation split "
+            f"({sizes['validation']} images); labels_used = training + validation labels per class, the x-axis of "
+            "the curve and the unit of labels saved.",
+            f"- Test split: {sizes['test']} images, used for the reported test accuracy only.",
+            f"- {interval(confidence, seeds)} Seed s draws the labels (nested over k), tunes and trains.",
+            f"- {tuning_grid_text(grids)} Tuned per budget and seed, on that draw's labels.",
+            f"- {racing_text(eta)}",
+            *([f"- {classical_tuning_text(classical)}"] if classical else []),
+            f"- {SELECTION}",
+            f"- Baselines: {', '.join(f'`{b}`' for b in baselines)}. At each budget the best baseline is the one with "
+            "the best mean validation accuracy; labels saved are read off that best-baseline curve: the fewest labels "
+            "used at which it reaches the strategy's mean test accuracy (negative: it needs fewer); its interval is a "
+            f"{round(confidence * 100)}% percentile bootstrap over the n = {len(seeds)} seeds (1,000 resamples, "
+            "paired across strategies).",
+            "",
+            "## Mean test accuracy [interval] by labels per class (labels used per class in brackets)",
+            "",
+            curve.to_markdown(index=False),
+            "",
+            "## Labels saved against the best baseline",
+            "",
+            saved.to_markdown(index=False, floatfmt=".3f"),
+            "",
+        ]
+    )

@@ -4,9 +4,15 @@ only builds them and never calls MLflow."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from headstart.ml.metrics import prefix_test_metrics
+from sklearn.metrics import confusion_matrix
+
+from headstart.ml.metrics import evaluation_record, prefix_test_metrics
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.plots import plot_confusion_matrix
+from headstart.ml.strategies import TUNED_SETTINGS, TunedStrategy
+from headstart.ml.training import evaluate, resolve_device
 
 MULTITASK_METRICS = ("accuracy", "macro_f1", "nll")  # per task, of each method × seed
 
@@ -66,3 +72,141 @@ def advice_audit_run(point: Mapping, tuned: str, history: list[dict], metrics: M
 def candidate_source_run(run: Mapping, candidate: str) -> dict:
     """A candidate source's pretraining run (`pretraining.train_source_model`'s record), tagged as advise's."""
     return {**run, "tags": {"stage": "advise", "candidate": candidate}}
+
+
+def strategy_evaluation(
+    strategy: str,
+    trained_models: Mapping[str, StoredModel],
+    kept: set[str],
+    images,
+    labels,
+    classes: list[str],
+    device: str,
+) -> tuple[dict, list[dict]]:
+    """A strategy's test metrics per seed (with its tuning's cost), and one child run per seed: params,
+    curves, test metrics, confusion matrix, transfer report, and a reference to its stored model if kept
+    (the catalog file is the one copy)."""
+    first = next(iter(trained_models.values())).info
+    evaluation = {
+        "strategy": strategy,
+        "classes": classes,
+        "seeds": [],
+        "tuning": {key: first.get(key) for key in ("rungs", "grid_seconds", "grid_images_seen", "prefix_images")},
+    }
+    runs = []
+    for name, stored in trained_models.items():
+        info = stored.info
+        measured = evaluate(stored.build().to(resolve_device(device)), images, labels)
+        matrix = confusion_matrix(labels.numpy(), measured["predictions"].numpy(), labels=range(len(classes)))
+        report = info["transfer_report"]
+        metrics = {
+            **evaluation_record(measured, report["trainable_parameters"], info["train_seconds"]),
+            "frozen_parameters": report["frozen_parameters"],
+            "validation_accuracy": info["validation_accuracy"],
+            "images_seen": info.get("images_seen", 0),
+            **{setting: info[setting] for setting in TUNED_SETTINGS if setting in info},
+        }
+        evaluation["seeds"].append(
+            {
+                "seed": info["seed"],
+                **metrics,
+                "tuned": info["tuned"],
+                "uses": info.get("uses", ""),
+                "confusion_matrix": matrix.tolist(),
+            }
+        )
+        runs.append(
+            {
+                "run_name": f"{strategy} seed {info['seed']}",
+                "params": {
+                    "strategy": strategy,
+                    "seed": info["seed"],
+                    "tuned": info["tuned"],
+                    **info["strategy_params"],
+                },
+                "history": info["history"],
+                "metrics": prefix_test_metrics(metrics),
+                "tags": {"strategy": strategy, "seed": str(info["seed"])},
+                "model": {"dataset": f"{strategy}.target_models", "name": name} if name in kept else None,
+                "training_label": info.get("training_label"),  # the live run its curves went to, if any
+                "artifacts": {
+                    "confusion_matrix.png": plot_confusion_matrix(matrix, classes, f"{strategy}, seed {info['seed']}"),
+                    "transfer_report.json": report,
+                },
+            }
+        )
+    return evaluation, runs
+
+
+def tuned_models(
+    tuned: TunedStrategy,
+    strategy: str,
+    strategy_params: Mapping,
+    uses: str,
+    classes: list[str],
+    image_size: int,
+    label_of: Callable[[dict, int], str],
+    prefix_images: int,
+) -> dict[str, StoredModel]:
+    """The kept candidate's model per seed, with what its child run and the comparison read back:
+    its setting, curves, transfer report, cost (the whole grid's too) and validation scores."""
+    strategy_validation_accuracy = sum(r.validation_accuracy for r in tuned.results.values()) / len(tuned.results)
+    return {
+        f"seed_{seed}": StoredModel.from_module(
+            result.model,
+            result.config,
+            {
+                "strategy": strategy,
+                "seed": seed,
+                **tuned.setting,
+                "tuned": tuned.setting_text(),
+                "strategy_params": dict(strategy_params),
+                "classes": classes,
+                "image_size": image_size,
+                "history": result.history,
+                "transfer_report": result.report.to_dict(),
+                "train_seconds": result.train_seconds,
+                "images_seen": result.images_seen,
+                "uses": uses,
+                "validation_accuracy": result.validation_accuracy,
+                "validation_loss": result.validation_loss,
+                "strategy_validation_accuracy": strategy_validation_accuracy,  # over all seeds, kept or not
+                "rungs": tuned.rungs,  # successive halving's cuts of the grid, on validation
+                "grid_seconds": tuned.grid_seconds,  # the whole grid's training, cut candidates' included
+                "grid_images_seen": tuned.grid_images_seen,
+                "prefix_images": prefix_images,  # through frozen blocks, once (headstart.ml.feature_cache)
+                "training_label": label_of(tuned.setting, seed),
+            },
+        )
+        for seed, result in tuned.results.items()
+    }
+
+
+def learning_curve_run(
+    strategy: str,
+    budget,
+    described: Mapping,
+    kept: TunedStrategy,
+    metrics: Mapping[str, float],
+    strategy_params: Mapping,
+) -> dict:
+    """One strategy at one point of the learning curve (a budget and seed): its kept candidate's curves
+    and test metrics, with the labels it used."""
+    seed = described["seed"]
+    return {
+        "run_name": f"learning_curve {strategy} k={budget} seed {seed}",
+        "params": {
+            "study": "learning_curve",
+            "strategy": strategy,
+            **described,
+            "tuned": kept.setting_text(),
+            **strategy_params,
+        },
+        "history": kept.results[seed].history,
+        "metrics": {
+            "k": described["k"],
+            "labels_used": described["labels_used"],
+            **prefix_test_metrics(dict(metrics)),
+        },
+        "tags": {"study": "learning_curve", "strategy": strategy},
+    }

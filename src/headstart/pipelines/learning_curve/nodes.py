@@ -10,10 +10,10 @@ from matplotlib.figure import Figure
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
-from headstart.ml.metrics import prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
-from headstart.ml.reports import SELECTION, classical_tuning_text, interval, learning_curve_verdict, tuning_grid_text
+from headstart.ml.reports import learning_curve_report, learning_curve_verdict
+from headstart.ml.run_records import learning_curve_run
 from headstart.ml.strategies import StrategyConfig, TargetTask
 from headstart.ml.studies import (
     curve_table,
@@ -106,25 +106,7 @@ def measure_point(
             transfer.racing_eta,
         )
         rows.append({"strategy": strategy, **described, "tuned": kept.setting_text(), **metrics})
-        runs.append(
-            {
-                "run_name": f"learning_curve {strategy} k={budget} seed {seed}",
-                "params": {
-                    "study": "learning_curve",
-                    "strategy": strategy,
-                    **described,
-                    "tuned": kept.setting_text(),
-                    **params.model_dump(mode="json"),
-                },
-                "history": kept.results[seed].history,
-                "metrics": {
-                    "k": described["k"],
-                    "labels_used": described["labels_used"],
-                    **prefix_test_metrics(metrics),
-                },
-                "tags": {"study": "learning_curve", "strategy": strategy},
-            }
-        )
+        runs.append(learning_curve_run(strategy, budget, described, kept, metrics, params.model_dump(mode="json")))
     return rows, runs
 
 
@@ -146,42 +128,17 @@ def summarise_learning_curve(
     verdicts = learning_curve_verdict(
         curve, transfer.baseline, transfer.reference_baselines, transfer.confidence, list(classical)
     )
-    markdown = "\n".join(
-        [
-            "# Learning curve: transfer against the best baseline at every label budget",
-            "",
-            "## Verdict",
-            "",
-            *verdicts,
-            "",
-            "## Protocol",
-            "",
-            f"- Budgets: k = {', '.join(map(str, learning_curve.labels_per_class))} training labels per class, "
-            "drawn from "
-            f"the target train pool ({len(target_train_pool)} images), "
-            "plus the validation labels drawn from the validation split "
-            f"({len(target_validation_pool)} images); labels_used = training + validation labels per class, "
-            "the x-axis of the curve and the unit of labels saved.",
-            f"- Test split: {len(target_test)} images, used for the reported test accuracy only.",
-            f"- {interval(transfer.confidence, learning_curve.seeds)} "
-            "Seed s draws the labels (nested over k), tunes and trains.",
-            f"- {tuning_grid_text(grids)} Tuned per budget and seed, on that draw's labels.",
-            *([f"- {classical_tuning_text(classical)}"] if classical else []),
-            f"- {SELECTION}",
-            f"- Baselines: {', '.join(f'`{b}`' for b in transfer.baselines)}. At each budget the best baseline is the "
-            "one with the best mean validation accuracy; labels saved are read off that best-baseline curve: "
-            "the fewest labels used at which it reaches the strategy's mean test accuracy (negative: it needs fewer); "
-            f"its interval is a {round(transfer.confidence * 100)}% percentile bootstrap over the n = "
-            f"{len(learning_curve.seeds)} seeds (1,000 resamples, paired across strategies).",
-            "",
-            "## Mean test accuracy [interval] by labels per class (labels used per class in brackets)",
-            "",
-            curve_table(curve, transfer.baselines, transfer.confidence).to_markdown(index=False),
-            "",
-            "## Labels saved against the best baseline",
-            "",
-            saved.to_markdown(index=False, floatfmt=".3f"),
-            "",
-        ]
+    markdown = learning_curve_report(
+        verdicts,
+        learning_curve.labels_per_class,
+        {"train pool": len(target_train_pool), "validation": len(target_validation_pool), "test": len(target_test)},
+        learning_curve.seeds,
+        transfer.confidence,
+        grids,
+        classical,
+        transfer.baselines,
+        transfer.racing_eta,
+        curve_table(curve, transfer.baselines, transfer.confidence),
+        saved,
     )
     return saved, markdown, plot_learning_curve(curve, transfer.baselines, transfer.confidence)

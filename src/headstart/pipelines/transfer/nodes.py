@@ -7,19 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import confusion_matrix
 
 from headstart.ml import feature_cache
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
-from headstart.ml.metrics import compare_to_baseline, evaluation_record, prefix_test_metrics
+from headstart.ml.metrics import compare_to_baseline
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.plots import plot_confusion_matrix, plot_gains
+from headstart.ml.plots import plot_gains
 from headstart.ml.prediction import as_array
-from headstart.ml.reports import labels_phrase, transfer_protocol, verdict
+from headstart.ml.reports import labels_phrase, transfer_protocol, transfer_report, verdict
+from headstart.ml.run_records import strategy_evaluation, tuned_models
 from headstart.ml.selection import choose_candidate
-from headstart.ml.strategies import TUNED_SETTINGS, StrategyConfig, TargetTask, setting_text, train_tuned
-from headstart.ml.training import evaluate, resolve_device
+from headstart.ml.strategies import StrategyConfig, TargetTask, setting_text, train_tuned
 from headstart.params import RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
@@ -86,36 +85,16 @@ def train_target_models(
         tuned.setting_text(),
         tuned.validation_accuracy,
     )
-    strategy_validation_accuracy = sum(r.validation_accuracy for r in tuned.results.values()) / len(tuned.results)
-    return {
-        f"seed_{seed}": StoredModel.from_module(
-            result.model,
-            result.config,
-            {
-                "strategy": strategy,
-                "seed": seed,
-                **tuned.setting,
-                "tuned": tuned.setting_text(),
-                "strategy_params": params.model_dump(mode="json"),
-                "classes": target_train.primary_classes,
-                "image_size": int(target_train.images.shape[-1]),
-                "history": result.history,
-                "transfer_report": result.report.to_dict(),
-                "train_seconds": result.train_seconds,
-                "images_seen": result.images_seen,
-                "uses": params.uses,
-                "validation_accuracy": result.validation_accuracy,
-                "validation_loss": result.validation_loss,
-                "strategy_validation_accuracy": strategy_validation_accuracy,  # over all seeds, kept or not
-                "rungs": tuned.rungs,  # successive halving's cuts of the grid, on validation
-                "grid_seconds": tuned.grid_seconds,  # the whole grid's training, cut candidates' included
-                "grid_images_seen": tuned.grid_images_seen,
-                "prefix_images": feature_cache.counted["images"] - prefix_images,  # through frozen blocks, once
-                "training_label": label_of(tuned.setting, seed),
-            },
-        )
-        for seed, result in tuned.results.items()
-    }
+    return tuned_models(
+        tuned,
+        strategy,
+        params.model_dump(mode="json"),
+        params.uses,
+        target_train.primary_classes,
+        int(target_train.images.shape[-1]),
+        label_of,
+        feature_cache.counted["images"] - prefix_images,
+    )
 
 
 def models_to_keep(models: dict[str, StoredModel], keep: str) -> dict[str, StoredModel]:
@@ -137,61 +116,9 @@ def evaluate_target_models(
     """The models to store, test metrics per seed, and one MLflow child run per seed (params, curves,
     confusion matrix, report, and a reference to its stored model: the catalog file is the one copy)."""
     kept = models_to_keep(trained_models, transfer.keep_models)
-    images, labels = target_test.primary_pairs()
-    device = resolve_device(runtime.device)
-    first = next(iter(trained_models.values())).info
-    evaluation = {
-        "strategy": strategy,
-        "classes": target_test.primary_classes,
-        "seeds": [],
-        "tuning": {key: first.get(key) for key in ("rungs", "grid_seconds", "grid_images_seen", "prefix_images")},
-    }
-    runs = []
-    for name, stored in trained_models.items():
-        info = stored.info
-        measured = evaluate(stored.build().to(device), images, labels)
-        matrix = confusion_matrix(
-            labels.numpy(), measured["predictions"].numpy(), labels=range(len(evaluation["classes"]))
-        )
-        report = info["transfer_report"]
-        metrics = {
-            **evaluation_record(measured, report["trainable_parameters"], info["train_seconds"]),
-            "frozen_parameters": report["frozen_parameters"],
-            "validation_accuracy": info["validation_accuracy"],
-            "images_seen": info.get("images_seen", 0),
-            **{name: info[name] for name in TUNED_SETTINGS if name in info},
-        }
-        evaluation["seeds"].append(
-            {
-                "seed": info["seed"],
-                **metrics,
-                "tuned": info["tuned"],
-                "uses": info.get("uses", ""),
-                "confusion_matrix": matrix.tolist(),
-            }
-        )
-        runs.append(
-            {
-                "run_name": f"{strategy} seed {info['seed']}",
-                "params": {
-                    "strategy": strategy,
-                    "seed": info["seed"],
-                    "tuned": info["tuned"],
-                    **info["strategy_params"],
-                },
-                "history": info["history"],
-                "metrics": prefix_test_metrics(metrics),
-                "tags": {"strategy": strategy, "seed": str(info["seed"])},
-                "model": {"dataset": f"{strategy}.target_models", "name": name} if name in kept else None,
-                "training_label": info.get("training_label"),  # the live run its curves went to, if any
-                "artifacts": {
-                    "confusion_matrix.png": plot_confusion_matrix(
-                        matrix, evaluation["classes"], f"{strategy}, seed {info['seed']}"
-                    ),
-                    "transfer_report.json": report,
-                },
-            }
-        )
+    evaluation, runs = strategy_evaluation(
+        strategy, trained_models, set(kept), *target_test.primary_pairs(), target_test.primary_classes, runtime.device
+    )
     return kept, evaluation, runs
 
 
@@ -228,19 +155,8 @@ def compare_strategies(
         rungs={e["strategy"]: (e.get("tuning") or {}).get("rungs") or [] for e in evaluations},
         classical_folds=classical,
     )
-    markdown = "\n".join(
-        [
-            "# Transfer strategies against the from-scratch and classical baselines",
-            "",
-            "## Verdict",
-            "",
-            verdict(comparison, labels, transfer.confidence, transfer.baseline),
-            "",
-            *protocol,
-            "",
-            comparison.to_markdown(index=False, floatfmt=".3f"),
-            "",
-        ]
+    markdown = transfer_report(
+        comparison, verdict(comparison, labels, transfer.confidence, transfer.baseline), protocol
     )
     return comparison, markdown, plot_gains(comparison, best, level, len(transfer.seeds))
 
