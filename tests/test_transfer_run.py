@@ -73,6 +73,11 @@ def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(pro
         == rows.loc[["scratch", "pixels_logistic", "pixels_knn"], "validation_accuracy"].max()
     )
     assert rows.loc[best, "gain_over_best_points"] == 0
+    assert markdown.index("## Verdict") < markdown.index("## Protocol")  # the report opens with its verdict
+    assert (
+        "With 3 labels per class to train + 3 to validate (6 per class in the budget; `pixels_logistic`, " in markdown
+    )
+    assert f"the best baseline (chosen on validation) is `{best}`" in markdown
     assert latest(project, "data/08_reporting/transfer_comparison.png").stat().st_size > 1000
     weights = latest(project, "data/06_models/finetune_full/target_models")
     assert sorted(p.name for p in weights.iterdir()) == [
@@ -173,6 +178,9 @@ def test_learning_curve_and_layer_sweep_run_on_the_catalogued_model_and_splits(p
     assert set(saved["best_baseline_here"]) <= {"scratch", "pixels_logistic", "pixels_knn"}
     report = latest(project, "data/08_reporting/learning_curve_labels_saved.md").read_text()
     assert "labels_used = training + validation labels" in report and "best baseline (on validation)" in report
+    assert (
+        report.index("## Verdict") < report.index("- **k = 1**: With 1 label per class") < report.index("- **k = 3**")
+    )
     sweep = pd.read_csv(latest(project, "data/08_reporting/layer_sweep.csv"))
     assert len(sweep) == 2 * 3 * 2  # n (0, 3) × arms × seeds
     at_zero = sweep[sweep["blocks"] == 0].groupby("seed")["accuracy"].nunique()
@@ -216,7 +224,8 @@ def test_default_run_compares_multitask_methods_with_single_task_networks_on_par
     )
     assert rows.loc["hard_equal", "parameters"] < rows.loc["single_task", "parameters"]
     assert np.allclose(comparison["delta_p"], -comparison["delta_m"])  # same metrics for every task
-    assert "positive = worse" in latest(project, "data/08_reporting/multitask_comparison.md").read_text()
+    report = latest(project, "data/08_reporting/multitask_comparison.md").read_text()
+    assert "positive = worse" in report and report.index("## Verdict") < report.index("## Protocol")
     assert latest(project, "data/08_reporting/multitask_comparison.png").stat().st_size > 1000
     parent = parent_runs(project)[0]
     runs = [
