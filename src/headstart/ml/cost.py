@@ -9,13 +9,15 @@ Per strategy (a `Plan`: one config per candidate of its tuning grid, each traine
 - a step is timed on the model the strategy trains (its architecture, copied and frozen part, head)
   with its objective (so an adaptation kind's source and unlabelled batches and its frozen source
   model's passes are in it), on target images at the batch size, device, precision, memory format and
-  compilation the training uses, by `train_one_epoch` itself: `WARMUP_STEPS` untimed, then the median
-  of `TIMED_STEPS`. Once per distinct shape: the candidates of a grid differ in rates or weights only;
+  compilation the training uses, by `train_one_epoch` itself: `WARMUP_STEPS` untimed, then the mean of
+  at least `TIMED_STEPS` over `STEP_WINDOW_SECONDS`. Once per distinct shape (the candidates of a grid
+  differ in rates or weights only); a pass as seconds a batch + seconds an image, from two timed passes;
 - `linear_classifier`, `nearest_neighbours` and `tradaboost` train no epochs: they cost passes of the
-  frozen body over images (a forward pass, timed per image) and scikit-learn fits (timed on up to
-  `FIT_ROWS` rows of real features, scaled by the rows); `importance_weighting` adds its domain
-  classifier, once per strategy; every seed of the kept candidate adds its test pass.
+  frozen body over images and scikit-learn fits (timed on up to `FIT_ROWS` rows of real features,
+  scaled by the rows); `importance_weighting` adds its domain classifier, once per strategy; every
+  seed of the kept candidate adds its test pass.
 Not counted: Kedro and MLflow, building and storing models, checkpoints, torch.compile's compilation.
+The load of a shared machine is what it was while the steps were timed.
 The cuts (fewer seeds, candidates, strategies, epochs; a smaller input) are priced from the same
 measurements, so the advice costs nothing more.
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -65,8 +66,11 @@ from headstart.ml.transfer import target_config
 logger = logging.getLogger(__name__)
 
 WARMUP_STEPS = 2  # untimed: the first steps build oneDNN / cuDNN kernels and allocate
-TIMED_STEPS = 3  # the median of these is the seconds per step
-FORWARD_IMAGES = 32  # images of a timed forward pass
+TIMED_STEPS = 3  # at least these many steps are timed, and more until STEP_WINDOW_SECONDS have passed
+STEP_WINDOW_SECONDS = 0.5  # a window, not a few steps: on a shared machine the load comes and goes
+MAX_TIMED_STEPS = 30
+PASS_WINDOW_SECONDS = 0.2  # likewise for a forward pass
+EVAL_BATCH = 512  # the batch of every eval-mode pass (predict_logits, extract_features)
 FIT_ROWS = 1024  # at most this many feature rows time a scikit-learn fit ...
 FIT_SAMPLE_SECONDS = 2.0  # ... or fewer, so their forward passes take about this long
 EPOCH_PROCEDURES = ("fit", "probe_then_finetune")
@@ -84,6 +88,7 @@ class Plan:
     validation: int  # validation images, one pass an epoch and one at the end
     test: int = 0  # test images, one pass per seed of the kept candidate
     required: bool = False  # a baseline: never offered as a strategy to drop
+    group: str | None = None  # what a user drops it by (a strategy of a study's rows; default: its name)
 
     @property
     def trainings(self) -> int:
@@ -128,6 +133,17 @@ def _wait(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def mean_seconds(run: Callable[[], Any], device: torch.device, runs: int, window: float, most: int) -> float:
+    """The mean seconds of `run`: at least `runs` times, and on until `window` seconds (at most `most` times)."""
+    times: list[float] = []
+    while len(times) < runs or (sum(times) < window and len(times) < most):
+        started = time.perf_counter()
+        run()
+        _wait(device)
+        times.append(time.perf_counter() - started)
+    return sum(times) / len(times)
+
+
 def _model_key(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
@@ -138,7 +154,7 @@ class Meter:
 
     task: TargetTask
     steps: dict[tuple, float] = field(default_factory=dict)  # seconds per optimizer step
-    forwards: dict[tuple, float] = field(default_factory=dict)  # seconds per image of a forward pass
+    forwards: dict[tuple, tuple[float, float]] = field(default_factory=dict)  # a pass: seconds a batch, an image
     fits: dict[tuple, float] = field(default_factory=dict)  # seconds per row of a scikit-learn fit
     seconds: float = 0.0  # spent measuring
 
@@ -162,7 +178,7 @@ class Meter:
             return {"pixels": config.procedure, "shape": list(self.task.train[0].shape[1:])}
         return target_config(self.task.source_config, self.task.num_classes, config.spec)
 
-    def _timed(self, key: tuple, table: dict, measure: Callable[[], float]) -> float:
+    def _timed(self, key: tuple, table: dict, measure: Callable[[], Any]) -> Any:
         if key not in table:
             started = time.perf_counter()
             with torch.random.fork_rng(devices=[]):  # the run's random state stays as it was
@@ -190,7 +206,7 @@ class Meter:
         return self._timed(key, self.steps, lambda: self._time_steps(config, training, everything_trains, batch))
 
     def _time_steps(self, config: StrategyConfig, training: TrainConfig, everything_trains: bool, batch: int) -> float:
-        """The median seconds of one optimizer step of this training, as `fit` makes it."""
+        """The mean seconds of one optimizer step of this training, as `fit` makes it."""
         task = self._measuring_task(batch)
         model, report, _ = initial_model(task, config)
         if everything_trains:  # LP-FT's second phase
@@ -210,37 +226,49 @@ class Meter:
         context = EpochContext(device, trains_in_bf16(training.precision, device), augment, 1, slice(0, None, 1))
         trained = torch.compile(model) if training.compile else model
         generator = torch.Generator().manual_seed(0)
-        times = []
-        for _ in range(WARMUP_STEPS + TIMED_STEPS):
-            started = time.perf_counter()
+
+        def step() -> None:
             losses, *_ = train_one_epoch(
                 trained, model, objective, optimizer, schedule, images, labels, order, training, generator, context
             )
             float(losses.sum())  # waits for the device
-            times.append(time.perf_counter() - started)
-        return statistics.median(times[WARMUP_STEPS:])
 
-    def forward_seconds(self, config: StrategyConfig, bf16: bool = False) -> float:
-        """Seconds per image of an eval-mode forward pass of the strategy's model (fp32 unless `bf16`)."""
+        for _ in range(WARMUP_STEPS):
+            step()
+        return mean_seconds(step, device, TIMED_STEPS, STEP_WINDOW_SECONDS, MAX_TIMED_STEPS)
+
+    def pass_seconds(self, config: StrategyConfig, images: int, bf16: bool = False) -> float:
+        """Seconds of an eval-mode pass of the strategy's model over `images` images in batches of
+        EVAL_BATCH (a validation, test or feature pass; fp32 unless `bf16`, as fit validates)."""
+        per_batch, per_image = self._pass_model(config, bf16)
+        return math.ceil(images / EVAL_BATCH) * per_batch + images * per_image
+
+    def _pass_model(self, config: StrategyConfig, bf16: bool) -> tuple[float, float]:
         device = resolve_device(config.training.device)
         key = (_model_key(self._model_config(config)), str(device), bf16)
-        return self._timed(key, self.forwards, lambda: self._time_forward(config, device, bf16))
+        return self._timed(key, self.forwards, lambda: self._time_passes(config, device, bf16))
 
-    def _time_forward(self, config: StrategyConfig, device: torch.device, bf16: bool) -> float:
+    def _time_passes(self, config: StrategyConfig, device: torch.device, bf16: bool) -> tuple[float, float]:
+        """(seconds a batch, seconds an image) of a forward pass, from a pass of a few validation images and
+        one of as many as a real pass takes at once (up to EVAL_BATCH)."""
         model = initial_model(self.task, config)[0].to(device)
-        images = self.task.validation[0][:FORWARD_IMAGES]
+        validation = self.task.validation[0]
+        small, large = min(4, len(validation)), min(len(validation), EVAL_BATCH)
+        few, many = validation[:small], validation[:large]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            predict_logits(model, images[:2])  # warm-up
-            _wait(device)
-            started = time.perf_counter()
-            predict_logits(model, images)
-            _wait(device)
-        return (time.perf_counter() - started) / len(images)
+            predict_logits(model, few)  # warm-up
+            few_seconds = mean_seconds(lambda: predict_logits(model, few), device, 2, PASS_WINDOW_SECONDS, 10)
+            many_seconds = mean_seconds(lambda: predict_logits(model, many), device, 1, PASS_WINDOW_SECONDS, 5)
+        if large <= small:
+            return 0.0, many_seconds / large
+        per_image = max(many_seconds - few_seconds, 0.0) / (large - small)
+        return max(few_seconds - per_image * small, 0.0), per_image
 
     def fit_seconds(self, config: StrategyConfig, rows: int, with_source: bool = False) -> float:
         """Seconds of the strategy's scikit-learn fit on `rows` feature rows (of target images, and of
         source images for TrAdaBoost): timed on up to FIT_ROWS real rows, scaled by the rows."""
-        cap = int(min(FIT_ROWS, max(64, FIT_SAMPLE_SECONDS / max(self.forward_seconds(config), 1e-9))))
+        per_image = self._pass_model(config, False)[1]
+        cap = int(min(FIT_ROWS, max(64, FIT_SAMPLE_SECONDS / max(per_image, 1e-9))))
         key = (_model_key(self._model_config(config)), config.classifier, with_source, min(rows, cap))
         per_row = self._timed(key, self.fits, lambda: self._time_fit(config, min(rows, cap), with_source))
         return per_row * rows
@@ -263,37 +291,45 @@ class Meter:
 def training_seconds(meter: Meter, plan: Plan, config: StrategyConfig, scale: float = 1.0) -> tuple[int, float, float]:
     """One training of one candidate: its optimizer steps, their seconds, and all its seconds (steps,
     passes and fits). `scale` multiplies every network pass (a smaller input, priced by pixel count)."""
-    task, forward = meter.task, meter.forward_seconds(config) * scale
+    task = meter.task
+
+    def passes(images: int, bf16: bool = False) -> float:
+        return meter.pass_seconds(config, images, bf16) * scale
+
     if config.procedure in EPOCH_PROCEDURES:
-        steps, step_total, total = 0, 0.0, plan.validation * forward
+        steps, step_total, total = 0, 0.0, passes(plan.validation)
         for training, everything_trains in phases(config):
             count = phase_steps(training, plan.train)
             step = meter.step_seconds(config, training, everything_trains, plan.train) * scale
             bf16 = trains_in_bf16(training.precision, resolve_device(training.device))
-            validation = meter.forward_seconds(config, bf16) * scale * plan.validation * training.epochs
+            validation = training.epochs * passes(plan.validation, bf16)
             steps, step_total, total = steps + count, step_total + count * step, total + count * step + validation
         return steps, step_total, total
     if config.procedure == "linear_classifier":
-        return 0, 0.0, (plan.train + plan.validation) * forward + meter.fit_seconds(config, plan.train)
+        return 0, 0.0, passes(plan.train) + passes(plan.validation) + meter.fit_seconds(config, plan.train)
     if config.procedure == "tradaboost":
         source = len(task.source[0]) if task.source is not None else 0
         fits = config.boosting_rounds * meter.fit_seconds(config, plan.train + source, with_source=True)
-        return 0, 0.0, (plan.train + plan.validation) * forward + fits
-    return 0, 0.0, plan.validation * forward  # nearest_neighbours: storing the images, then one pass
+        return 0, 0.0, passes(plan.train) + passes(plan.validation) + fits
+    return 0, 0.0, passes(plan.validation)  # nearest_neighbours: storing the images, then one pass
 
 
 def once_seconds(meter: Meter, plan: Plan, scale: float = 1.0) -> float:
     """What a strategy pays once, whatever its grid: its seeds' test passes, and the set-up its task
     caches (TrAdaBoost's source features; importance weighting's domain classifier and its features)."""
     task, config = meter.task, plan.candidates[0]
-    forward = meter.forward_seconds(config) * scale
-    seconds = plan.seeds * plan.test * forward
+
+    def passes(images: int) -> float:
+        return meter.pass_seconds(config, images) * scale if images else 0.0
+
+    seconds = plan.seeds * passes(plan.test)
     source = len(task.source[0]) if task.source is not None else 0
     if config.procedure == "tradaboost":
-        seconds += source * forward
+        seconds += passes(source)
     if config.adaptation is not None and config.adaptation.kind == "importance_weighting":
-        rows = source + plan.train + (len(task.unlabelled) if task.unlabelled is not None else 0)
-        seconds += rows * forward + meter.fit_seconds(config, rows, with_source=True)
+        unlabelled = len(task.unlabelled) if task.unlabelled is not None else 0
+        seconds += passes(source) + passes(plan.train + unlabelled)
+        seconds += meter.fit_seconds(config, source + plan.train + unlabelled, with_source=True)
     return seconds
 
 
@@ -344,12 +380,14 @@ def input_side(task: TargetTask) -> tuple[int, str]:
     return int(data_config.input_size), "pretrain.architecture.input_size"
 
 
-def cuts(meter: Meter, plans: list[Plan], total: float, limit: float | None, knobs: Knobs) -> list[Cut]:
+def cuts(
+    meter: Meter, plans: list[Plan], total: float, limit: float | None, knobs: Knobs, processes: int = 1
+) -> list[Cut]:
     """Each way to spend less, alone, priced from the same measurements: one seed, one candidate per grid,
     fewer strategies (the dearest first, until the limit is met), half the epochs, half the input side."""
 
     def cut(what: str, cheaper: list[Plan], scale: float = 1.0) -> Cut:
-        left = float(price(meter, cheaper, scale)["expected_seconds"].sum()) if cheaper else 0.0
+        left = float(price(meter, cheaper, scale)["expected_seconds"].sum()) / processes if cheaper else 0.0
         return Cut(what, total - left, left)
 
     found = []
@@ -360,17 +398,20 @@ def cuts(meter: Meter, plans: list[Plan], total: float, limit: float | None, kno
     if widest > 1:
         fewer = [replace(plan, candidates=plan.candidates[:1]) for plan in plans]
         found.append(cut(f"{knobs.grid}: up to {widest} candidates → 1", fewer))
-    costs = price(meter, plans).set_index("strategy")["expected_seconds"]
-    droppable = [plan.name for plan in plans if not plan.required]
+    groups = [plan.group or plan.name for plan in plans]
+    costs = price(meter, plans)["expected_seconds"].groupby(groups, sort=False).sum() / processes
+    required = {group for group, plan in zip(groups, plans) if plan.required}
+    droppable = [group for group in costs.index if group not in required]
     dropped, left = [], total
-    for name in sorted(droppable, key=lambda name: -costs[name]):
+    for group in sorted(droppable, key=lambda group: -costs[group]):
         if (limit is not None and left <= limit * 60) or len(dropped) == (len(droppable) if limit else 3):
             break
-        dropped.append(name)
-        left -= costs[name]
+        dropped.append(group)
+        left -= costs[group]
     if dropped:
-        named = ", ".join(f"{name} ({costs[name] / 60:.1f} min)" for name in dropped)
-        found.append(cut(f"drop from {knobs.strategies}: {named}", [p for p in plans if p.name not in dropped]))
+        named = ", ".join(f"{group} ({costs[group] / 60:.1f} min)" for group in dropped)
+        kept = [plan for group, plan in zip(groups, plans) if group not in dropped]
+        found.append(cut(f"drop from {knobs.strategies}: {named}", kept))
     if any(phases(config) for plan in plans for config in plan.candidates):
         halved = [replace(plan, candidates=tuple(_halved_epochs(c) for c in plan.candidates)) for plan in plans]
         found.append(cut(f"{knobs.epochs} halved", halved))
@@ -393,10 +434,12 @@ class Estimate:
     measuring_seconds: float
     device: str
     precision: str
+    processes: int = 1  # independent trainings run this many at once (a study's workers)
 
     @property
     def seconds(self) -> float:
-        return float(self.table["expected_seconds"].sum())
+        """The expected wall time: the trainings' seconds, shared among the processes."""
+        return float(self.table["expected_seconds"].sum()) / self.processes
 
     @property
     def trainings(self) -> int:
@@ -411,8 +454,9 @@ class Estimate:
                 f"{title}, before any training ({self.device}, {self.precision}; steps timed here, in "
                 f"{self.measuring_seconds:.1f} s):",
                 shown.to_markdown(index=False, floatfmt=".4g"),
-                f"Total: {self.trainings} trainings, about {self.seconds / 60:.1f} min ({self.seconds:.0f} s); "
-                "an upper bound on the steps (early stopping only shortens a training).",
+                f"Total: {self.trainings} trainings, about {self.seconds / 60:.1f} min ({self.seconds:.0f} s"
+                + (f", {self.processes} processes at once" if self.processes > 1 else "")
+                + "); an upper bound on the steps (early stopping only shortens a training).",
             ]
         )
 
@@ -423,6 +467,7 @@ class Estimate:
             "estimated_minutes": self.seconds / 60,
             "estimated_trainings": self.trainings,
             "measuring_seconds": self.measuring_seconds,
+            "processes": self.processes,
             "device": self.device,
             "precision": self.precision,
             "cuts": [vars(cut) for cut in self.cuts],
@@ -431,17 +476,23 @@ class Estimate:
 
 
 def estimate_cost(
-    task: TargetTask, plans: list[Plan], limit_minutes: float | None = None, knobs: Knobs = Knobs()
+    task: TargetTask,
+    plans: list[Plan],
+    limit_minutes: float | None = None,
+    knobs: Knobs = Knobs(),
+    processes: int = 1,
 ) -> Estimate:
-    """The cost of training every plan on `task`, from steps timed on this machine, and the cuts."""
+    """The cost of training every plan on `task`, from steps timed on this machine, and the cuts. With
+    `processes`, the trainings run that many at once, each on its share of the cores: the wall time is
+    taken as their seconds (timed on all the cores) shared among the processes."""
     meter = Meter(task)
     table = price(meter, plans)
-    total = float(table["expected_seconds"].sum())
+    total = float(table["expected_seconds"].sum()) / processes
     training = plans[0].candidates[0].training
     device = resolve_device(training.device)
     precision = "bf16" if trains_in_bf16(training.precision, device) else "fp32"
-    found = cuts(meter, plans, total, limit_minutes, knobs)
-    return Estimate(table, found, meter.seconds, str(device), precision)
+    found = cuts(meter, plans, total, limit_minutes, knobs, processes)
+    return Estimate(table, found, meter.seconds, str(device), precision, processes)
 
 
 def check_limit(summary: dict[str, Any], limit_minutes: float | None, knobs: Knobs = Knobs()) -> None:
@@ -457,7 +508,7 @@ def check_limit(summary: dict[str, Any], limit_minutes: float | None, knobs: Kno
         "\n".join(
             [
                 f"the estimate, {minutes:.1f} min for {summary['estimated_trainings']} trainings, exceeds "
-                f"{knobs.limit} = {limit_minutes:g}; nothing was trained. Each of these alone cuts it:",
+                f"{knobs.limit} = {limit_minutes:g}; nothing was trained. What each of these alone saves:",
                 *lines,
                 f"or raise {knobs.limit}.",
             ]
