@@ -14,7 +14,7 @@ Per strategy (a `Plan`: one config per candidate of its tuning grid, each traine
   differ in rates or weights only); a pass as seconds a batch + seconds an image, from two timed passes;
 - `linear_classifier`, `nearest_neighbours` and `tradaboost` train no epochs: they cost passes of the
   frozen body over images and scikit-learn fits (timed on up to `FIT_ROWS` rows of real features,
-  scaled by the rows); `importance_weighting` adds its domain classifier, once per strategy; every
+  fewer for wide ones, scaled by the rows); `importance_weighting` adds its domain classifier, once per strategy; every
   seed of the kept candidate adds its test pass.
 Not counted: Kedro and MLflow, building and storing models, checkpoints, torch.compile's compilation.
 The load of a shared machine is what it was while the steps were timed.
@@ -65,14 +65,15 @@ from headstart.ml.transfer import target_config
 
 logger = logging.getLogger(__name__)
 
-WARMUP_STEPS = 2  # untimed: the first steps build oneDNN / cuDNN kernels and allocate
-TIMED_STEPS = 3  # at least these many steps are timed, and more until STEP_WINDOW_SECONDS have passed
+WARMUP_STEPS = 1  # untimed: the first step builds oneDNN / cuDNN kernels and allocates
+TIMED_STEPS = 2  # at least these many steps are timed, and more until STEP_WINDOW_SECONDS have passed
 STEP_WINDOW_SECONDS = 0.5  # a window, not a few steps: on a shared machine the load comes and goes
 MAX_TIMED_STEPS = 30
 PASS_WINDOW_SECONDS = 0.2  # likewise for a forward pass
 EVAL_BATCH = 512  # the batch of every eval-mode pass (predict_logits, extract_features)
-FIT_ROWS = 1024  # at most this many feature rows time a scikit-learn fit ...
-FIT_SAMPLE_SECONDS = 2.0  # ... or fewer, so their forward passes take about this long
+FIT_ROWS = 20_000  # at most this many feature rows time a scikit-learn fit (the real rows, when fewer) ...
+FIT_SAMPLE_SECONDS = 10.0  # ... or fewer, so their forward passes take about this long ...
+FIT_ELEMENTS = 16_000_000  # ... and rows × features stay about this small (raw 224-px RGB pixels: 106 rows)
 EPOCH_PROCEDURES = ("fit", "probe_then_finetune")
 
 
@@ -155,7 +156,7 @@ class Meter:
     task: TargetTask
     steps: dict[tuple, float] = field(default_factory=dict)  # seconds per optimizer step
     forwards: dict[tuple, tuple[float, float]] = field(default_factory=dict)  # a pass: seconds a batch, an image
-    fits: dict[tuple, float] = field(default_factory=dict)  # seconds per row of a scikit-learn fit
+    fits: dict[tuple, tuple[float, int, float]] = field(default_factory=dict)  # a fit: seconds, rows, growth
     seconds: float = 0.0  # spent measuring
 
     def _measuring_task(self, batch: int) -> TargetTask:
@@ -266,14 +267,20 @@ class Meter:
 
     def fit_seconds(self, config: StrategyConfig, rows: int, with_source: bool = False) -> float:
         """Seconds of the strategy's scikit-learn fit on `rows` feature rows (of target images, and of
-        source images for TrAdaBoost): timed on up to FIT_ROWS real rows, scaled by the rows."""
+        source images for TrAdaBoost): timed on the real rows when there are at most FIT_ROWS (fewer for
+        wide features); beyond, as t · (rows/timed)^g, g ∈ [0, 1] from a second fit on a quarter of
+        them (an iterative solver's time grows slower than its rows: at most linearly)."""
         per_image = self._pass_model(config, False)[1]
         cap = int(min(FIT_ROWS, max(64, FIT_SAMPLE_SECONDS / max(per_image, 1e-9))))
-        key = (_model_key(self._model_config(config)), config.classifier, with_source, min(rows, cap))
-        per_row = self._timed(key, self.fits, lambda: self._time_fit(config, min(rows, cap), with_source))
-        return per_row * rows
+        key = (_model_key(self._model_config(config)), config.classifier, with_source, min(rows, cap), rows > cap)
+        seconds, timed, growth = self._timed(
+            key, self.fits, lambda: self._time_fit(config, min(rows, cap), with_source, rows > cap)
+        )
+        return seconds * (rows / timed) ** growth if rows > timed else seconds
 
-    def _time_fit(self, config: StrategyConfig, rows: int, with_source: bool) -> float:
+    def _time_fit(
+        self, config: StrategyConfig, rows: int, with_source: bool, extrapolated: bool
+    ) -> tuple[float, int, float]:
         images, labels = self.task.train
         if with_source and self.task.source is not None:
             more = torch.arange(min(max(rows - len(images), 0), len(self.task.source[0])))
@@ -282,10 +289,20 @@ class Meter:
         images, labels = images[:rows], labels[:rows]
         model = initial_model(self.task, config)[0].to(resolve_device(config.training.device))
         features, targets = extract_features(model, images).double().numpy(), labels.numpy()
-        started = time.perf_counter()
-        if len(set(targets.tolist())) > 1:
-            make_pipeline(StandardScaler(), make_linear_classifier(config)).fit(features, targets)
-        return (time.perf_counter() - started) / max(len(features), 1)
+        keep = min(len(features), max(16, FIT_ELEMENTS // max(features.shape[1], 1)))
+
+        def fitted(count: int) -> float:
+            started = time.perf_counter()
+            if len(set(targets[:count].tolist())) > 1:
+                make_pipeline(StandardScaler(), make_linear_classifier(config)).fit(features[:count], targets[:count])
+            return time.perf_counter() - started
+
+        seconds = fitted(keep)
+        if not (extrapolated or keep < len(features)) or keep < 32:
+            return seconds, keep, 1.0
+        quarter = fitted(keep // 4)
+        growth = math.log(max(seconds, 1e-6) / max(quarter, 1e-6)) / math.log(keep / (keep // 4))
+        return seconds, keep, min(max(growth, 0.0), 1.0)
 
 
 def training_seconds(meter: Meter, plan: Plan, config: StrategyConfig, scale: float = 1.0) -> tuple[int, float, float]:
@@ -337,7 +354,9 @@ def price(meter: Meter, plans: list[Plan], scale: float = 1.0) -> pd.DataFrame:
     """The estimate's table: one row per plan."""
     rows = []
     for plan in plans:
-        trained = [training_seconds(meter, plan, config, scale) for config in plan.candidates]
+        # the candidate with the largest C first: a fit is timed once, at its slowest-converging setting
+        candidates = sorted(plan.candidates, key=lambda config: -config.regularisation_c)
+        trained = [training_seconds(meter, plan, config, scale) for config in candidates]
         steps = sum(s for s, _, _ in trained)
         step_seconds = sum(t for _, t, _ in trained)
         per_training = sum(total for _, _, total in trained) / len(trained)
