@@ -10,6 +10,10 @@ ImageNet weights can be had here): the figures are the cost at this shape, not a
 
     .venv/bin/python benchmarks/real_shape.py --model resnet18
     .venv/bin/python benchmarks/real_shape.py --model vit_tiny_patch16_224
+    .venv/bin/python benchmarks/real_shape.py --model resnet18 --estimate-only   # the cost estimate alone
+
+`--estimate-only` stops after the transfer pipeline's `estimate_cost` node (`--to-nodes`) and prints its
+table: the seconds it expects per training, from steps timed on this machine, before any training.
 """
 
 from __future__ import annotations
@@ -118,11 +122,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/headstart_real_shape"))
+    parser.add_argument("--estimate-only", action="store_true", help="stop after the cost estimate; print it")
     args = parser.parse_args()
     project, weights_file = prepare_project(args.workdir / args.model, args.model)
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipelines=ingest,pretrain,transfer"],
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            "--pipelines=ingest,pretrain,transfer",
+            *(["--to-nodes=estimate_cost"] if args.estimate_only else []),
+        ],
         cwd=project,
         capture_output=True,
         text=True,
@@ -131,6 +143,17 @@ def main() -> None:
     (project / "kedro_run.log").write_text(result.stdout + result.stderr)
     if result.returncode:
         sys.exit(f"kedro run failed ({project / 'kedro_run.log'}):\n{result.stderr[-3000:]}")
+    estimate = pd.read_csv(sorted(project.glob("data/08_reporting/transfer_cost.csv/*/*.csv"))[-1])
+    print(f"model: {args.model}; cost estimate before training (data/08_reporting/transfer_cost.csv):")
+    print(estimate.to_markdown(index=False, floatfmt=".4g"))
+    networks = estimate[estimate["strategy"].isin(["scratch", "feature_svm", "finetune_top", "l2_sp"])]
+    print(
+        f"estimated: {estimate['expected_seconds'].sum():.1f} s in all; seconds per training (mean of the four): "
+        f"{networks['seconds_per_training'].mean():.1f}"
+    )
+    if args.estimate_only:
+        print(f"\ningest + pretrain + estimate wall time: {wall:.1f} s")
+        return
     comparison = pd.read_csv(sorted(project.glob("data/08_reporting/transfer_comparison.csv/*/*.csv"))[-1])
     columns = ["strategy", "accuracy", "gain_points", "train_seconds", "images_seen", "trainable_parameters"]
     print(f"model: {args.model} from {weights_file.name}; 224-px RGB folder, 10 classes × 80 images; 1 seed")

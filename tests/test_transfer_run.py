@@ -42,6 +42,7 @@ def latest(project: Path, relative: str) -> Path:
 def project(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("project"))
     result = kedro_run(project)
+    (project / "default_run.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     return project
 
@@ -103,6 +104,20 @@ def test_every_family_of_transfer_is_in_the_comparison_with_what_it_used_and_its
     assert rows.loc["rkd", "images_seen"] == 2 * rows.loc["l2_sp", "images_seen"]  # + an unlabelled batch a step
     assert rows.loc["tradaboost", "uses"] == "source model + source images"
     assert rows.loc["tradaboost", "tuned"] == "boosting_rounds=2"
+
+
+def test_the_cost_estimate_comes_before_any_training_counts_every_one_and_is_in_mlflow(project):
+    log = (project / "default_run.log").read_text()
+    trained = log.count("Training seed")  # train_tuned's line for each candidate × seed, the baselines' included
+    assert trained > len(STRATEGIES) and log.index("Cost of the comparison") < log.index("Training seed")
+    assert "Total: " in log and " trainings, about " in log
+    parent = parent_runs(project)[0]
+    assert parent.data.metrics["transfer_cost.estimated_trainings"] == trained
+    assert parent.data.metrics["transfer_cost.estimated_seconds"] > 0
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"transfer_cost.csv", "transfer_cost.json"} <= artifacts
+    table = pd.read_csv(latest(project, "data/08_reporting/transfer_cost.csv"))
+    assert list(table["strategy"]) == STRATEGIES and table["trainings"].sum() == trained
 
 
 def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(project):
@@ -196,6 +211,12 @@ def test_learning_curve_and_layer_sweep_run_on_the_catalogued_model_and_splits(p
     assert point.data.params["labels_per_class"] == "3" and point.data.metrics["k"] == 3.0
     arm = next(r for r in children if r.data.tags["mlflow.runName"] == "layer_sweep random_frozen n=3 seed 0")
     assert arm.data.params["blocks"] == "3" and "test_accuracy" in arm.data.metrics
+    # each study's estimate, made before its trainings, counted every one of them (workers: 1 in conf/test)
+    log = result.stdout + result.stderr
+    assert log.index("Cost of the learning curve (4 points)") < log.index("Training seed")
+    assert parent.data.metrics["learning_curve_cost.estimated_trainings"] == log.count("Training seed")
+    assert log.index("Cost of the layer sweep") < log.index("Layer sweep: ")
+    assert parent.data.metrics["layer_sweep_cost.estimated_trainings"] == log.count("Layer sweep: ") == 8
 
 
 def test_default_run_compares_multitask_methods_with_single_task_networks_on_partly_labelled_data(project):

@@ -106,6 +106,8 @@ class RuntimeParams(ExecutionParams):
     # Processes for a study's independent trainings (learning-curve points); auto: one per CPU core on
     # the CPU, one on an accelerator
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    # Stop before any training when the run's cost estimate (headstart.ml.cost) exceeds this; null: no limit
+    max_minutes: float | None = Field(None, gt=0)
 
 
 class ArchitectureParams(Settings):

@@ -11,12 +11,12 @@ import click
 from kedro.io import DatasetError
 from pydantic import ValidationError
 
-from headstart.ml.errors import InvalidDataError
+from headstart.ml.errors import CostLimitError, InvalidDataError
 from headstart.ml.models.loading import WeightsUnavailableError
 from headstart.ml.transfer import CheckpointMismatchError
 
 # Raised for input the user provides (data, weights, conf), each with a message naming what is at fault.
-USER_ERRORS = (InvalidDataError, WeightsUnavailableError, CheckpointMismatchError, DatasetError)
+USER_ERRORS = (InvalidDataError, WeightsUnavailableError, CheckpointMismatchError, DatasetError, CostLimitError)
 
 
 class ParameterError(click.ClickException):

@@ -3,3 +3,7 @@
 
 class InvalidDataError(ValueError):
     """Input data that cannot be used; the message names the file, class or field at fault."""
+
+
+class CostLimitError(ValueError):
+    """The estimated cost of a run exceeds its limit (runtime.max_minutes); the message names what to cut."""

@@ -264,23 +264,23 @@ def fit_tradaboost(
     return vote.to(model_device(model)), vote_config, history
 
 
+def initial_model(task: TargetTask, config: StrategyConfig) -> tuple[nn.Module, TransferReport, dict[str, Any]]:
+    """The target model before training: transferred from the source per the spec (or a classical model
+    on the raw pixels), its transfer report and its config (build_model's argument)."""
+    if config.model == "pixels":
+        train = task.train
+        model_config = pixel_model_config(config, tuple(train[0].shape[1:]), task.num_classes, len(train[0]))
+        model = build_model(model_config)
+        return model, count_parameters(model, TransferReport(reinitialised=list(model.state_dict()))), model_config
+    model, report = transfer_model(task.source_config, task.source_state, task.num_classes, config.spec)
+    return model, report, target_config(task.source_config, task.num_classes, config.spec)
+
+
 def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Path | None = None) -> StrategyResult:
     """Build the target model from the source and train it by the strategy's procedure (seeded by `training.seed`)."""
-    source_config, source_state, num_classes, train, validation = (
-        task.source_config,
-        task.source_state,
-        task.num_classes,
-        task.train,
-        task.validation,
-    )
+    train, validation = task.train, task.validation
     torch.manual_seed(config.training.seed)  # the fresh head, and every layer a strategy does not copy
-    if config.model == "pixels":
-        model_config = pixel_model_config(config, tuple(train[0].shape[1:]), num_classes, len(train[0]))
-        model = build_model(model_config)
-        report = count_parameters(model, TransferReport(reinitialised=list(model.state_dict())))
-    else:
-        model_config = target_config(source_config, num_classes, config.spec)
-        model, report = transfer_model(source_config, source_state, num_classes, config.spec)
+    model, report, model_config = initial_model(task, config)
     started = time.perf_counter()
     result = StrategyResult(model, report, model_config)
     if config.procedure == "nearest_neighbours":

@@ -8,6 +8,7 @@ from functools import partial
 import pandas as pd
 from matplotlib.figure import Figure
 
+from headstart.ml import cost
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.splits import draw_label_budget, labels_used_per_class
 from headstart.ml.models.stored import StoredModel
@@ -26,6 +27,83 @@ from headstart.ml.studies import (
 from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, StrategyParams, TransferParams
 
 logger = logging.getLogger(__name__)
+KNOBS = cost.Knobs(
+    seeds="learning_curve.seeds",
+    strategies="learning_curve.strategies",
+    epochs="training.epochs (and probe.epochs) of each strategy in transfer.strategies",
+)
+
+
+def curve_strategies(learning_curve: LearningCurveParams, transfer: TransferParams) -> list[str]:
+    """The baselines, then the study's strategies, each known to transfer.strategies."""
+    strategies = [*transfer.baselines, *(s for s in learning_curve.strategies if s not in transfer.baselines)]
+    unknown = [s for s in strategies if s not in transfer.strategies]
+    if unknown:
+        known = ", ".join(transfer.strategies)
+        raise ValueError(f"learning_curve.strategies: {', '.join(unknown)} not in transfer.strategies ({known})")
+    return strategies
+
+
+def estimate_learning_curve_cost(
+    source_model: dict[str, StoredModel],
+    target_train_pool: LabelledImages,
+    target_validation_pool: LabelledImages,
+    target_test: LabelledImages,
+    learning_curve: LearningCurveParams,
+    transfer: TransferParams,
+    ingest: IngestParams,
+    runtime: RuntimeParams,
+) -> tuple[pd.DataFrame, dict]:
+    """The curve's cost before any training (headstart.ml.cost): per strategy and budget, its grid × seeds
+    on that budget's labels, from steps timed here; printed, and its summary for MLflow."""
+    draws = {
+        budget: draw_label_budget(
+            target_train_pool,
+            target_validation_pool,
+            budget,
+            ingest.split.validation_labels_per_class,
+            learning_curve.seeds[0],
+        )
+        for budget in learning_curve.labels_per_class
+    }
+    plans = [
+        cost.Plan(
+            f"{strategy} k={budget}",
+            tuple(
+                transfer.strategies[strategy].to_config(learning_curve.seeds[0], runtime, **setting)
+                for setting in transfer.strategies[strategy].tuning_grid(transfer.lr_scales)
+            ),
+            len(learning_curve.seeds),
+            len(train),
+            len(validation),
+            len(target_test),
+            required=strategy in transfer.baselines,
+            group=strategy,
+            racing_eta=transfer.racing_eta,
+        )
+        for strategy in curve_strategies(learning_curve, transfer)
+        for budget, (train, validation) in draws.items()
+    ]
+    source = source_model["source"]
+    task = TargetTask(
+        source.config,
+        source.state,
+        len(target_train_pool.primary_classes),
+        target_train_pool.primary_pairs(),
+        target_validation_pool.primary_pairs(),
+    )
+    points = len(draws) * len(learning_curve.seeds)
+    processes = min(resolve_workers(runtime.workers, runtime.device), points)
+    estimate = cost.estimate_cost(task, plans, runtime.max_minutes, KNOBS, processes)
+    title = f"Cost of the learning curve ({points} points)"
+    logger.info("%s", estimate.text(title))
+    return estimate.table, estimate.summary(title)
+
+
+def check_learning_curve_cost(learning_curve_cost: dict, runtime: RuntimeParams) -> dict:
+    """Stops the run before any training when the estimate exceeds runtime.max_minutes, naming what to cut."""
+    cost.check_limit(learning_curve_cost, runtime.max_minutes, KNOBS)
+    return {"checked": True, "estimated_minutes": learning_curve_cost["estimated_minutes"]}
 
 
 def run_learning_curve(
@@ -37,18 +115,15 @@ def run_learning_curve(
     transfer: TransferParams,
     ingest: IngestParams,
     runtime: RuntimeParams,
+    cost_checked: dict | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Rows of (strategy, labels_per_class, k, labels_used, seed, validation and test metrics), and one
-    MLflow child run per row.
+    MLflow child run per row (after the cost check: `cost_checked` only orders it first).
 
     Seed s draws the k training and validation labels per class with seed s (nested across budgets),
     tunes each strategy on them and seeds the training, so the intervals include which labels one
     happened to get. Every budget is drawn before any training, so one that cannot be drawn stops at once."""
-    strategies = [*transfer.baselines, *(s for s in learning_curve.strategies if s not in transfer.baselines)]
-    unknown = [s for s in strategies if s not in transfer.strategies]
-    if unknown:
-        known = ", ".join(transfer.strategies)
-        raise ValueError(f"learning_curve.strategies: {', '.join(unknown)} not in transfer.strategies ({known})")
+    strategies = curve_strategies(learning_curve, transfer)
     draws = {
         (budget, seed): draw_label_budget(
             target_train_pool, target_validation_pool, budget, ingest.split.validation_labels_per_class, seed

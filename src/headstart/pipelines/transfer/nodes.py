@@ -1,4 +1,4 @@
-"""Thin nodes over headstart.ml: train one strategy over seeds, evaluate it, compare all strategies."""
+"""Thin nodes over headstart.ml: estimate the cost, train one strategy over seeds, evaluate it, compare them all."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from headstart.ml import feature_cache
+from headstart.ml import cost, feature_cache
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.metrics import compare_to_baseline
@@ -24,6 +24,67 @@ from headstart.params import RuntimeParams, TransferParams
 logger = logging.getLogger(__name__)
 
 
+def target_task(
+    source_model: dict[str, StoredModel],
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    source_train: LabelledImages | None = None,
+    target_unlabelled: LabelledImages | None = None,
+) -> TargetTask:
+    """What every strategy of the comparison shares: the source model and the target's labelled data
+    (and, for the strategies that use them, the source images and the unlabelled target images)."""
+    source = source_model["source"]
+    return TargetTask(
+        source.config,
+        source.state,
+        len(target_train.primary_classes),
+        target_train.primary_pairs(),
+        target_validation.primary_pairs(),
+        source=source_train.primary_pairs() if source_train is not None else None,
+        unlabelled=target_unlabelled.images if target_unlabelled is not None else None,
+        shared_label_space=source_train is not None and source_train.primary_classes == target_train.primary_classes,
+    )
+
+
+def estimate_cost(
+    source_model: dict[str, StoredModel],
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    target_test: LabelledImages,
+    transfer: TransferParams,
+    runtime: RuntimeParams,
+    source_train: LabelledImages | None = None,
+    target_unlabelled: LabelledImages | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """The comparison's cost before any training (headstart.ml.cost): per strategy, the trainings of its
+    grid × seeds and their seconds from steps timed here; printed, and its summary for MLflow."""
+    plans = [
+        cost.Plan(
+            name,
+            tuple(params.to_config(transfer.seeds[0], runtime, **s) for s in params.tuning_grid(transfer.lr_scales)),
+            len(transfer.seeds),
+            len(target_train),
+            len(target_validation),
+            len(target_test),
+            required=name in transfer.baselines,
+            racing_eta=transfer.racing_eta,
+        )
+        for name, params in transfer.strategies.items()
+    ]
+    task = target_task(source_model, target_train, target_validation, source_train, target_unlabelled)
+    estimate = cost.estimate_cost(task, plans, runtime.max_minutes)
+    title = f"Cost of the comparison ({len(plans)} strategies)"
+    logger.info("%s", estimate.text(title))
+    return estimate.table, estimate.summary(title)
+
+
+def check_cost_limit(transfer_cost: dict, runtime: RuntimeParams) -> dict:
+    """Stops the run before any training when the estimate exceeds runtime.max_minutes, naming what to cut;
+    every training node waits for its output."""
+    cost.check_limit(transfer_cost, runtime.max_minutes)
+    return {"checked": True, "estimated_minutes": transfer_cost["estimated_minutes"]}
+
+
 def train_target_models(
     source_model: dict[str, StoredModel],
     target_train: LabelledImages,
@@ -32,26 +93,19 @@ def train_target_models(
     runtime: RuntimeParams,
     source_train: LabelledImages | None = None,
     target_unlabelled: LabelledImages | None = None,
+    cost_checked: dict | None = None,
     *,
     strategy: str,
 ) -> dict[str, StoredModel]:
     """One target model per seed, made by the strategy from the source model, tuned on validation.
-    Source images and unlabelled target images arrive only for the strategies that use them."""
+    Source images and unlabelled target images arrive only for the strategies that use them;
+    `cost_checked` (check_cost_limit's output) only orders the cost check before every training."""
     if strategy not in transfer.strategies:
         raise ValueError(f"transfer.strategies has no '{strategy}'; define its parameters in parameters_transfer.yml")
     params = transfer.strategies[strategy]
     source = source_model["source"]
-    train, validation = target_train.primary_pairs(), target_validation.primary_pairs()
-    task = TargetTask(
-        source.config,
-        source.state,
-        len(target_train.primary_classes),
-        train,
-        validation,
-        source=source_train.primary_pairs() if source_train is not None else None,
-        unlabelled=target_unlabelled.images if target_unlabelled is not None else None,
-        shared_label_space=source_train is not None and source_train.primary_classes == target_train.primary_classes,
-    )
+    task = target_task(source_model, target_train, target_validation, source_train, target_unlabelled)
+    train, validation = task.train, task.validation
 
     def checkpoint_for(setting: dict, seed: int) -> Path:
         extra = [t for t in (task.source and task.source[0], task.unlabelled) if t is not None]

@@ -1,7 +1,9 @@
 """One `transfer` template, instanced once per strategy namespace, so the baseline runs the same code.
 
 The namespaces are the entries of `transfer.strategies` in conf: adding a strategy is a conf edit
-(its data sets come from the catalog's `{strategy}.*` factories).
+(its data sets come from the catalog's `{strategy}.*` factories). Before any of them trains, the
+shared `estimate_cost` node prices the whole grid and `check_cost_limit` holds it to
+runtime.max_minutes: every training node takes the check's output, so Kedro runs both first.
 """
 
 from functools import partial, update_wrapper
@@ -13,8 +15,10 @@ from headstart.ml.adaptation import SOURCE_IMAGES, UNLABELLED_TARGET, uses_of
 from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES
 from headstart.pipelines.shared import node_reading_strategies, strategy_names
 from headstart.pipelines.transfer.nodes import (
+    check_cost_limit,
     choose_best_model,
     compare_strategies,
+    estimate_cost,
     evaluate_target_models,
     train_target_models,
 )
@@ -26,6 +30,7 @@ SHARED_INPUTS = {
     "target_test",
     "source_train",
     "target_unlabelled",
+    "transfer_cost_checked",
 }
 
 
@@ -53,6 +58,7 @@ def strategy_template(strategy: str) -> Pipeline:
         "transfer": "params:transfer",
         "runtime": "params:runtime",
         **{name: name for name in images_used(strategy)},
+        "cost_checked": "transfer_cost_checked",  # after the estimate and its limit
     }
     return Pipeline(
         [
@@ -70,6 +76,24 @@ def strategy_template(strategy: str) -> Pipeline:
             ),
         ]
     )
+
+
+def cost_nodes(names: list[str]) -> list[Node]:
+    """The estimate of every strategy's trainings (it reads the images any of them uses), and its check."""
+    used = sorted({image_set for name in names for image_set in images_used(name)})
+    inputs = {
+        "source_model": "source_model",
+        "target_train": "target_train",
+        "target_validation": "target_validation",
+        "target_test": "target_test",
+        "transfer": "params:transfer",
+        "runtime": "params:runtime",
+        **{name: name for name in used},
+    }
+    return [
+        Node(estimate_cost, inputs, ["transfer_cost_table", "transfer_cost"], name="estimate_cost"),
+        Node(check_cost_limit, ["transfer_cost", "params:runtime"], "transfer_cost_checked", name="check_cost_limit"),
+    ]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -99,4 +123,4 @@ def create_pipeline(**kwargs) -> Pipeline:
     best_model = node_reading_strategies(
         choose_best_model, ["target_test", *(f"{s}.target_models" for s in names)], "best_model", "choose_best_model"
     )
-    return sum(strategies, Pipeline([comparison, best_model]))
+    return sum(strategies, Pipeline([*cost_nodes(names), comparison, best_model]))
