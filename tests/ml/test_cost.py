@@ -1,5 +1,4 @@
 import math
-from dataclasses import replace
 
 import pytest
 import torch
@@ -18,11 +17,16 @@ def test_steps_are_epochs_times_the_larger_of_the_batches_and_the_minimum():
     assert phase_steps(BUDGET, 100) == 40 * 4  # ⌈100/32⌉ = 4 batches
     assert phase_steps(BUDGET, 10) == 40 * 4  # 1 label per class: the minimum of 4 batches still holds
     assert phase_steps(BUDGET, 1000) == 40 * 32  # ⌈1000/32⌉ = 32
-    assert phase_steps(replace(BUDGET, min_batches_per_epoch=None), 10) == 40  # one batch of 10
-    probe = replace(BUDGET, epochs=5)
-    lp_ft = StrategyConfig("probe_then_finetune", TransferSpec(freeze_blocks="all"), replace(BUDGET, epochs=20), probe)
+    assert phase_steps(BUDGET.model_copy(update={"min_batches_per_epoch": None}), 10) == 40  # one batch of 10
+    probe = BUDGET.model_copy(update={"epochs": 5})
+    lp_ft = StrategyConfig(
+        procedure="probe_then_finetune",
+        spec=TransferSpec(freeze_blocks="all"),
+        training=BUDGET.model_copy(update={"epochs": 20}),
+        probe=probe,
+    )
     assert training_steps(lp_ft, 100) == (20 + 5) * 4  # the probe counts
-    assert training_steps(StrategyConfig("linear_classifier", TransferSpec(), BUDGET), 100) == 0
+    assert training_steps(StrategyConfig(procedure="linear_classifier", spec=TransferSpec(), training=BUDGET), 100) == 0
 
 
 def task() -> TargetTask:
@@ -34,9 +38,9 @@ def task() -> TargetTask:
 
 def plans(seeds: int = 2) -> list[Plan]:
     training = TrainConfig(epochs=3, batch_size=16, min_batches_per_epoch=4, progress=False)
-    scratch = StrategyConfig("fit", TransferSpec(copy_blocks=0), training)
-    top = StrategyConfig("fit", TransferSpec(freeze_blocks=-1), training)
-    svm = StrategyConfig("linear_classifier", TransferSpec(freeze_blocks="all"), training)
+    scratch = StrategyConfig(procedure="fit", spec=TransferSpec(copy_blocks=0), training=training)
+    top = StrategyConfig(procedure="fit", spec=TransferSpec(freeze_blocks=-1), training=training)
+    svm = StrategyConfig(procedure="linear_classifier", spec=TransferSpec(freeze_blocks="all"), training=training)
     return [
         Plan("scratch", (scratch, scratch), seeds, 48, 48, 48, required=True),
         Plan("finetune_top", (top, top, top), seeds, 48, 48, 48),
@@ -92,3 +96,17 @@ def test_measuring_leaves_the_random_state_as_it_was():
     before = torch.get_rng_state()
     estimate_cost(measured, plans(seeds=1)[1:])
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_a_raced_grid_is_priced_at_the_share_of_epochs_racing_trains():
+    from headstart.ml.cost import Plan
+
+    candidates = tuple(
+        StrategyConfig(procedure="fit", spec=TransferSpec(), training=BUDGET.model_copy(update={"body_lr": lr}))
+        for lr in (1e-4, 1e-3, 1e-2)
+    )
+    raced = Plan("scratch", candidates, seeds=10, train=100, validation=100, racing_eta=3)
+    assert raced.raced_share == (3 * 13 + 1 * 27) / (3 * 40)  # all three to epoch 13, one on to 40
+    assert Plan("scratch", candidates, seeds=10, train=100, validation=100).raced_share == 1.0
+    svm = StrategyConfig(procedure="linear_classifier", spec=TransferSpec(), training=BUDGET)
+    assert Plan("svm", (svm, svm), seeds=1, train=10, validation=10, racing_eta=3).raced_share == 1.0

@@ -99,6 +99,10 @@ class Plan:
 
     @property
     def trainings(self) -> int:
+        """Candidates × seeds; a classical reference on the pixels chooses its setting by cross-validation
+        (scikit-learn fits of seconds, not counted) and trains once per seed."""
+        if self.candidates[0].model == "pixels":
+            return self.seeds
         return len(self.candidates) * self.seeds
 
     @property
