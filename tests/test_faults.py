@@ -51,9 +51,10 @@ def every_version_loads(project: Path, strategy: str = "scratch") -> None:
 
 
 def test_an_unreachable_tracking_server_stops_the_run_at_once(project):
-    before, started = versions(project), time.monotonic()
+    before = versions(project)
     result = kedro_run(project, "--pipelines=transfer", SCRATCH, MLFLOW_TRACKING_URI="http://127.0.0.1:9")
-    assert result.returncode == 1 and time.monotonic() - started < 60
+    # at once: before any node ran (no estimate, no training), whatever the machine's speed
+    assert result.returncode == 1 and "Running node" not in result.stderr + result.stdout
     assert "the MLflow tracking server at http://127.0.0.1:9 cannot be reached" in result.stderr
     assert "Traceback" not in result.stderr and versions(project) == before
 
@@ -63,7 +64,7 @@ def test_a_nan_loss_names_strategy_seed_and_epoch_fails_the_run_and_saves_nothin
     lr = "transfer.strategies.scratch.training"
     result = kedro_run(project, "--pipelines=transfer", SCRATCH, f"--params={lr}.body_lr=1e30,{lr}.head_lr=1e30")
     assert result.returncode != 0
-    assert "strategy scratch, seed 0, lr_scale=1: training loss is" in result.stderr
+    assert "strategy scratch, seed 0, lr_scale=0.3: training loss is" in result.stderr  # its grid's first candidate
     assert "at epoch 1" in result.stderr
     assert versions(project) == before
     assert mlflow_runs(project)[-1].info.status == "FAILED"
