@@ -56,12 +56,9 @@ def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(pro
     markdown = latest(project, "data/08_reporting/transfer_comparison.md").read_text()
     assert "| finetune_full" in markdown and "paired by seed" in markdown
     assert "Labels used per class: 3 to train + 3 to validate = 6 (60 labelled images in all)." in markdown
-    # scratch's grid of three was raced: one rung after 1 of its 3 epochs kept one candidate for the rest
-    assert (
-        "Racing: successive halving with η = 3" in markdown
-        and "Cuts: scratch: after 1 epoch kept lr_scale=" in markdown
-    )
-    tuning = json.loads(latest(project, "data/08_reporting/scratch/test_evaluation.json").read_text())["tuning"]
+    # lwf's grid of three was raced: one rung after 1 of its 3 epochs kept one candidate for the rest
+    assert "Racing: successive halving with η = 3" in markdown and "Cuts: lwf: after 1 epoch kept lr_scale=" in markdown
+    tuning = json.loads(latest(project, "data/08_reporting/lwf/test_evaluation.json").read_text())["tuning"]
     assert [len(rung["scores"]) for rung in tuning["rungs"]] == [3] and len(tuning["rungs"][0]["kept"]) == 1
     full_grid = 3 * 3 * 2 * 128  # 3 candidates × 3 epochs × 2 seeds × 4 batches of 32 (min_batches_per_epoch)
     assert tuning["grid_images_seen"] == (3 * 1 + 2) / 9 * full_grid
@@ -101,7 +98,7 @@ def test_every_family_of_transfer_is_in_the_comparison_with_what_it_used_and_its
     assert rows.loc["dann", "images_seen"] == 3 * rows.loc["l2_sp", "images_seen"]
     assert "adaptation_weight=" in rows.loc["importance_weighting", "tuned"]
     assert rows.loc["rkd", "uses"] == "source model embeddings + unlabelled target"
-    assert rows.loc["rkd", "images_seen"] == 2 * rows.loc["l2_sp", "images_seen"]  # + an unlabelled batch a step
+    assert rows.loc["rkd", "images_seen"] == 2 * rows.loc["scratch", "images_seen"]  # + an unlabelled batch a step
     assert rows.loc["tradaboost", "uses"] == "source model + source images"
     assert rows.loc["tradaboost", "tuned"] == "boosting_rounds=2"
 
@@ -129,8 +126,8 @@ def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(pr
         r.data.tags["mlflow.runName"] for r in children if r.data.tags.get("study") != "multitask" and r not in dropped
     }
     assert names == {"pretrain source"} | {f"{s} seed {seed}" for s in STRATEGIES for seed in (0, 1)}
-    # scratch's raced grid: the two candidates cut after the rung keep their own live runs, marked so
-    assert len(dropped) == 4 and all(r.data.tags["mlflow.runName"].startswith("scratch seed ") for r in dropped)
+    # lwf's raced grid: the two candidates cut after the rung keep their own live runs, marked so
+    assert len(dropped) == 4 and all(r.data.tags["mlflow.runName"].startswith("lwf seed ") for r in dropped)
     client = mlflow.MlflowClient()
     child = next(r for r in children if r.data.tags["mlflow.runName"] == "finetune_full seed 1")
     assert {
