@@ -504,6 +504,7 @@ def cross_validate_classical(
             best, best_score, best_scores = setting, score, scores
     results = {}
     for seed in seeds:
+        logger.info("Training seed %d with %s", seed, best)  # the refit on every label, once per seed
         result = train_strategy(replace(task, train=labelled), configure(best, seed))
         result.validation_accuracy, result.validation_loss = best_scores[seed]
         result.history = [
