@@ -6,10 +6,10 @@ are), runs ingest and pretrain once, then `kedro run --pipelines=transfer` once 
 - before: every candidate of every grid trained to the end, frozen blocks forwarded at every step;
 - + cache: frozen-prefix features computed once (`training.frozen_feature_views: 8`);
 - + racing: successive halving over each grid as well (`transfer.racing_eta: 3`);
-- + ten seeds: the same with ten seeds, the new default (default shape only), against the first row's
+- + ten seeds: all of that with ten seeds, the new default (default shape only), against the first row's
   three: today's three-seed run and the ten-seed run, measured back to back.
 
-(Seeds trained together through torch.func / grouped convolutions are not built: no row for them.)
+- + seeds together: a candidate's seeds trained as one stacked model (`runtime.seeds_together: 10`);
 It prints per configuration the wall time of the transfer run, the trainings, and the images pushed
 through a network: the training steps' images over the whole grid (cut candidates' included) plus
 the images through frozen prefixes when their features are cached.
@@ -40,10 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_shape import write_photo_folder, write_weights  # noqa: E402
 
 CONFIGURATIONS = {
-    "before: full grid, uncached": {"racing_eta": None, "views": None},
-    "+ frozen-prefix cache (1)": {"racing_eta": None, "views": 8},
-    "+ successive halving (1, 2)": {"racing_eta": 3, "views": 8},
-    "+ ten seeds (1, 2, 4): the new default": {"racing_eta": 3, "views": 8, "seeds": 10},
+    "before: full grid, uncached, seed by seed": {"racing_eta": None, "views": None, "together": 1},
+    "+ frozen-prefix cache (1)": {"racing_eta": None, "views": 8, "together": 1},
+    "+ successive halving (1, 2)": {"racing_eta": 3, "views": 8, "together": 1},
+    "+ seeds trained together (1, 2, 3)": {"racing_eta": 3, "views": 8, "together": 10, "stacks": True},
+    "+ ten seeds (1-4): the new default": {"racing_eta": 3, "views": 8, "together": 10, "seeds": 10},
 }
 PHOTO_STRATEGIES = ["scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top", "l2_sp"]
 
@@ -95,7 +96,9 @@ def strategy_trainings(project: Path) -> dict[str, dict]:
     return {name: spec or {} for name, spec in params.items()}
 
 
-def local_overrides(project: Path, base: dict, seeds: list[int], racing_eta: int | None, views: int | None) -> dict:
+def local_overrides(
+    project: Path, base: dict, seeds: list[int], racing_eta: int | None, views: int | None, together: int
+) -> dict:
     strategies: dict[str, dict] = json.loads(json.dumps(base.get("transfer", {}).get("strategies", {})))
     for name, spec in strategy_trainings(project).items():
         entry = strategies.setdefault(name, {})
@@ -105,7 +108,7 @@ def local_overrides(project: Path, base: dict, seeds: list[int], racing_eta: int
     return {
         **base,
         "transfer": {**base.get("transfer", {}), "seeds": seeds, "racing_eta": racing_eta, "strategies": strategies},
-        "runtime": {"progress": False},
+        "runtime": {"progress": False, "seeds_together": together},
     }
 
 
@@ -140,10 +143,12 @@ def run_shape(shape: str, workdir: Path, seeds: list[int], photo_epochs: int) ->
     kedro(project, "ingest,pretrain")
     rows = []
     for name, settings in CONFIGURATIONS.items():
-        if "seeds" in settings and shape != "default":
-            continue  # the photos shape stands for the grid at one seed
+        if ("seeds" in settings or "stacks" in settings) and shape != "default":
+            continue  # the photos shape stands for the grid at one seed: nothing to stack
         run_seeds = list(range(settings["seeds"])) if "seeds" in settings else seeds
-        overrides = local_overrides(project, base, run_seeds, settings["racing_eta"], settings["views"])
+        overrides = local_overrides(
+            project, base, run_seeds, settings["racing_eta"], settings["views"], settings["together"]
+        )
         (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(overrides, sort_keys=False))
         for old in project.glob("data/08_reporting/*/test_evaluation.json"):
             shutil.rmtree(old)

@@ -51,6 +51,9 @@ class ExecutionParams(Settings):
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True  # NHWC memory format for conv nets: faster on oneDNN CPUs and tensor-core GPUs
     compile: bool = False  # torch.compile each training (a compilation first; pays off on long runs)
+    # The seeds of one candidate trained together, at most this many in one stacked model
+    # (headstart.ml.stacked_seeds: one vmap'd step for all); 1: each seed alone.
+    seeds_together: int = Field(10, ge=1)
 
 
 class AugmentParams(Settings):

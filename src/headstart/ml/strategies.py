@@ -52,9 +52,10 @@ from headstart.ml.adaptation import (
 )
 from headstart.ml.boosting import BoostedVote, tradaboost
 from headstart.ml.config import Settings, TrainConfig
-from headstart.ml.feature_cache import fit_frozen_prefix_once
+from headstart.ml.feature_cache import cache_depth, fit_frozen_prefix_once
 from headstart.ml.models import build_model
 from headstart.ml.racing import rung_epochs, successive_halving
+from headstart.ml.stacked_seeds import fit_seeds_together, stack_size, why_not_stacked
 from headstart.ml.training import (
     CrossEntropyObjective,
     evaluate,
@@ -313,11 +314,8 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
         result.history = fit_frozen_prefix_once(
             model, train, validation, training, checkpoint_path, training.frozen_feature_views
         ).history
-    # a trained procedure counts per epoch; a classifier fitted once sees the training images once
-    result.images_seen += sum(record.get("images_seen", 0) for record in result.history) or len(train[0])
     result.train_seconds = time.perf_counter() - started
-    measured = evaluate(model, *validation)
-    result.validation_accuracy, result.validation_loss = measured["accuracy"], measured["nll"]
+    measured = measure_trained(result, task)
     if config.procedure in ("linear_classifier", "nearest_neighbours"):
         result.history = [{"epoch": 1, "validation_loss": measured["nll"], "validation_accuracy": measured["accuracy"]}]
     if config.procedure == "tradaboost":  # each round's ε_t and vote; the final hypothesis's validation
@@ -326,6 +324,58 @@ def train_strategy(task: TargetTask, config: StrategyConfig, checkpoint_path: Pa
     count_parameters(model, report)  # after LP-FT's unfreezing, the count of the final phase
     model.cpu()
     return result
+
+
+def measure_trained(result: StrategyResult, task: TargetTask) -> dict:
+    """Count the images a training saw and measure its model on validation (what tuning compares)."""
+    # a trained procedure counts per epoch; a classifier fitted once sees the training images once
+    result.images_seen += sum(record.get("images_seen", 0) for record in result.history) or len(task.train[0])
+    measured = evaluate(result.model, *task.validation)
+    result.validation_accuracy, result.validation_loss = measured["accuracy"], measured["nll"]
+    return measured
+
+
+def seed_stacks(task: TargetTask, configs: list[StrategyConfig]) -> list[list[int]]:
+    """The seeds (indices into `configs`) that train together in one stack (headstart.ml.stacked_seeds),
+    and each other seed alone: stacks are for a whole-model `fit` with the plain objective."""
+    first, alone = configs[0], [[index] for index in range(len(configs))]
+    if len(configs) < 2 or first.procedure != "fit" or first.adaptation is not None:
+        return alone
+    if first.training.seeds_together < 2:
+        return alone
+    torch.manual_seed(first.training.seed)
+    model, _, _ = initial_model(task, first)
+    if first.training.frozen_feature_views and cache_depth(model) is not None:
+        return alone  # it trains on its frozen prefix's cached features: a head's cost already
+    reason = why_not_stacked(model, task.train[0], first.training)
+    if reason is not None:
+        logger.info("Training each seed alone: %s", reason)
+        return alone
+    size = stack_size(task.train[0], first.training)
+    return [list(range(start, min(start + size, len(configs)))) for start in range(0, len(configs), size)]
+
+
+def train_strategies_together(
+    task: TargetTask, configs: list[StrategyConfig], checkpoint_path: Path | None = None
+) -> list[StrategyResult]:
+    """`train_strategy` for the seeds of one `fit` candidate (configs equal but for the seed), in one stack."""
+    built = []
+    for config in configs:
+        torch.manual_seed(config.training.seed)  # each seed's model as train_strategy builds it
+        built.append(initial_model(task, config))
+    started = time.perf_counter()
+    trained = fit_seeds_together(
+        [model for model, _, _ in built], task.train, task.validation, [c.training for c in configs], checkpoint_path
+    )
+    seconds = (time.perf_counter() - started) / len(configs)  # each seed's share of the stack's time
+    results = []
+    for (model, report, model_config), fitted in zip(built, trained):
+        result = StrategyResult(model, report, model_config, fitted.history, seconds)
+        measure_trained(result, task)
+        count_parameters(model, report)
+        model.cpu()
+        results.append(result)
+    return results
 
 
 def pixel_model_config(
@@ -393,24 +443,37 @@ def train_tuned(
             path = checkpoint_for(grid[candidate], seed)
             return path if path is not None or not budgets else Path(scratch) / f"candidate{candidate}-seed{seed}.pt"
 
+        def configured(candidate: int, seed: int, pause_after: int | None) -> StrategyConfig:
+            config = configure(grid[candidate], seed)
+            if pause_after is None:
+                return config
+            return config.model_copy(
+                update={"training": config.training.model_copy(update={"pause_after": pause_after})}
+            )
+
         def train(candidate: int, pause_after: int | None) -> dict[int, StrategyResult]:
+            configs = [configured(candidate, seed, pause_after) for seed in seeds]
             results = {}
-            for seed in seeds:
-                config = configure(grid[candidate], seed)
-                if pause_after is not None:
-                    paused = config.training.model_copy(update={"pause_after": pause_after})
-                    config = config.model_copy(update={"training": paused})
-                logger.info("Training seed %d with %s", seed, grid[candidate])
+            for stack in seed_stacks(task, configs):
+                stacked_seeds = [seeds[index] for index in stack]
+                logger.info("Training seed%s %s with %s", "s" * (len(stack) > 1), stacked_seeds, grid[candidate])
                 try:
-                    result = train_strategy(task, config, checkpoint(candidate, seed))
+                    if len(stack) > 1:
+                        path = checkpoint(candidate, stacked_seeds[0])
+                        path = path.with_name(f"seeds-together-{path.name}") if path is not None else None
+                        trained = train_strategies_together(task, [configs[index] for index in stack], path)
+                    else:
+                        trained = [train_strategy(task, configs[stack[0]], checkpoint(candidate, stacked_seeds[0]))]
                 except FloatingPointError as error:  # name the seed and setting, not only the epoch
+                    seed = getattr(error, "seed", stacked_seeds[0])
                     raise FloatingPointError(f"seed {seed}, {setting_text(grid[candidate])}: {error}") from error
-                seconds, setup, _ = spent.get((candidate, seed), (0.0, 0, 0))
-                epochs_images = sum(r.get("images_seen", 0) for r in result.history)
-                setup += result.images_seen - epochs_images
-                result.train_seconds, result.images_seen = seconds + result.train_seconds, setup + epochs_images
-                spent[candidate, seed] = result.train_seconds, setup, result.images_seen
-                results[seed] = result
+                for seed, result in zip(stacked_seeds, trained):
+                    seconds, setup, _ = spent.get((candidate, seed), (0.0, 0, 0))
+                    epochs_images = sum(r.get("images_seen", 0) for r in result.history)
+                    setup += result.images_seen - epochs_images
+                    result.train_seconds, result.images_seen = seconds + result.train_seconds, setup + epochs_images
+                    spent[candidate, seed] = result.train_seconds, setup, result.images_seen
+                    results[seed] = result
             return results
 
         def forget(candidate: int) -> None:

@@ -100,17 +100,25 @@ def image_batches(images, batch_size: int, pin_memory: bool = False):
     return images.batches([torch.arange(s, min(s + batch_size, len(images))) for s in starts], pin_memory)
 
 
+def random_affines(count: int, generator: torch.Generator, max_rotation_deg: float, max_shift: float) -> torch.Tensor:
+    """A random rotation and shift per image, as [count, 2, 3] affine matrices, drawn from `generator`."""
+    angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(max_rotation_deg)
+    shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * (2 * max_shift)  # grid units span 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    return torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+
+
+def apply_affines(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Each image resampled through its affine matrix, in one batched call on the images' device."""
+    grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+
+
 def augment_images(
     images: torch.Tensor, generator: torch.Generator, max_rotation_deg: float, max_shift: float
 ) -> torch.Tensor:
     """A random rotation and shift per image, in one batched affine resampling on the images' device."""
-    count = len(images)
-    angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(max_rotation_deg)
-    shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * (2 * max_shift)  # grid units span 2
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+    return apply_affines(images, random_affines(len(images), generator, max_rotation_deg, max_shift))
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -259,6 +267,11 @@ def make_optimizer(model: nn.Module, objective: Any, config: TrainConfig) -> tor
         parameter_groups(model, config.body_lr, config.head_lr, config.weight_decay, config.layer_decay)
         + objective.parameter_groups()
     )
+    return optimizer_over(groups, config)
+
+
+def optimizer_over(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer over parameter groups that carry their own rates and decay."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.body_lr, momentum=0.9, weight_decay=0.0)
     return torch.optim.AdamW(groups, weight_decay=0.0)  # a group that names no decay gets none (AdamW's own: 0.01)
