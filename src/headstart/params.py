@@ -3,6 +3,7 @@ so a wrong type, range or unknown key stops `kedro run` with a message naming th
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -420,7 +421,10 @@ class WeightingParams(Settings):
     kind: Literal[tuple(WEIGHTINGS)] = "fixed"
     weights: dict[str, float] | None = None  # fixed: per task (default 1 each), as Keras loss_weights
     alpha: float = Field(1.5, gt=0)  # gradnorm's restoring force
-    lr: float = Field(1e-2, gt=0)  # learning rate of learned weights (uncertainty, gradnorm)
+    lr: float = Field(
+        1e-2, gt=0
+    )  # learning rate of learned weights (uncertainty, gradnorm; famo: 0.025 is the paper's)
+    weight_decay: float = Field(1e-3, ge=0)  # famo: its logits' decay γ (the paper's Algorithm 2)
 
     def build(self, tasks: list[str], seed: int) -> LossWeighting:
         """The weighting for these tasks (PCGrad's random projection order seeded by `seed`)."""
@@ -430,19 +434,41 @@ class WeightingParams(Settings):
             return WEIGHTINGS["uncertainty"](tasks, lr=self.lr)
         if self.kind == "gradnorm":
             return WEIGHTINGS["gradnorm"](tasks, alpha=self.alpha, lr=self.lr)
+        if self.kind == "famo":
+            return WEIGHTINGS["famo"](tasks, lr=self.lr, weight_decay=self.weight_decay)
+        if self.kind == "upgrad":
+            return WEIGHTINGS["upgrad"](tasks)
         return WEIGHTINGS["pcgrad"](tasks, seed=seed)
+
+
+TUNABLE_METHOD_SETTINGS = ("alpha", "lr", "weight_decay", "penalty")  # a method's own grid: its weighting's, or λ
 
 
 class MultitaskMethodParams(Settings):
     sharing: Literal[tuple(SHARING_MODELS)]
     weighting: WeightingParams = WeightingParams()
     penalty: float = Field(0.0, ge=0)  # soft sharing: λ of Σ‖w_t − w_s‖²
+    # its own grid besides the rates' multipliers, e.g. {alpha: [0.5, 1.5, 3.0]} or {penalty: [1e-4, 1e-3]}
+    tune: dict[Literal[TUNABLE_METHOD_SETTINGS], list[float]] = {}
+    lr_scales: list[float] | None = Field(None, min_length=1)  # null: multitask.lr_scales
+
+    def grid(self, lr_scales: list[float]) -> list[dict[str, float]]:
+        """Every candidate: the rates' multiplier × each value of the method's own settings."""
+        axes = {"lr_scale": self.lr_scales or lr_scales, **self.tune}
+        return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+
+    def weighting_for(self, setting: dict[str, float], tasks: list[str], seed: int) -> LossWeighting:
+        own = {k: v for k, v in setting.items() if k in WeightingParams.model_fields}
+        return self.weighting.model_copy(update=own).build(tasks, seed)
+
+    def penalty_for(self, setting: dict[str, float]) -> float:
+        return setting.get("penalty", self.penalty)
 
     @model_validator(mode="after")
     def _fits_its_sharing(self) -> MultitaskMethodParams:
-        if self.weighting.kind in ("gradnorm", "pcgrad") and self.sharing != "hard":
+        if self.weighting.kind in ("gradnorm", "pcgrad", "upgrad") and self.sharing != "hard":
             raise ValueError(f"{self.weighting.kind} needs shared parameters: use sharing: hard")
-        if self.penalty and self.sharing != "soft":
+        if (self.penalty or "penalty" in self.tune) and self.sharing != "soft":
             raise ValueError("penalty applies to sharing: soft only")
         return self
 
@@ -461,6 +487,8 @@ class MultitaskParams(Settings):
     methods: dict[str, MultitaskMethodParams]
     seeds: list[int] = Field([0, 1, 2], min_length=1)
     training: TrainingParams = TrainingParams()
+    lr_scales: list[float] = Field([1.0], min_length=1)  # every method's grid of rate multipliers
+    racing_eta: int | None = Field(None, ge=2)  # successive halving over each grid; null: every candidate to the end
 
     @model_validator(mode="after")
     def _has_single_task_baselines(self) -> MultitaskParams:
@@ -472,6 +500,12 @@ class MultitaskParams(Settings):
     @property
     def baseline(self) -> str:
         return next(name for name, method in self.methods.items() if method.sharing == "single_task")
+
+    @property
+    def equal_weighting(self) -> str | None:
+        """The first hard-sharing method with fixed weights: what each method's cost per step is relative to."""
+        hard_fixed = (n for n, m in self.methods.items() if m.sharing == "hard" and m.weighting.kind == "fixed")
+        return next(hard_fixed, None)
 
     def trunk_config(self, source_config: dict[str, Any], in_channels: int) -> dict[str, Any]:
         """The trunk's architecture: the source model's body (`init: source`) or `trunk.architecture`."""

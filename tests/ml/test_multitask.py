@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from headstart.ml.models.multitask import HardSharingModel, SoftSharingModel
-from headstart.ml.multitask import WEIGHTINGS, MultiTaskObjective, evaluate_multitask, masked_losses
+from headstart.ml.multitask import (
+    WEIGHTINGS,
+    MultiTaskObjective,
+    evaluate_multitask,
+    masked_losses,
+    tune_and_train_method,
+)
+from headstart.ml.racing import setting_text
 from headstart.ml.training import TrainConfig, fit
 from tests.ml.test_transfer import toy_data
 
@@ -120,6 +127,91 @@ def test_pcgrad_removes_the_conflict_between_two_task_gradients():
         assert all(torch.dot(combined, g) >= -1e-6 for g in grads)
     else:
         torch.testing.assert_close(combined, grads[0] + grads[1])
+
+
+def test_upgrad_updates_the_trunk_against_no_task_and_each_head_by_its_own_loss():
+    torch.manual_seed(0)
+    model = HardSharingModel(TRUNK, TASKS)
+    images = torch.rand(6, 1, 8, 8)
+    targets = {"left": torch.tensor([0, 1, 2, 0, 1, 2]), "right": torch.tensor([2, 1, 0, 2, 1, 0])}
+    losses = masked_losses(model(images), targets)
+    shared = model.shared_parameters()
+    grads = [
+        torch.cat([g.flatten() for g in torch.autograd.grad(loss, shared, retain_graph=True)])
+        for loss in losses.values()
+    ]
+    head = list(model.heads["left"].parameters())
+    head_grads = torch.autograd.grad(losses["left"], head, retain_graph=True)
+    make_weighting("upgrad").backward(model, sum(losses.values()), losses)
+    combined = torch.cat([p.grad.flatten() for p in shared])
+    assert all(torch.dot(combined, g) >= -1e-6 for g in grads)  # in the dual cone: conflicts with no task
+    assert combined.norm() > 0
+    for parameter, expected in zip(head, head_grads):
+        torch.testing.assert_close(parameter.grad, expected)
+
+
+def test_famo_follows_its_update_rule():
+    """REFERENCE.md: the backpropagated loss Σ z_t·log ℓ_t / c (c = Σ z_t/ℓ_t, detached) weighs task t's
+    gradient by (z_t/ℓ_t)/Σ(z/ℓ); after the step, w takes an Adam step along softmax(w)'s gradient
+    with grad_outputs δ_t = log ℓ_t(before) − log ℓ_t(after): from w = 0, Adam's first step is
+    lr·sign, so the task whose loss fell more loses weight."""
+    weighting = WEIGHTINGS["famo"](list(TASKS), lr=0.025, weight_decay=0.01)
+    before = {"left": torch.tensor(2.0, requires_grad=True), "right": torch.tensor(0.5, requires_grad=True)}
+    combined = weighting.combine(before)
+    combined.backward()
+    z, ell = torch.tensor([0.5, 0.5]), torch.tensor([2.0, 0.5])
+    expected = (z / ell) / (z / ell).sum()
+    torch.testing.assert_close(torch.stack([before["left"].grad, before["right"].grad]), expected)
+    torch.testing.assert_close(combined.detach(), ((z / (z / ell).sum()) * ell.log()).sum())
+    after = {"left": torch.tensor(1.0), "right": torch.tensor(0.45)}  # left fell by log 2, right by log(0.5/0.45)
+    weighting.after_step(lambda: after)
+    torch.testing.assert_close(weighting.famo._w.detach(), torch.tensor([-0.025, 0.025]), atol=1e-6, rtol=0)
+    weights = weighting.weights()
+    assert weights["left"] < 0.5 < weights["right"] and sum(weights.values()) == pytest.approx(1.0)
+    incomplete = weighting.combine({"left": torch.tensor(1.0)})  # a batch without right's labels
+    assert float(incomplete) == 1.0
+    weighting.after_step(lambda: pytest.fail("no update without every task"))
+
+
+@pytest.mark.parametrize("sharing", ["single_task", "hard"])
+def test_tuning_races_each_part_on_validation_keeps_its_best_and_leaves_no_checkpoint(tmp_path, sharing):
+    images, labels = two_task_data(48, hidden_fraction=0.0)
+    grid = [{"lr_scale": 0.01}, {"lr_scale": 1.0}, {"lr_scale": 3.0}]
+    tuned = tune_and_train_method(
+        sharing,
+        lambda setting, tasks, seed: WEIGHTINGS["fixed"](tasks),
+        lambda setting: 0.0,
+        TRUNK,
+        TASKS,
+        {"head_depth": 1, "head_width": 8},
+        (images, labels),
+        (images, labels),
+        [0, 1],
+        lambda seed, setting: TrainConfig(
+            epochs=3,
+            batch_size=8,
+            progress=False,
+            seed=seed,
+            body_lr=3e-3 * setting["lr_scale"],
+            head_lr=3e-3 * setting["lr_scale"],
+        ),
+        grid,
+        eta=3,
+        checkpoint_dir=tmp_path,
+        name="m",
+    )
+    parts = ["left", "right"] if sharing == "single_task" else ["all"]
+    assert list(tuned.tuning) == parts
+    assert sorted((n.info["part"], n.info["seed"]) for n in tuned.networks) == sorted(
+        (p, s) for p in parts for s in (0, 1)
+    )
+    for part, tuning in tuned.tuning.items():
+        (rung,) = tuning["rungs"]  # 3 candidates, η = 3: one rung at 1 epoch, then one survivor to the end
+        assert rung["epochs"] == 1 and len(rung["scores"]) == 3 and len(rung["kept"]) == 1
+        assert setting_text(tuning["setting"]) == rung["kept"][0]
+        assert rung["scores"][rung["kept"][0]] == max(rung["scores"].values())
+        assert all(len(n.info["history"]) == 3 for n in tuned.networks if n.info["part"] == part)
+    assert not list(tmp_path.iterdir())  # the paused candidates' checkpoints are gone too
 
 
 def test_train_method_gives_a_network_per_task_for_single_task_is_seeded_and_leaves_no_checkpoint(tmp_path):

@@ -69,8 +69,12 @@ def test_a_paused_stack_resumes_to_the_model_an_unpaused_stack_makes(tmp_path):
     straight_models, paused_models = models_of(SEEDS), models_of(SEEDS)
     straight = fit_seeds_together(straight_models, train, validation, [seed_config(s, patience=None) for s in SEEDS])
     path = tmp_path / "stack.pt"
-    fit_seeds_together(paused_models, train, validation, [seed_config(s, patience=None, pause_after=2) for s in SEEDS], path)
-    resumed = fit_seeds_together(models_of(SEEDS), train, validation, [seed_config(s, patience=None) for s in SEEDS], path)
+    fit_seeds_together(
+        paused_models, train, validation, [seed_config(s, patience=None, pause_after=2) for s in SEEDS], path
+    )
+    resumed = fit_seeds_together(
+        models_of(SEEDS), train, validation, [seed_config(s, patience=None) for s in SEEDS], path
+    )
     assert [r.best_epoch for r in resumed] == [r.best_epoch for r in straight]
     assert [len(r.history) for r in resumed] == [6, 6, 6]
     with pytest.raises(ValueError, match="share every setting"):
@@ -102,7 +106,9 @@ def test_tuning_trains_a_fit_candidates_seeds_in_one_stack_and_gets_what_separat
 
     def configure(setting, seed, together=3):
         training = seed_config(seed, seeds_together=together, frozen_feature_views=None)
-        scaled = training.model_copy(update={"body_lr": 3e-3 * setting["lr_scale"], "head_lr": 1e-2 * setting["lr_scale"]})
+        scaled = training.model_copy(
+            update={"body_lr": 3e-3 * setting["lr_scale"], "head_lr": 1e-2 * setting["lr_scale"]}
+        )
         return StrategyConfig(procedure="fit", spec=TransferSpec(copy_blocks=0), training=scaled)
 
     assert seed_stacks(task, [configure({"lr_scale": 1.0}, s) for s in SEEDS]) == [[0, 1, 2]]

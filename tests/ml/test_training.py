@@ -158,7 +158,7 @@ def test_fit_makes_the_minimum_number_of_optimizer_steps_per_epoch():
     class CountingObjective(CrossEntropyObjective):
         steps = 0
 
-        def after_step(self):
+        def after_step(self, model, inputs, targets):
             CountingObjective.steps += 1
 
     images, labels = toy_data(10)

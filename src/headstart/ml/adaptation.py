@@ -394,7 +394,7 @@ class DomainObjective(CrossEntropyObjective):
     def adaptation_terms(self, batch: DomainBatch) -> list[torch.Tensor]:
         raise NotImplementedError
 
-    def after_step(self) -> None:
+    def after_step(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         self.steps += 1
 
     def get_extra_state(self) -> dict:

@@ -131,13 +131,16 @@ def prefix_test_metrics(metrics: dict[str, float]) -> dict[str, float]:
 HIGHER_IS_BETTER = ("accuracy", "macro_f1")
 
 
-def compare_multitask(results: pd.DataFrame, baseline: str, confidence: float = 0.95) -> pd.DataFrame:
+def compare_multitask(
+    results: pd.DataFrame, baseline: str, confidence: float = 0.95, cost_reference: str | None = None
+) -> pd.DataFrame:
     """One row per method from rows of (method, seed, task, accuracy, macro_f1, parameters, ...).
 
     Δm (Maninis et al., CVPR 2019) = (1/K) Σ_k (−1)^{l_k} (M_m,k − M_b,k) / M_b,k · 100 over every
     task's accuracy and macro-F1 (l_k = 1: higher is better), so positive = worse than `baseline`.
     Δp (LibMTL): each task's mean relative change (positive = better), averaged over tasks.
-    Both per seed, paired with the baseline's run of that seed, then a t-interval over seeds."""
+    Both per seed, paired with the baseline's run of that seed, then a t-interval over seeds.
+    `step_cost`: a method's seconds per epoch over `cost_reference`'s (equal weighting's, say)."""
     reference = results[results["method"] == baseline].set_index(["seed", "task"])
     tasks = list(dict.fromkeys(results["task"]))
     rows = []
@@ -169,10 +172,16 @@ def compare_multitask(results: pd.DataFrame, baseline: str, confidence: float = 
                 "parameters": int(per_seed["parameters"].iloc[0]),
                 "train_seconds": per_seed["train_seconds"].mean(),
                 "inference_seconds": per_seed["inference_seconds"].mean(),
+                **({"epoch_seconds": per_seed["epoch_seconds"].mean()} if "epoch_seconds" in per_seed else {}),
+                **({"tuned": "; ".join(dict.fromkeys(group["tuned"].astype(str)))} if "tuned" in group else {}),
             }
         )
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if cost_reference is not None and "epoch_seconds" in table and cost_reference in set(table["method"]):
+        per_epoch = table.set_index("method")["epoch_seconds"]
+        table["step_cost"] = (table["epoch_seconds"] / per_epoch[cost_reference]).round(2)
+    return table
 
 
 def in_listed_order(results: pd.DataFrame, column: str, names: Sequence[str]) -> pd.DataFrame:

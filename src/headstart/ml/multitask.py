@@ -9,12 +9,20 @@ Weightings (a `LossWeighting` subclass each; add one by subclassing and register
 - gradnorm (Chen et al., ICML 2018): weights learned so each task's gradient norm on the last
   shared layer tracks the mean norm × (relative inverse training rate)^α, renormalised to sum to T;
 - pcgrad (Yu et al., NeurIPS 2020): per-task gradients on the shared parameters; a gradient
-  conflicting with another (negative dot product) is projected onto the other's normal plane; summed.
+  conflicting with another (negative dot product) is projected onto the other's normal plane; summed;
+- upgrad (Quinton & Rey 2024), TorchJD's `UPGrad` aggregator: the shared parameters' Jacobian (one row
+  per task) aggregated so the update conflicts with no task; each head gets its own task's gradient;
+- famo (Liu et al., NeurIPS 2023), TorchJD's `FAMO` scalarizer: Σ z_t·log ℓ_t / c backpropagated, and
+  after each step the task logits follow the change of the log-losses re-measured on the same batch
+  (no per-task gradients: about one more forward per step).
+TorchJD's `UW` is Kendall's uncertainty weighting at half our scale (½e^(−s)L + ½s), but it needs
+every task's loss in every batch; ours leaves out a task with no label in the batch, so it stays.
 """
 
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +32,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchjd.aggregation import UPGrad
+from torchjd.autojac import backward as torchjd_backward
+from torchjd.autojac import jac_to_grad
+from torchjd.scalarization import FAMO
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.models import build_model
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.models.stored import StoredModel
+from headstart.ml.racing import best_in_history, rung_epochs, setting_text, successive_halving
 from headstart.ml.run_records import MULTITASK_METRICS, multitask_run
 from headstart.ml.training import (
     CrossEntropyObjective,
@@ -70,8 +83,8 @@ class LossWeighting(nn.Module):
     def backward(self, model: nn.Module, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
         total.backward()
 
-    def after_step(self) -> None:
-        pass
+    def after_step(self, remeasure: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """After the optimizer's step; `remeasure()` gives the batch's task losses under the new weights."""
 
     def weights(self) -> dict[str, float]:
         return {task: 1.0 for task in self.tasks}
@@ -141,7 +154,7 @@ class GradNormWeighting(LossWeighting):
         target = norms.mean().detach() * (ratios / ratios.mean()) ** self.alpha
         self.task_weights.grad = torch.autograd.grad((norms - target).abs().sum(), self.task_weights)[0]
 
-    def after_step(self):
+    def after_step(self, remeasure):
         with torch.no_grad():
             self.task_weights.clamp_(min=1e-3)
             self.task_weights.mul_(len(self.tasks) / self.task_weights.sum())
@@ -184,11 +197,56 @@ class PCGradWeighting(LossWeighting):
             offset += p.numel()
 
 
+class UPGradWeighting(LossWeighting):
+    """TorchJD's UPGrad on the shared parameters (Jacobian descent); the heads by plain backprop."""
+
+    def combine(self, losses):
+        return sum(losses.values())
+
+    def backward(self, model, total, losses):
+        shared = model.shared_parameters()
+        if len(losses) < 2:
+            total.backward()
+            return
+        torchjd_backward(list(losses.values()), inputs=shared, retain_graph=True)  # fills each p.jac
+        total.backward()  # the heads' gradients; the shared ones are replaced below
+        for p in shared:
+            p.grad = None
+        jac_to_grad(shared, UPGrad())
+
+
+class FAMOWeighting(LossWeighting):
+    """TorchJD's FAMO: the task weights z = softmax(w) move toward the task whose loss fell least.
+    A batch without some task's labels trains on the mean of the others and leaves w as it is."""
+
+    def __init__(self, tasks: list[str], lr: float = 0.025, weight_decay: float = 1e-3) -> None:
+        super().__init__(tasks)
+        self.famo = FAMO(len(tasks), lr=lr, weight_decay=weight_decay)
+        self.complete = False  # whether the last combined batch had every task (FAMO's update needs them all)
+
+    def combine(self, losses):
+        self.complete = len(losses) == len(self.tasks)
+        if not self.complete:
+            return sum(losses.values()) / len(losses)
+        return self.famo(torch.stack([losses[task] for task in self.tasks]))
+
+    def after_step(self, remeasure):
+        if self.complete:
+            with torch.no_grad():
+                after = remeasure()
+            self.famo.update(torch.stack([after[task] for task in self.tasks]))
+
+    def weights(self):
+        return {task: float(w) for task, w in zip(self.tasks, torch.softmax(self.famo._w.detach(), 0))}
+
+
 WEIGHTINGS = {
     "fixed": FixedWeighting,
     "uncertainty": UncertaintyWeighting,
     "gradnorm": GradNormWeighting,
     "pcgrad": PCGradWeighting,
+    "upgrad": UPGradWeighting,
+    "famo": FAMOWeighting,
 }
 
 
@@ -238,8 +296,15 @@ class MultiTaskObjective(CrossEntropyObjective):
     def backward(self, model, total, parts):
         self.weighting.backward(model, total, parts.losses) if parts.losses else total.backward()
 
-    def after_step(self):
-        self.weighting.after_step()
+    def after_step(self, model, inputs, targets):
+        def remeasure() -> dict[str, torch.Tensor]:  # the same batch after the step; batch norms' statistics kept
+            kept = {name: buffer.clone() for name, buffer in model.named_buffers()}
+            losses = masked_losses(model(inputs), targets)
+            for name, buffer in model.named_buffers():
+                buffer.copy_(kept[name])
+            return losses
+
+        self.weighting.after_step(remeasure)
 
     def correct(self, outputs, targets):
         """Correct predictions and labelled entries over every task, as device tensors (no host sync)."""
@@ -283,11 +348,14 @@ def train_method(
     source_state: dict[str, torch.Tensor] | None = None,
     checkpoint_dir: Path | None = None,
     name: str = "method",
+    parts: list[str] | None = None,
 ) -> list[TrainedNetwork]:
     """Every seed of one method: a network per task for `single_task`, one shared network otherwise,
-    the trunk(s) copied from `source_state` when given. Checkpoints are named by a fingerprint of
-    everything that shapes the training (settings, data, source weights, seed) and deleted when done."""
-    groups = {task: [task] for task in classes} if sharing == "single_task" else {"all": list(classes)}
+    the trunk(s) copied from `source_state` when given (only the networks of `parts`, if given).
+    Checkpoints are named by a fingerprint of everything that shapes the training (settings, data,
+    source weights, seed) and deleted when done; a paused training (`pause_after`) keeps its own."""
+    groups = method_parts(sharing, classes)
+    groups = {part: tasks for part, tasks in groups.items() if parts is None or part in parts}
     trained = []
     for seed in seeds:
         for part, tasks in groups.items():
@@ -305,7 +373,7 @@ def train_method(
                     config,
                     penalty,
                     weighting.weights(),
-                    config_for(seed).model_dump(mode="json"),
+                    config_for(seed).model_dump(mode="json", exclude={"pause_after"}),
                     seed,
                     part,
                     *data[0][:1],
@@ -317,7 +385,7 @@ def train_method(
                 checkpoint = checkpoint_dir / f"multitask-{name}-{part}-seed{seed}-{made_from[:16]}.pt"
             started = time.perf_counter()
             result = fit(model, *data, config_for(seed), checkpoint, MultiTaskObjective(weighting, penalty))
-            if checkpoint is not None:
+            if checkpoint is not None and config_for(seed).pause_after is None:
                 checkpoint.unlink(missing_ok=True)
             info = {
                 "seed": seed,
@@ -328,6 +396,139 @@ def train_method(
             }
             trained.append(TrainedNetwork(config, model.cpu(), info))
     return trained
+
+
+def method_parts(sharing: str, classes: dict[str, int]) -> dict[str, list[str]]:
+    """A method's networks by part: one per task for `single_task`, else one (`all`) for every task."""
+    return {task: [task] for task in classes} if sharing == "single_task" else {"all": list(classes)}
+
+
+@dataclass
+class TunedMethod:
+    """A method's kept networks (per part, the candidate with the best mean validation score over the
+    seeds) and how they were chosen: per part the kept setting, the rungs of the race, the grid's cost."""
+
+    networks: list[TrainedNetwork]
+    tuning: dict[str, dict]
+
+
+def tune_method(
+    grid: list[dict[str, float]],
+    train_candidate: Callable[[dict[str, float], str, int | None, Path], list[TrainedNetwork]],
+    parts: list[str],
+    epochs: int,
+    eta: int | None,
+    forget: Callable[[dict[str, float], str], None] = lambda setting, part: None,
+) -> TunedMethod:
+    """Each part's grid raced on validation by successive halving (headstart.ml.racing; every candidate
+    to the end with `eta` null), each part on its own: a single-task network is tuned for its task, as a
+    practitioner training it alone would. `train_candidate(setting, part, pause_after, scratch)` trains
+    every seed of one candidate; a paused candidate resumes from its checkpoint (in `scratch` when the
+    run has no checkpoint directory), so racing never changes what a survivor's full training gives."""
+    kept, tuning = [], {}
+    for part in parts:
+        networks, tuning[part] = tune_part(grid, train_candidate, part, epochs, eta, forget)
+        kept += networks
+    return TunedMethod(kept, tuning)
+
+
+def tune_and_train_method(
+    sharing: str,
+    make_weighting: Callable[[dict[str, float], list[str], int], LossWeighting],
+    penalty: Callable[[dict[str, float]], float],
+    trunk: dict,
+    classes: dict[str, int],
+    head: dict,
+    train: tuple[torch.Tensor, dict[str, torch.Tensor]],
+    validation: tuple[torch.Tensor, dict[str, torch.Tensor]],
+    seeds: list[int],
+    config_for: Callable[[int, dict[str, float]], TrainConfig],
+    grid: list[dict[str, float]],
+    eta: int | None,
+    source_state: dict[str, torch.Tensor] | None = None,
+    checkpoint_dir: Path | None = None,
+    name: str = "method",
+) -> TunedMethod:
+    """`train_method` for every candidate setting of `grid` (its rates' multiplier, its weighting's or
+    penalty's own values), raced per part on validation (`tune_method`); the kept networks returned."""
+
+    def checkpoint_name(setting):
+        return f"{name}-{setting_text(setting)}".replace(", ", "-").replace("=", "")
+
+    def train_candidate(setting, part, pause_after, scratch):
+        return train_method(
+            sharing,
+            lambda tasks, seed: make_weighting(setting, tasks, seed),
+            penalty(setting),
+            trunk,
+            classes,
+            head,
+            train,
+            validation,
+            seeds,
+            lambda seed: config_for(seed, setting).model_copy(update={"pause_after": pause_after}),
+            source_state,
+            checkpoint_dir or scratch,
+            checkpoint_name(setting),
+            parts=[part],
+        )
+
+    def forget(setting, part):  # a cut candidate's paused checkpoints
+        if checkpoint_dir is not None:
+            for path in checkpoint_dir.glob(f"multitask-{checkpoint_name(setting)}-{part}-seed*.pt"):
+                path.unlink(missing_ok=True)
+
+    parts = list(method_parts(sharing, classes))
+    return tune_method(grid, train_candidate, parts, config_for(seeds[0], grid[0]).epochs, eta, forget)
+
+
+def tune_part(
+    grid: list[dict[str, float]],
+    train_candidate: Callable[[dict[str, float], str, int | None, Path], list[TrainedNetwork]],
+    part: str,
+    epochs: int,
+    eta: int | None,
+    forget: Callable[[dict[str, float], str], None] = lambda setting, part: None,
+) -> tuple[list[TrainedNetwork], dict]:
+    """One part's race (see `tune_method`): the kept candidate's networks, and how it was chosen."""
+    spent: dict[tuple[int, int], float] = {}
+
+    def score(networks: list[TrainedNetwork], epochs_so_far: int) -> tuple[float, float]:
+        scores = [best_in_history(n.info["history"], epochs_so_far) for n in networks]
+        return sum(a for a, _ in scores) / len(scores), sum(b for _, b in scores) / len(scores)
+
+    with tempfile.TemporaryDirectory(prefix="headstart-mt-race-") as scratch:
+
+        def train(candidate: int, pause_after: int | None) -> list[TrainedNetwork]:
+            networks = train_candidate(grid[candidate], part, pause_after, Path(scratch))
+            for network in networks:  # seconds over a candidate's paused and resumed calls
+                key = (candidate, network.info["seed"])
+                spent[key] = spent.get(key, 0.0) + network.info["train_seconds"]
+                network.info["train_seconds"] = spent[key]
+            return networks
+
+        budgets = rung_epochs(epochs, len(grid), eta or 1)
+        alive, rungs = successive_halving(list(range(len(grid))), budgets, eta or 1, lambda c, e: score(train(c, e), e))
+        finished = {c: train(c, None) for c in alive}
+    for candidate in set(range(len(grid))) - set(alive):
+        forget(grid[candidate], part)
+    best = max(alive, key=lambda c: (score(finished[c], epochs), -c))  # ties: the grid's order
+    for network in finished[best]:
+        network.info["tuned"] = grid[best]
+    return finished[best], {
+        "setting": grid[best],
+        "validation_accuracy": score(finished[best], epochs)[0],
+        "candidates": len(grid),
+        "rungs": [
+            {
+                "epochs": rung["epochs"],
+                "scores": {setting_text(grid[c]): v[0] for c, v in rung["scores"].items()},
+                "kept": [setting_text(grid[c]) for c in rung["kept"]],
+            }
+            for rung in rungs
+        ],
+        "grid_seconds": sum(spent.values()),
+    }
 
 
 def stored_networks(method: str, method_params: dict, networks: list[TrainedNetwork]) -> dict[str, StoredModel]:
@@ -387,14 +588,42 @@ def evaluate_methods(
         cost = {
             "parameters": sum(p.numel() for m in built for p in m.parameters()),
             "train_seconds": sum(stored.info["train_seconds"] for stored in parts),
+            # one epoch of all the method's networks: with the same data and batch size for every
+            # method, its cost per step relative to another method's
+            "epoch_seconds": sum(
+                stored.info["train_seconds"] / max(len(stored.info["history"]), 1) for stored in parts
+            ),
             "inference_seconds": inference_seconds(built, test.images, resolved),
         }
         metrics = {}
         for model in built:
             metrics.update(evaluate_multitask(model, test.images, {t: test.labels[t] for t in model.tasks}))
+        tuned = parts[0].info["method_params"].get("tuned", {})
         for task, measured in metrics.items():
             rows.append(
-                {"method": method, "seed": seed, "task": task, **{k: measured[k] for k in MULTITASK_METRICS}, **cost}
+                {
+                    "method": method,
+                    "seed": seed,
+                    "task": task,
+                    **{k: measured[k] for k in MULTITASK_METRICS},
+                    **cost,
+                    "tuned": f"{task}: {tuned[task]}" if task in tuned else tuned.get("all", ""),
+                }
             )
         runs.append(multitask_run(method, seed, parts[0].info["method_params"], merged_history(parts), metrics, cost))
     return pd.DataFrame(rows), runs
+
+
+def validation_curves(models: dict[str, StoredModel]) -> pd.DataFrame:
+    """Mean validation accuracy per method and epoch over its seeds (and a single-task method's
+    networks, each its own task's): whether the budget let training plateau."""
+    rows = [
+        {
+            "method": stored.info["method"],
+            "epoch": record["epoch"],
+            "validation_accuracy": record["validation_accuracy"],
+        }
+        for stored in models.values()
+        for record in stored.info["history"]
+    ]
+    return pd.DataFrame(rows).groupby(["method", "epoch"], sort=False, as_index=False)["validation_accuracy"].mean()

@@ -169,6 +169,20 @@ def plot_delta_m(comparison, baseline: str, seeds: int) -> Figure:
     return figure
 
 
+def plot_validation_curves(curves, baseline: str, seeds: int) -> Figure:
+    """Each method's mean validation accuracy per epoch (over n seeds): has the budget let it plateau?"""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for method, curve in curves.groupby("method", sort=False):
+        style = {"color": "black", "linewidth": 2.5} if method == baseline else {"linewidth": 1.2}
+        axis.plot(curve["epoch"], curve["validation_accuracy"], label=method, **style)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(f"validation accuracy (mean over tasks and n = {seeds} seeds)")
+    axis.set_title(f"Multi-task methods on validation, each at its tuned setting; {baseline} in black", fontsize=9)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
 def plot_advice_audit(points, scores: list[str], title: str) -> Figure:
     """Each score (columns) against the measured mean test accuracy, one row per comparison (across
     candidate sources, across blocks), one marker per measured strategy; points labelled by what they rank."""

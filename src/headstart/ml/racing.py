@@ -60,3 +60,8 @@ def best_in_history(history: Sequence[dict], epochs: int) -> Score:
     seen = [r for r in history if r["epoch"] <= epochs and "validation_accuracy" in r]
     best = max(seen, key=lambda r: (r["validation_accuracy"], -r["validation_loss"]))
     return best["validation_accuracy"], -best["validation_loss"]
+
+
+def setting_text(setting: dict[str, float]) -> str:
+    """A candidate of a grid as its report and logs name it, e.g. `lr_scale=0.3, alpha=1.5`."""
+    return ", ".join(f"{name}={value:g}" for name, value in setting.items())

@@ -111,8 +111,24 @@ def transfer_protocol(
     ]
 
 
+def plateau_text(curves: pd.DataFrame, method: str, last: int = 5) -> str:
+    """Where `method`'s mean validation curve ends: its best epoch and how much its last epochs moved."""
+    curve = curves[curves["method"] == method].sort_values("epoch")
+    if curve.empty:
+        return ""
+    accuracy = curve["validation_accuracy"].to_numpy()
+    best = int(curve["epoch"].iloc[accuracy.argmax()])
+    tail = accuracy[-last:]
+    return (
+        f"`{method}`'s mean validation accuracy peaks at epoch {best} of {int(curve['epoch'].max())} "
+        f"({accuracy.max():.3f}); over its last {len(tail)} epochs it spans {tail.min():.3f}–{tail.max():.3f} "
+        "(multitask_validation_curves.png)."
+    )
+
+
 def multitask_report(
     comparison: pd.DataFrame,
+    curves: pd.DataFrame,
     data_kind: str,
     train: LabelledImages,
     validation: LabelledImages,
@@ -120,6 +136,8 @@ def multitask_report(
     seeds: Sequence[int],
     epochs: int,
     baseline: str,
+    lr_scales: Sequence[float] = (1.0,),
+    racing_eta: int | None = None,
 ) -> str:
     """The multi-task comparison in Markdown: its verdict, protocol, sign conventions and the table of methods."""
     labels = f"{len(train)} training + {len(validation)} validation images (tasks: {', '.join(train.labels)})"
@@ -138,7 +156,18 @@ def multitask_report(
             "unless marked missing. Multi-digit pairs are drawn within the target train pool, the whole validation "
             "split and the test split respectively, so every method uses the same labels, validation included.",
             f"- {interval(0.95, seeds)}",
-            f"- One budget for every method ({epochs} epochs, the same rates); no tuning grid. {SELECTION}",
+            f"- One budget for every method ({epochs} epochs at most). Every method, `{baseline}` included, is tuned "
+            f"on validation only: its grid is the rates times {', '.join(f'{x:g}' for x in lr_scales)}, and its "
+            "own settings where conf lists them (`tune`), each candidate over every seed, the best mean validation "
+            "accuracy kept (column `tuned`); "
+            + (
+                f"the grid is raced by successive halving (η = {racing_eta}: every candidate trains a share of the "
+                "budget, the best 1/η go on). "
+                if racing_eta
+                else "every candidate trains to the end. "
+            )
+            + f"Each of `{baseline}`'s networks is tuned for its own task. {SELECTION}",
+            f"- {plateau_text(curves, baseline)}",
             "",
             "## Results",
             "",
@@ -148,7 +177,8 @@ def multitask_report(
             "of its metrics, then the mean over tasks, in %, **positive = better** (with the same metrics for every "
             "task, Δp = −Δm). Both are computed per seed (paired) and given with their 95% interval. Cost: parameters, "
             "training seconds and inference seconds on the test split, of one multi-task network vs all "
-            "single-task networks.",
+            "single-task networks; `step_cost`: seconds per epoch (the same data and batch size for every method) "
+            "over those of the hard-sharing method with fixed weights.",
             "",
             comparison.to_markdown(index=False, floatfmt=".3f"),
             "",

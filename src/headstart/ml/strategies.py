@@ -54,7 +54,7 @@ from headstart.ml.boosting import BoostedVote, tradaboost
 from headstart.ml.config import Settings, TrainConfig
 from headstart.ml.feature_cache import cache_depth, fit_frozen_prefix_once
 from headstart.ml.models import build_model
-from headstart.ml.racing import rung_epochs, successive_halving
+from headstart.ml.racing import rung_epochs, setting_text, successive_halving
 from headstart.ml.stacked_seeds import fit_seeds_together, stack_size, why_not_stacked
 from headstart.ml.training import (
     CrossEntropyObjective,
@@ -403,10 +403,6 @@ class TunedStrategy:
 
     def setting_text(self) -> str:
         return setting_text(self.setting)
-
-
-def setting_text(setting: dict[str, float]) -> str:
-    return ", ".join(f"{name}={value:g}" for name, value in setting.items())
 
 
 def mean_score(results: dict[int, StrategyResult]) -> tuple[float, float]:

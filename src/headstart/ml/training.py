@@ -192,8 +192,8 @@ class CrossEntropyObjective(nn.Module):
     def backward(self, model: nn.Module, total: torch.Tensor, parts: StepParts) -> None:
         total.backward()
 
-    def after_step(self) -> None:
-        pass
+    def after_step(self, model: nn.Module, inputs: torch.Tensor, targets: Any) -> None:
+        """After the optimizer's step, with the step's batch (FAMO re-measures its losses on it)."""
 
     def correct(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Correct predictions and labels counted, as tensors on the device: no host synchronisation."""
@@ -350,7 +350,7 @@ def train_one_epoch(
         optimizer.step()
         if schedule is not None:
             schedule.step()
-        objective.after_step()
+        objective.after_step(trained, inputs, targets)
         step_losses[step] = loss.detach() * len(inputs)  # NaN and ±inf stay what they are
         step_counts[step] = torch.stack(objective.correct(parts.outputs, targets))
         extra_images += parts.extra_images  # a host int each step knows without waiting for the device

@@ -14,8 +14,9 @@ from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay
 from headstart.ml.data.splits import random_split, stratified_split
 from headstart.ml.metrics import compare_multitask, in_listed_order
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.multitask import evaluate_methods, stored_networks, train_method
-from headstart.ml.plots import plot_delta_m
+from headstart.ml.multitask import evaluate_methods, stored_networks, tune_and_train_method, validation_curves
+from headstart.ml.plots import plot_delta_m, plot_validation_curves
+from headstart.ml.racing import setting_text
 from headstart.ml.reports import multitask_report
 from headstart.params import IngestParams, MultitaskParams, RuntimeParams
 
@@ -71,22 +72,28 @@ def train_multitask_methods(
     models = {}
     for method_name, method in multitask.methods.items():
         logger.info("Multi-task: %s, seeds %s", method_name, multitask.seeds)
-        networks = train_method(
+        tuned = tune_and_train_method(
             method.sharing,
-            method.weighting.build,
-            method.penalty,
+            method.weighting_for,
+            method.penalty_for,
             trunk,
             classes,
             {"head_depth": multitask.head_depth, "head_width": multitask.head_width},
             (multitask_train.images, multitask_train.labels),
             (multitask_validation.images, multitask_validation.labels),
             multitask.seeds,
-            lambda seed: TrainConfig.of(multitask.training, runtime, seed),
+            lambda seed, setting: TrainConfig.of(multitask.training, runtime, seed, setting["lr_scale"]),
+            method.grid(multitask.lr_scales),
+            multitask.racing_eta,
             source_state,
             Path(runtime.checkpoint_dir),
             method_name,
         )
-        models.update(stored_networks(method_name, method.model_dump(mode="json"), networks))
+        params = {
+            **method.model_dump(mode="json"),
+            "tuned": {part: setting_text(t["setting"]) for part, t in tuned.tuning.items()},
+        }
+        models.update(stored_networks(method_name, params, tuned.networks))
     return models
 
 
@@ -99,15 +106,23 @@ def evaluate_multitask_methods(
 
 def compare_multitask_methods(
     results: pd.DataFrame,
+    multitask_models: dict[str, StoredModel],
     multitask: MultitaskParams,
     multitask_train: LabelledImages,
     multitask_validation: LabelledImages,
     multitask_test: LabelledImages,
-) -> tuple[pd.DataFrame, str, Figure]:
-    """The comparison table (CSV and Markdown, protocol and sign conventions stated) and the Δm chart."""
-    comparison = compare_multitask(in_listed_order(results, "method", list(multitask.methods)), multitask.baseline)
+) -> tuple[pd.DataFrame, str, Figure, Figure]:
+    """The comparison table (CSV and Markdown, protocol and sign conventions stated), the Δm chart and
+    the validation curves."""
+    comparison = compare_multitask(
+        in_listed_order(results, "method", list(multitask.methods)),
+        multitask.baseline,
+        cost_reference=multitask.equal_weighting,
+    )
+    curves = validation_curves(multitask_models)
     markdown = multitask_report(
         comparison,
+        curves,
         multitask.data.kind,
         multitask_train,
         multitask_validation,
@@ -115,5 +130,13 @@ def compare_multitask_methods(
         multitask.seeds,
         multitask.training.epochs,
         multitask.baseline,
+        multitask.lr_scales,
+        multitask.racing_eta,
     )
-    return comparison, markdown, plot_delta_m(comparison, multitask.baseline, len(multitask.seeds))
+    seeds = len(multitask.seeds)
+    return (
+        comparison,
+        markdown,
+        plot_delta_m(comparison, multitask.baseline, seeds),
+        plot_validation_curves(curves, multitask.baseline, seeds),
+    )

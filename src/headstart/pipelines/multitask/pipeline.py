@@ -41,8 +41,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 compare_multitask_methods,
-                ["multitask_results", "params:multitask", *SPLITS],
-                ["multitask_comparison", "multitask_comparison_markdown", "multitask_comparison_chart"],
+                ["multitask_results", "multitask_models", "params:multitask", *SPLITS],
+                [
+                    "multitask_comparison",
+                    "multitask_comparison_markdown",
+                    "multitask_comparison_chart",
+                    "multitask_validation_curves",
+                ],
                 name="compare_multitask_methods",
             ),
         ]
