@@ -39,13 +39,23 @@ def test_multitask_report_states_its_protocol_and_sign_conventions_before_the_ta
             "delta_p_ci_high": [0.0, 2.0],
         }
     )
-    report = multitask_report(comparison, "multi_digits", images(20), images(6), images(10), [0, 1, 2], 7, "single")
+    curves = pd.DataFrame(
+        {"method": ["single"] * 7, "epoch": range(1, 8), "validation_accuracy": [0.2, 0.5, 0.7, 0.8, 0.8, 0.79, 0.8]}
+    )
+    report = multitask_report(
+        comparison, curves, "multi_digits", images(20), images(6), images(10), [0, 1, 2], 7, "single", [0.3, 1.0], 3
+    )
     assert report.startswith("# Multi-task methods against single-task networks\n\n## Verdict\n\nWith 20 training")
     assert "Better, the interval clear of zero: `hard`" in report
     assert report.index("## Verdict") < report.index("## Protocol") < report.index("## Results")
     data = "- Data (multi_digits): train 20, validation 6, test 10 images, each labelled for every task (left, right)"
     assert data in report
-    assert "n = 3 seeds (0, 1, 2)" in report and "(7 epochs, the same rates)" in report
+    assert "n = 3 seeds (0, 1, 2)" in report and "(7 epochs at most)" in report
+    assert "the rates times 0.3, 1" in report and "successive halving (η = 3" in report
+    assert (
+        "`single`'s mean validation accuracy peaks at epoch 4 of 7 (0.800); over its last 5 epochs it spans 0.700–0.800"
+        in report
+    )
     assert "against `single`, in %, **positive = worse**" in report
     assert report.index("## Results") < report.index("| method") and "| hard     |       3 |    -1.250 |" in report
     assert report.endswith("|\n")
