@@ -377,9 +377,11 @@ class LayerSweepParams(Settings):
 
 
 class MultiDigitsParams(Settings):
-    """MultiMNIST-style pairs of the target's handwritten digits, drawn within each split."""
+    """MultiMNIST-style pairs of the target's handwritten digits, drawn within each split. `multi_digits`:
+    two tasks, the left and the right digit; `digit_presence`: multi-label, one yes/no label per digit
+    class (`has_<class>`: is that digit on the canvas?), each a sigmoid output trained by binary cross-entropy."""
 
-    kind: Literal["multi_digits"]
+    kind: Literal["multi_digits", "digit_presence"]
     train_pairs: int = Field(2000, ge=10)
     validation_pairs: int = Field(500, ge=10)
     test_pairs: int = Field(1000, ge=10)

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import f1_score
 from torch import nn
 from torchjd.aggregation import UPGrad
 from torchjd.autojac import backward as torchjd_backward
@@ -38,6 +39,7 @@ from torchjd.autojac import jac_to_grad
 from torchjd.scalarization import FAMO
 
 from headstart.ml.data.images import LabelledImages
+from headstart.ml.data.multitask_sets import YES_NO
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.models import build_model
 from headstart.ml.models.multitask import SHARING_MODELS
@@ -49,20 +51,38 @@ from headstart.ml.training import (
     StepParts,
     TrainConfig,
     bare_model,
-    evaluate,
     fit,
+    predict_logits,
     resolve_device,
     scale_images,
 )
 from headstart.ml.transfer import body_prefixes, copy_weights
 
 
+def outputs_per_task(classes: dict[str, list[str]]) -> dict[str, int]:
+    """A head's outputs per task: one logit for a yes/no label (classes `YES_NO`: multi-label targets,
+    sigmoid and binary cross-entropy), else one per class (softmax and cross-entropy)."""
+    return {task: 1 if list(names) == YES_NO else len(names) for task, names in classes.items()}
+
+
+def task_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean loss over the labelled entries (targets ≥ 0): binary cross-entropy on one logit, else cross-entropy."""
+    if logits.shape[1] == 1:
+        labelled = targets >= 0
+        return F.binary_cross_entropy_with_logits(logits[labelled, 0].float(), targets[labelled].float())
+    return F.cross_entropy(logits.float(), targets, ignore_index=-1)
+
+
+def task_predictions(logits: torch.Tensor) -> torch.Tensor:
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+
+
 def masked_losses(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Mean cross-entropy per task over its labelled entries; tasks without any are left out."""
+    """Mean loss per task over its labelled entries; tasks without any are left out."""
     losses = {}
     for task, logits in outputs.items():
-        if (targets[task] >= 0).any():  # all missing: cross_entropy's mean over nothing would be NaN
-            losses[task] = F.cross_entropy(logits.float(), targets[task], ignore_index=-1)
+        if (targets[task] >= 0).any():  # all missing: a mean over nothing would be NaN
+            losses[task] = task_loss(logits, targets[task])
     return losses
 
 
@@ -262,13 +282,25 @@ class _OneTask(nn.Module):
 def evaluate_multitask(
     model: nn.Module, images: torch.Tensor, labels: dict[str, torch.Tensor], macro_f1: bool = True
 ) -> dict[str, dict]:
-    """Per task: accuracy, macro-F1 (unless `macro_f1=False`), NLL and predictions over that task's
-    labelled entries only."""
+    """Per task: accuracy, macro-F1 (unless `macro_f1=False`), NLL (cross-entropy, binary for a yes/no
+    label) and predictions over that task's labelled entries only."""
     results = {}
     for task, task_labels in labels.items():
         labelled = task_labels >= 0
-        if labelled.any():
-            results[task] = evaluate(_OneTask(model, task), images[labelled], task_labels[labelled], macro_f1=macro_f1)
+        if not labelled.any():
+            continue
+        logits = predict_logits(_OneTask(model, task), images[labelled])
+        truth = task_labels[labelled].to(logits.device)
+        predictions = task_predictions(logits)
+        results[task] = {
+            "accuracy": float((predictions == truth).float().mean()),
+            "nll": float(task_loss(logits, truth)),
+            "predictions": predictions.cpu(),
+        }
+        if macro_f1:
+            results[task]["macro_f1"] = float(
+                f1_score(truth.cpu(), predictions.cpu(), average="macro", zero_division=0)
+            )
     return results
 
 
@@ -308,7 +340,7 @@ class MultiTaskObjective(CrossEntropyObjective):
 
     def correct(self, outputs, targets):
         """Correct predictions and labelled entries over every task, as device tensors (no host sync)."""
-        correct = sum((logits.argmax(1) == targets[task]).sum() for task, logits in outputs.items())
+        correct = sum((task_predictions(logits) == targets[task]).sum() for task, logits in outputs.items())
         counted = sum((targets[task] >= 0).sum() for task in outputs)
         return correct, counted
 

@@ -36,6 +36,21 @@ def overlay_digit_pairs(digits: LabelledImages, pairs: int, seed: int) -> Labell
     )
 
 
+YES_NO = ["no", "yes"]  # a task with these classes is a yes/no label: one sigmoid output (headstart.ml.multitask)
+
+
+def digit_presence(pairs: LabelledImages) -> LabelledImages:
+    """Multi-label targets on digit pairs (`overlay_digit_pairs`): per digit class, `has_<class>`, yes
+    when the left or the right digit is that class (missing when either is missing)."""
+    left, right = pairs.labels["left"], pairs.labels["right"]
+    missing = (left < 0) | (right < 0)
+    labels = {}
+    for index, name in enumerate(pairs.classes["left"]):
+        present = ((left == index) | (right == index)).long()
+        labels[f"has_{name}"] = torch.where(missing, -1, present)
+    return LabelledImages(pairs.images, labels, {task: list(YES_NO) for task in labels})
+
+
 def load_manifest(path: str | Path, image_size: int, channels: int, image_column: str = "image") -> LabelledImages:
     """A CSV with an image path column (relative to the CSV) and one label column per task;
     an empty cell is a missing label (-1). Class lists are each task's sorted labels."""

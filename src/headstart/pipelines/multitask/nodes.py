@@ -10,11 +10,23 @@ from matplotlib.figure import Figure
 
 from headstart.ml.config import TrainConfig
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.data.multitask_sets import hide_labels, load_manifest, overlay_digit_pairs, with_tasks
+from headstart.ml.data.multitask_sets import (
+    digit_presence,
+    hide_labels,
+    load_manifest,
+    overlay_digit_pairs,
+    with_tasks,
+)
 from headstart.ml.data.splits import random_split, stratified_split
 from headstart.ml.metrics import compare_multitask, in_listed_order
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.multitask import evaluate_methods, stored_networks, tune_and_train_method, validation_curves
+from headstart.ml.multitask import (
+    evaluate_methods,
+    outputs_per_task,
+    stored_networks,
+    tune_and_train_method,
+    validation_curves,
+)
 from headstart.ml.plots import plot_delta_m, plot_validation_curves
 from headstart.ml.racing import setting_text
 from headstart.ml.reports import multitask_report
@@ -34,12 +46,14 @@ def build_multitask_data(
 ) -> tuple[LabelledImages, LabelledImages, LabelledImages]:
     """Train, validation and test splits with one label tensor per task (-1 where missing)."""
     data = multitask.data
-    if data.kind == "multi_digits":
+    if data.kind in ("multi_digits", "digit_presence"):
         splits = (
             overlay_digit_pairs(target_train_pool, data.train_pairs, data.seed),
             overlay_digit_pairs(target_validation_pool, data.validation_pairs, data.seed + 1),
             overlay_digit_pairs(target_test, data.test_pairs, data.seed + 2),
         )
+        if data.kind == "digit_presence":
+            splits = tuple(digit_presence(pairs) for pairs in splits)
     elif data.kind == "printed_digits_tasks":
         validation, test = stratified_split(source_validation, 0.5, data.seed, "source_validation")
         tasks = data.tasks or list(source_train.labels)
@@ -66,7 +80,7 @@ def train_multitask_methods(
     runtime: RuntimeParams,
 ) -> dict[str, StoredModel]:
     """Per method and seed, its network(s): `<method>-seed<s>-all`, or one per task for single-task."""
-    classes = {task: len(names) for task, names in multitask_train.classes.items()}
+    classes = outputs_per_task(multitask_train.classes)
     trunk = multitask.trunk_config(source_model["source"].config, int(multitask_train.images.shape[1]))
     source_state = source_model["source"].state if multitask.trunk.init == "source" else None
     models = {}
