@@ -20,7 +20,8 @@ Racing (`Plan.racing_eta`): a raced grid trains the share of the whole grid's ep
 halving gives its candidates (`Plan.raced_share`, e.g. 5/9 for three candidates at η = 3).
 Not counted: Kedro and MLflow, building and storing models, checkpoints, torch.compile's compilation.
 An upper bound where frozen blocks are cached (headstart.ml.feature_cache): a step is timed through
-the whole model, where cached training runs only what follows the frozen blocks.
+the whole model, where cached training runs only what follows the frozen blocks; and where a
+candidate's seeds train as one stack (headstart.ml.stacked_seeds): a step is timed for one seed alone.
 The load of a shared machine is what it was while the steps were timed.
 The cuts (fewer seeds, candidates, strategies, epochs; a smaller input) are priced from the same
 measurements, so the advice costs nothing more.
