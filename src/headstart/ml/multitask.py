@@ -183,19 +183,29 @@ class GradNormWeighting(LossWeighting):
         return {task: float(self.task_weights[i].detach()) for i, task in enumerate(self.tasks)}
 
 
-class PCGradWeighting(LossWeighting):
-    def __init__(self, tasks: list[str], seed: int = 0) -> None:
-        super().__init__(tasks)
-        self.random = random.Random(seed)
+class SharedGradientWeighting(LossWeighting):
+    """The losses summed, and the shared parameters' gradient made from the per-task gradients by
+    `shared_backward` (with one task in the batch, plain backprop)."""
 
     def combine(self, losses):
         return sum(losses.values())
 
     def backward(self, model, total, losses):
-        shared = model.shared_parameters()
         if len(losses) < 2:
             total.backward()
-            return
+        else:
+            self.shared_backward(model.shared_parameters(), total, losses)
+
+    def shared_backward(self, shared: list[nn.Parameter], total: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+
+class PCGradWeighting(SharedGradientWeighting):
+    def __init__(self, tasks: list[str], seed: int = 0) -> None:
+        super().__init__(tasks)
+        self.random = random.Random(seed)
+
+    def shared_backward(self, shared, total, losses):
         grads = []
         for loss in losses.values():
             parts = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
@@ -217,17 +227,10 @@ class PCGradWeighting(LossWeighting):
             offset += p.numel()
 
 
-class UPGradWeighting(LossWeighting):
+class UPGradWeighting(SharedGradientWeighting):
     """TorchJD's UPGrad on the shared parameters (Jacobian descent); the heads by plain backprop."""
 
-    def combine(self, losses):
-        return sum(losses.values())
-
-    def backward(self, model, total, losses):
-        shared = model.shared_parameters()
-        if len(losses) < 2:
-            total.backward()
-            return
+    def shared_backward(self, shared, total, losses):
         torchjd_backward(list(losses.values()), inputs=shared, retain_graph=True)  # fills each p.jac
         total.backward()  # the heads' gradients; the shared ones are replaced below
         for p in shared:

@@ -43,6 +43,7 @@ from headstart.ml.training import (
     optimizer_over,
     random_affines,
     resolve_device,
+    save_atomically,
     scale_images,
     steps_per_epoch,
     trains_in_bf16,
@@ -73,11 +74,10 @@ def why_not_stacked(model: nn.Module, images, config: TrainConfig) -> str | None
         return "it trains across processes"
     if _draws_randomness(model):
         return "it has dropout or drop-path on"
-    try:
+    try:  # a training step's forward and backward on a stack of two copies (their own buffers: nothing else moves)
         probe = StackedModels([model, model])
-        with torch.no_grad():
-            probe.eval()
-            probe(scale_images(images[:2]).unsqueeze(0).expand(2, *images[:2].shape))
+        train_mode(probe.template)
+        probe(scale_images(images[:2]).unsqueeze(0).expand(2, *images[:2].shape)).float().sum().backward()
     except Exception as error:  # vmap has no batching rule for some operation of this model
         return f"vmap cannot batch its forward ({type(error).__name__}: {str(error)[:200]})"
     return None
@@ -307,9 +307,7 @@ def fit_seeds_together(
         due = time.monotonic() - last_saved >= config.checkpoint_seconds or finished
         if checkpoint_path is not None and due and distributed.is_main_process():
             last_saved = time.monotonic()
-            checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = checkpoint_path.with_suffix(".tmp")
-            torch.save(
+            save_atomically(
                 {
                     "model": stacked.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -328,9 +326,8 @@ def fit_seeds_together(
                     ],
                     "epoch": epoch + 1,
                 },
-                temporary,
+                checkpoint_path,
             )
-            temporary.replace(checkpoint_path)  # atomic: a kill mid-write leaves the previous checkpoint
     for index, (model, result) in enumerate(zip(models, results)):
         model.load_state_dict(best_states[index] if best_states[index] is not None else stacked.seed_state(index))
         progress.report(

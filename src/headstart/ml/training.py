@@ -261,6 +261,14 @@ def _readable_checkpoint(path: Path | None, device: torch.device) -> dict | None
         return None
 
 
+def save_atomically(checkpoint: dict, path: Path) -> None:
+    """`torch.save` to a temporary file, then renamed: a kill mid-write leaves the previous checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save(checkpoint, temporary)
+    temporary.replace(path)
+
+
 def make_optimizer(model: nn.Module, objective: Any, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer over the trainable parameters only (nanoGPT), with the groups' own rates and decay."""
     groups = (
@@ -471,9 +479,7 @@ def fit(
         due = time.monotonic() - last_saved >= config.checkpoint_seconds or stop or done == last
         if checkpoint_path is not None and due and distributed.is_main_process():
             last_saved = time.monotonic()
-            checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = checkpoint_path.with_suffix(".tmp")
-            torch.save(
+            save_atomically(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -487,9 +493,8 @@ def fit(
                     "epoch": epoch + 1,
                     "stopped_early": stop,
                 },
-                temporary,
+                checkpoint_path,
             )
-            temporary.replace(checkpoint_path)  # atomic: a kill mid-write leaves the previous checkpoint
         if stop:
             result.stopped_early = True
             break
