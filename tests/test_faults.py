@@ -93,7 +93,7 @@ def test_a_run_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(proj
         kedro_command(*arguments), cwd=project, env=kedro_environment(), start_new_session=True, text=True
     )
     deadline = time.monotonic() + 300
-    while not list(checkpoints.glob("scratch-seed*.pt")):
+    while not list(checkpoints.glob("*scratch-seed*.pt")):  # the seeds' stack: seeds-together-scratch-seed0-…
         assert killed.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
         time.sleep(0.2)
     killed.send_signal(signal.SIGKILL)  # at once: the checkpoint of the seed in training is there

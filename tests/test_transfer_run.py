@@ -235,6 +235,8 @@ def test_default_run_compares_multitask_methods_with_single_task_networks_on_par
         "hard_uncertainty",
         "hard_gradnorm",
         "hard_pcgrad",
+        "hard_upgrad",
+        "hard_famo",
         "soft",
     ]
     rows = comparison.set_index("method")

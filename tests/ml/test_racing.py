@@ -105,3 +105,10 @@ def test_resuming_a_paused_training_gives_the_uninterrupted_model(tmp_path):
     resumed = tiny()
     fit(resumed, (images, labels), (images, labels), config, tmp_path / "c.pt")
     assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())
+
+
+def test_no_rung_comes_before_the_trainings_min_epochs():
+    assert rung_epochs(40, 3, 3) == [13]
+    assert rung_epochs(40, 3, 3, earliest=20) == [20]  # judged once a network from scratch has left chance
+    assert rung_epochs(40, 9, 3, earliest=20) == [20]  # E/9 and E/3 both lifted to 20: one rung
+    assert rung_epochs(40, 3, 3, earliest=40) == []  # no rung left before the full budget: the whole grid

@@ -110,11 +110,12 @@ class Plan:
     def raced_share(self) -> float:
         """The share of the whole grid's epochs that racing trains (1 without racing, or for a procedure
         that is not raced): every candidate to the first rung, the survivors of each rung to the next."""
-        epochs, count = self.candidates[0].training.epochs, len(self.candidates)
+        training, count = self.candidates[0].training, len(self.candidates)
+        epochs = training.epochs
         if self.candidates[0].procedure != "fit" or not self.racing_eta:
             return 1.0
         alive, trained, done = count, 0, 0
-        for budget in rung_epochs(epochs, count, self.racing_eta):
+        for budget in rung_epochs(epochs, count, self.racing_eta, training.min_epochs):
             trained, done = trained + alive * (budget - done), budget
             alive = max(1, math.ceil(alive / self.racing_eta))
         return (trained + alive * (epochs - done)) / (count * epochs)

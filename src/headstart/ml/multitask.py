@@ -454,6 +454,7 @@ def tune_method(
     epochs: int,
     eta: int | None,
     forget: Callable[[dict[str, float], str], None] = lambda setting, part: None,
+    earliest: int = 1,
 ) -> TunedMethod:
     """Each part's grid raced on validation by successive halving (headstart.ml.racing; every candidate
     to the end with `eta` null), each part on its own: a single-task network is tuned for its task, as a
@@ -462,7 +463,7 @@ def tune_method(
     run has no checkpoint directory), so racing never changes what a survivor's full training gives."""
     kept, tuning = [], {}
     for part in parts:
-        networks, tuning[part] = tune_part(grid, train_candidate, part, epochs, eta, forget)
+        networks, tuning[part] = tune_part(grid, train_candidate, part, epochs, eta, forget, earliest)
         kept += networks
     return TunedMethod(kept, tuning)
 
@@ -514,7 +515,8 @@ def tune_and_train_method(
                 path.unlink(missing_ok=True)
 
     parts = list(method_parts(sharing, classes))
-    return tune_method(grid, train_candidate, parts, config_for(seeds[0], grid[0]).epochs, eta, forget)
+    first = config_for(seeds[0], grid[0])
+    return tune_method(grid, train_candidate, parts, first.epochs, eta, forget, first.min_epochs)
 
 
 def tune_part(
@@ -524,6 +526,7 @@ def tune_part(
     epochs: int,
     eta: int | None,
     forget: Callable[[dict[str, float], str], None] = lambda setting, part: None,
+    earliest: int = 1,
 ) -> tuple[list[TrainedNetwork], dict]:
     """One part's race (see `tune_method`): the kept candidate's networks, and how it was chosen."""
     spent: dict[tuple[int, int], float] = {}
@@ -542,7 +545,7 @@ def tune_part(
                 network.info["train_seconds"] = spent[key]
             return networks
 
-        budgets = rung_epochs(epochs, len(grid), eta or 1)
+        budgets = rung_epochs(epochs, len(grid), eta or 1, earliest)  # no rung before min_epochs
         alive, rungs = successive_halving(list(range(len(grid))), budgets, eta or 1, lambda c, e: score(train(c, e), e))
         finished = {c: train(c, None) for c in alive}
     for candidate in set(range(len(grid))) - set(alive):

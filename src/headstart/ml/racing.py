@@ -22,13 +22,15 @@ Candidate = TypeVar("Candidate", bound=Hashable)
 Score = tuple[float, ...]  # higher is better, compared in order (accuracy, then −loss)
 
 
-def rung_epochs(epochs: int, candidates: int, eta: int) -> list[int]:
+def rung_epochs(epochs: int, candidates: int, eta: int, earliest: int = 1) -> list[int]:
     """The epochs of each rung before the full budget: E·η^(i−s) for i < s, s = ⌈log_η n⌉ rungs
-    (the rungs that cut n candidates to one); rungs that would round to the full budget are dropped."""
+    (the rungs that cut n candidates to one), none before `earliest` (a training's `min_epochs`: a
+    network from scratch on a few labels sits near chance before it, so a rung there judges noise);
+    rungs that would reach the full budget are dropped."""
     if candidates < 2 or eta < 2:
         return []
     rungs = math.ceil(math.log(candidates) / math.log(eta) - 1e-9)
-    budgets = [max(1, round(epochs * eta ** (i - rungs))) for i in range(rungs)]
+    budgets = [max(1, earliest, round(epochs * eta ** (i - rungs))) for i in range(rungs)]
     return sorted({b for b in budgets if b < epochs})
 
 

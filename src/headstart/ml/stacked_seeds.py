@@ -217,7 +217,7 @@ def fit_seeds_together(
                 results[index] = TrainResult(kept["history"], kept["best_epoch"], bool(kept["stopped_early"]))
                 best_scores[index], best_states[index] = tuple(kept["best_score"]), kept["best_state"]
             start_epoch = checkpoint["epoch"]
-            logger.info("Resuming %d seeds from %s after epoch %d", seeds, checkpoint_path, start_epoch)
+            logger.info("Resuming from %s after epoch %d (%d seeds, stacked)", checkpoint_path, start_epoch, seeds)
         except Exception as error:
             if not unusable_checkpoint(error):
                 raise

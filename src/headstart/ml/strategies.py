@@ -429,7 +429,8 @@ def train_tuned(
     first = configure(grid[0], seeds[0])
     if first.model == "pixels":
         return cross_validate_classical(task, grid, seeds, configure)
-    budgets = rung_epochs(first.training.epochs, len(grid), eta or 1) if first.procedure == "fit" else []
+    training = first.training
+    budgets = rung_epochs(training.epochs, len(grid), eta or 1, training.min_epochs) if first.procedure == "fit" else []
     # per (candidate, seed), over its paused and resumed calls: seconds, images of one-off setup (fitted
     # once per call, e.g. importance weights' domain classifier), images in all
     spent: dict[tuple[int, int], tuple[float, int, int]] = {}
@@ -452,7 +453,9 @@ def train_tuned(
             results = {}
             for stack in seed_stacks(task, configs):
                 stacked_seeds = [seeds[index] for index in stack]
-                logger.info("Training seed%s %s with %s", "s" * (len(stack) > 1), stacked_seeds, grid[candidate])
+                for seed in stacked_seeds:  # a line per seed's training, stacked or not
+                    together = f" (stacked with seeds {stacked_seeds})" if len(stack) > 1 else ""
+                    logger.info("Training seed %d with %s%s", seed, grid[candidate], together)
                 try:
                     if len(stack) > 1:
                         path = checkpoint(candidate, stacked_seeds[0])

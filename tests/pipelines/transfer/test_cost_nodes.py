@@ -59,7 +59,8 @@ def inputs() -> dict:
 
 def test_the_estimate_counts_the_trainings_and_steps_the_nodes_then_train(monkeypatch, tmp_path):
     transfer = TransferParams.model_validate({**TRANSFER, "racing_eta": None})  # each training once, to its end
-    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path))
+    # each seed alone, through train_strategy and train_one_epoch (a stack makes the same steps, S seeds at once)
+    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), seeds_together=1)
     data = inputs()
     table, summary = estimate_cost(**data, transfer=transfer, runtime=runtime)
     counted = {"trainings": 0, "steps": 0}
