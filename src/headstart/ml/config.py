@@ -52,8 +52,9 @@ class ExecutionParams(Settings):
     channels_last: bool = True  # NHWC memory format for conv nets: faster on oneDNN CPUs and tensor-core GPUs
     compile: bool = False  # torch.compile each training (a compilation first; pays off on long runs)
     # The seeds of one candidate trained together, at most this many in one stacked model
-    # (headstart.ml.stacked_seeds: one vmap'd step for all); 1: each seed alone.
-    seeds_together: int = Field(10, ge=1)
+    # (headstart.ml.stacked_seeds: one vmap'd step for all); 1: each seed alone; null: 10 on CUDA and
+    # 1 on the CPU, where a stack measured slower than seed after seed (benchmarks/stacked_seeds.py).
+    seeds_together: int | None = Field(None, ge=1)
 
 
 class AugmentParams(Settings):

@@ -83,11 +83,18 @@ def why_not_stacked(model: nn.Module, images, config: TrainConfig) -> str | None
     return None
 
 
+def seeds_per_stack(config: TrainConfig) -> int:
+    """`seeds_together`, or where it is null 10 on CUDA and 1 (no stack) on the CPU."""
+    if config.seeds_together is not None:
+        return config.seeds_together
+    return 10 if resolve_device(config.device).type == "cuda" else 1
+
+
 def stack_size(images: torch.Tensor, config: TrainConfig) -> int:
-    """How many seeds one stack holds: `seeds_together`, capped so a stacked batch stays near a usual
+    """How many seeds one stack holds: `seeds_per_stack`, capped so a stacked batch stays near a usual
     training batch (STACKED_INPUT_VALUES): memory grows with the seeds stacked."""
     per_seed = config.batch_size * math.prod(images.shape[1:])
-    return max(1, min(config.seeds_together, STACKED_INPUT_VALUES // max(per_seed, 1)))
+    return max(1, min(seeds_per_stack(config), STACKED_INPUT_VALUES // max(per_seed, 1)))
 
 
 class StackedModels(nn.Module):

@@ -55,7 +55,7 @@ from headstart.ml.config import Settings, TrainConfig
 from headstart.ml.feature_cache import cache_depth, fit_frozen_prefix_once
 from headstart.ml.models import build_model
 from headstart.ml.racing import rung_epochs, setting_text, successive_halving
-from headstart.ml.stacked_seeds import fit_seeds_together, stack_size, why_not_stacked
+from headstart.ml.stacked_seeds import fit_seeds_together, seeds_per_stack, stack_size, why_not_stacked
 from headstart.ml.training import (
     CrossEntropyObjective,
     evaluate,
@@ -341,7 +341,7 @@ def seed_stacks(task: TargetTask, configs: list[StrategyConfig]) -> list[list[in
     first, alone = configs[0], [[index] for index in range(len(configs))]
     if len(configs) < 2 or first.procedure != "fit" or first.adaptation is not None:
         return alone
-    if first.training.seeds_together < 2:
+    if seeds_per_stack(first.training) < 2:
         return alone
     torch.manual_seed(first.training.seed)
     model, _, _ = initial_model(task, first)
