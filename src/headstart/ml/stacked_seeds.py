@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, stack_module_state
 
 from headstart.ml import distributed, progress
 from headstart.ml.config import TrainConfig
@@ -104,15 +104,15 @@ class StackedModels(nn.Module):
     def __init__(self, models: Sequence[nn.Module]) -> None:
         super().__init__()
         self.template = copy.deepcopy(models[0])  # its structure, training flags and requires_grad
-        states = [dict(m.named_parameters()) | dict(m.named_buffers()) for m in models]
+        parameters, buffers = stack_module_state(list(models))  # torch's stacking; set in place of the template's
         for name, value in list(self.template.named_parameters()) + list(self.template.named_buffers()):
             owner_name, _, attribute = name.rpartition(".")
             owner = self.template.get_submodule(owner_name)
-            stacked = torch.stack([state[name].detach() for state in states])
             if isinstance(value, nn.Parameter):
+                stacked = parameters[name].detach()
                 setattr(owner, attribute, nn.Parameter(stacked, requires_grad=value.requires_grad))
             else:
-                owner.register_buffer(attribute, stacked)
+                owner.register_buffer(attribute, buffers[name])
 
     @property
     def seeds(self) -> int:
