@@ -64,7 +64,8 @@ class MissingInputsHook:
             if _stored_and_required(catalog.get(name)) and not catalog.exists(name)
         ]
         if missing:
-            lines = [f"{name}: {_how_to_make(name, catalog)}" for name in missing]
+            pipelines = _every_pipeline()
+            lines = [f"{name}: {_how_to_make(name, catalog, pipelines)}" for name in missing]
             raise click.ClickException("this run needs data that does not exist yet:\n  " + "\n  ".join(lines))
 
 
@@ -94,8 +95,8 @@ def _every_pipeline() -> dict[str, Any]:
     }
 
 
-def _how_to_make(name: str, catalog) -> str:
-    makers = [(len(p.nodes), key) for key, p in _every_pipeline().items() if name in p.all_outputs()]
+def _how_to_make(name: str, catalog, pipelines: dict[str, Any]) -> str:
+    makers = [(len(p.nodes), key) for key, p in pipelines.items() if name in p.all_outputs()]
     if makers:
         return f"not made yet; run `kedro run --pipelines={min(makers)[1]}` (or the default `kedro run`) first"
     dataset = catalog.get(name)
