@@ -269,6 +269,35 @@ def test_default_run_compares_multitask_methods_with_single_task_networks_on_par
     assert mlflow.MlflowClient().get_metric_history(uncertainty.info.run_id, "weight_right")
 
 
+def test_the_multitask_sweeps_measure_each_point_against_its_own_single_task_networks(project):
+    result = kedro_run(project, "--pipelines=multitask_capacity,multitask_labels")
+    assert result.returncode == 0, result.stderr[-3000:]
+    capacity = pd.read_csv(latest(project, "data/08_reporting/multitask_capacity_sweep.csv"))
+    assert list(zip(capacity["width_multiplier"], capacity["method"])) == [
+        (0.5, "single_task"),
+        (0.5, "hard_equal"),
+        (2.0, "single_task"),
+        (2.0, "hard_equal"),
+    ]  # conf/test: × 0.5 and × 2 of widths [4, 8]
+    rows = capacity.set_index(["width_multiplier", "method"])
+    assert rows.loc[(2.0, "hard_equal"), "parameters"] > rows.loc[(0.5, "hard_equal"), "parameters"]
+    assert (capacity[capacity["method"] == "single_task"]["delta_m"] == 0).all()
+    labels = pd.read_csv(latest(project, "data/08_reporting/multitask_labels_tasks_sweep.csv"))
+    points = labels.drop_duplicates(["labels_per_task", "tasks", "trunk"])
+    assert len(points) == 2 * 2 * 2 and set(points["trunk"]) == {"scratch", "source"}
+    scratch = labels[labels["trunk"] == "scratch"]
+    assert np.allclose(scratch["delta_m_vs_scratch"], scratch["delta_m"])  # their own baseline
+    # the source trunk is the source model's body (conf/test: widths [8, 16, 16]), the scratch one [4, 8]
+    by_trunk = labels[labels["method"] == "hard_equal"].groupby("trunk")["parameters"].max()
+    assert by_trunk["source"] > 5 * by_trunk["scratch"]
+    report = latest(project, "data/08_reporting/multitask_labels_tasks_sweep.md").read_text()
+    assert report.index("## Verdict") < report.index("## Protocol") and "method × point pairs" in report
+    assert latest(project, "data/08_reporting/multitask_capacity_sweep.png").stat().st_size > 1000
+    studies = [r.data.tags.get("study") for r in mlflow_runs(project)]
+    assert studies.count("multitask_capacity_sweep") == 2 * 2 * 2  # points × methods × seeds
+    assert studies.count("multitask_labels_tasks_sweep") == 8 * 2 * 2
+
+
 def test_promotion_makes_a_first_champion_then_keeps_it_unless_beaten(project):
     for expected in (True, False):
         result = kedro_run(project, "--pipelines=promote")

@@ -17,6 +17,7 @@ from headstart.ml.data.printed import PrintedDigitsStyle
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
+from headstart.ml.multitask_sweeps import SweepRun
 from headstart.ml.pretraining import SourceRecipe
 from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES, StrategyChoice, StrategyConfig
 from headstart.ml.studies import SweepArm
@@ -480,6 +481,11 @@ class TrunkParams(Settings):
     architecture: ArchitectureParams = ArchitectureParams()  # ignored with init: source
 
 
+def source_trunk(source_config: dict[str, Any]) -> dict[str, Any]:
+    """The source model's architecture without its classifier: a trunk for the task heads."""
+    return {k: v for k, v in source_config.items() if k not in ("num_classes", "head_hidden")}
+
+
 class MultitaskParams(Settings):
     data: MultitaskDataParams
     missing_labels: MissingLabelsParams | None = None
@@ -511,11 +517,85 @@ class MultitaskParams(Settings):
 
     def trunk_config(self, source_config: dict[str, Any], in_channels: int) -> dict[str, Any]:
         """The trunk's architecture: the source model's body (`init: source`) or `trunk.architecture`."""
-        if self.trunk.init == "source":
-            return {k: v for k, v in source_config.items() if k not in ("num_classes", "head_hidden")}
+        return source_trunk(source_config) if self.trunk.init == "source" else self.scratch_trunk(in_channels)
+
+    def scratch_trunk(self, in_channels: int) -> dict[str, Any]:
+        """`trunk.architecture`'s trunk, whatever `trunk.init` says (the sweeps set the start themselves)."""
         trunk = self.trunk.architecture.to_config(in_channels, 1)
         trunk.pop("num_classes")
         return trunk
+
+
+class CapacitySweepParams(Settings):
+    """The trunk's channels times each multiplier, on the multi-task comparison's own data."""
+
+    width_multipliers: list[Annotated[float, Field(gt=0)]] = Field([0.25, 0.5, 1.0, 2.0, 4.0], min_length=1)
+
+
+class LabelsTasksSweepParams(Settings):
+    """Digit-presence tasks (`has_<digit>` on digit pairs, which share every low-level feature): training
+    images (= labels per task) × how many of the ten tasks × the trunk's start (scratch, or the source
+    model's body: transfer plus multi-task)."""
+
+    labels_per_task: list[Annotated[int, Field(ge=10)]] = Field([20, 100, 500, 2000], min_length=1)
+    tasks: list[Annotated[int, Field(ge=1, le=10)]] = Field([2, 5, 10], min_length=1)
+    trunks: list[Literal["scratch", "source"]] = Field(["scratch", "source"], min_length=1)
+    validation_pairs: int = Field(200, ge=10)  # at every point: validation labels are part of the budget
+    test_pairs: int = Field(1000, ge=10)
+    # as many steps an epoch at 20 labels as at 2000 (batches resampled), so the few are not starved
+    min_batches_per_epoch: int | None = Field(32, ge=1)
+    seed: int = 0
+
+
+class MultitaskSweepsParams(Settings):
+    # by name from multitask.methods (so each is defined once); exactly one single_task among them
+    methods: list[str] = Field(["single_task", "hard_equal", "hard_famo"], min_length=2)
+    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    lr_scales: list[float] = Field([1.0], min_length=1)  # each method's grid at every point (raced as multitask's)
+    training: TrainingParams | None = None  # null: multitask.training
+    capacity: CapacitySweepParams = CapacitySweepParams()
+    labels_and_tasks: LabelsTasksSweepParams = LabelsTasksSweepParams()
+
+    def chosen_methods(self, multitask: MultitaskParams) -> dict[str, MultitaskMethodParams]:
+        unknown = [name for name in self.methods if name not in multitask.methods]
+        if unknown:
+            raise ValueError(
+                f"multitask_sweeps.methods: {unknown} are not in multitask.methods {list(multitask.methods)}"
+            )
+        chosen = {name: multitask.methods[name] for name in self.methods}
+        if sum(method.sharing == "single_task" for method in chosen.values()) != 1:
+            raise ValueError(
+                "multitask_sweeps.methods: name exactly one single_task method, the baseline of every point"
+            )
+        return chosen
+
+    def setup(self, multitask: MultitaskParams, runtime: RuntimeParams, min_batches: int | None = None) -> SweepRun:
+        """What every point of a sweep shares (`min_batches`: at least that many batches an epoch)."""
+        budget = self.training or multitask.training
+        if min_batches is not None:
+            budget = budget.model_copy(update={"min_batches_per_epoch": min_batches})
+        return SweepRun(
+            methods=self.chosen_methods(multitask),
+            head={"head_depth": multitask.head_depth, "head_width": multitask.head_width},
+            seeds=self.seeds,
+            budget=budget,
+            config_for=lambda seed, setting: TrainConfig.of(budget, runtime, seed, setting["lr_scale"]),
+            lr_scales=self.lr_scales,
+            racing_eta=multitask.racing_eta,
+            checkpoint_dir=Path(runtime.checkpoint_dir),
+            device=runtime.device,
+        )
+
+    def trunks(
+        self, multitask: MultitaskParams, source: Any, in_channels: int
+    ) -> dict[str, tuple[dict[str, Any], dict | None]]:
+        """labels_and_tasks.trunks as (trunk config, weights to copy): multitask.trunk.architecture from
+        scratch, or the source model's (a `StoredModel`) body with its weights."""
+        made = {
+            "scratch": lambda: (multitask.scratch_trunk(in_channels), None),
+            "source": lambda: (source_trunk(source.config), source.state),
+        }
+        return {name: made[name]() for name in self.labels_and_tasks.trunks}
 
 
 class PredictParams(Settings):

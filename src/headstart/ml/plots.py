@@ -211,3 +211,25 @@ def plot_advice_audit(points, scores: list[str], title: str) -> Figure:
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def plot_multitask_sweep(table, x: str, lines: list[str], baseline: str, seeds: int, title: str) -> Figure:
+    """Δm against `baseline` (positive = worse) along `x`, one line per method and value of `lines`,
+    each point with its 95% interval over n seeds; zero is the single-task networks."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.5))
+    methods = table[table["method"] != baseline]
+    for key, group in methods.groupby(["method", *lines], sort=False):
+        group = group.sort_values(x)
+        label = ", ".join(str(value) for value in key)
+        errors = [group["delta_m"] - group["delta_m_ci_low"], group["delta_m_ci_high"] - group["delta_m"]]
+        axis.errorbar(
+            group[x], group["delta_m"], yerr=[e.fillna(0) for e in errors], marker="o", capsize=3, label=label
+        )
+    axis.axhline(0, color="black", linewidth=1)
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel(x.replace("_", " "))
+    axis.set_ylabel(f"Δm against {baseline} (%), positive = worse")
+    axis.set_title(f"{title}; 95% interval over n = {seeds} seeds", fontsize=9)
+    axis.legend(fontsize=7, title=", ".join(["method", *lines]), title_fontsize=7)
+    figure.tight_layout()
+    return figure

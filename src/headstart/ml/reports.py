@@ -583,3 +583,67 @@ def learning_curve_report(
             "",
         ]
     )
+
+
+def sweep_point_text(values: Mapping) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def multitask_sweep_verdict(table: pd.DataFrame, dimensions: Sequence[str], baseline: str) -> str:
+    """Where multi-task wins (Δm's interval clear below zero), where it loses (clear above) and how many
+    method × point pairs are inside the noise, in plain words, computed from the sweep's table."""
+    methods = table[table["method"] != baseline]
+
+    def where(rows: pd.DataFrame) -> str:
+        return "; ".join(
+            f"{row['method']} at {sweep_point_text({d: row[d] for d in dimensions})} "
+            f"(Δm {row['delta_m']:+.1f} % [{row['delta_m_ci_low']:+.1f}, {row['delta_m_ci_high']:+.1f}])"
+            for _, row in rows.iterrows()
+        )
+
+    wins = methods[methods["delta_m_ci_high"] < 0]
+    losses = methods[methods["delta_m_ci_low"] > 0]
+    inside = len(methods) - len(wins) - len(losses)
+    return " ".join(
+        [
+            f"Against `{baseline}` at the same point (Δm in %, positive = worse, paired by seed, "
+            f"95% interval; {seeds_text(table)}):",
+            f"multi-task wins, the interval clear below zero, at {where(wins)}."
+            if len(wins)
+            else "multi-task wins nowhere with an interval clear of zero.",
+            f"It loses, the interval clear above zero, at {where(losses)}."
+            if len(losses)
+            else "It loses nowhere with an interval clear of zero.",
+            f"{inside} of {len(methods)} method × point pairs are inside the noise (the interval spans zero, "
+            "or one seed gives none).",
+        ]
+    )
+
+
+def multitask_sweep_report(
+    title: str, table: pd.DataFrame, dimensions: Sequence[str], baseline: str, protocol: Sequence[str]
+) -> str:
+    """A multi-task sweep in Markdown: its verdict in words, its protocol, then the table."""
+    return "\n".join(
+        [
+            f"# {title}",
+            "",
+            "## Verdict",
+            "",
+            multitask_sweep_verdict(table, dimensions, baseline),
+            "",
+            "## Protocol",
+            "",
+            *(f"- {line}" for line in protocol),
+            f"- {SELECTION}",
+            "",
+            "## Results",
+            "",
+            f"Per point and method: `mean_accuracy`, the test accuracy averaged over the tasks and seeds; Δm "
+            f"(Maninis et al. 2019) against `{baseline}` at the same point, in %, **positive = worse**; Δp, "
+            "positive = better; both paired by seed with their 95% t-interval; cost as in the multi-task comparison.",
+            "",
+            table.to_markdown(index=False, floatfmt=".3f"),
+            "",
+        ]
+    )
