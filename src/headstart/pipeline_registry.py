@@ -1,6 +1,7 @@
 """Project pipelines. The default run is the experiment (ingest → pretrain → transfer, multitask); the
-studies (learning_curve, layer_sweep, multitask_capacity, multitask_labels) train tens of models each and run when named, as does
-`retrain` (its own package: the default plus champion promotion, for the Airflow schedule)."""
+studies (learning_curve, layer_sweep, multitask_capacity, multitask_labels) train tens of models each
+and run when named, as does `retrain` (its own package: the default plus champion promotion, for the
+Airflow schedule)."""
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
