@@ -424,7 +424,9 @@ def test_a_strategy_added_in_conf_alone_is_trained_and_compared(project):
     }
     conf.write_text(yaml.safe_dump(added))
     try:
-        result = kedro_run(project, "--pipelines=transfer")
+        # its own nodes and the comparison, which reads the other strategies' catalogued evaluations
+        nodes = "finetune_top_two.train_target_models,finetune_top_two.evaluate_target_models,compare_strategies"
+        result = kedro_run(project, "--pipelines=transfer", f"--nodes={nodes}")
     finally:
         conf.write_text(original)
     assert result.returncode == 0, result.stderr[-3000:]
