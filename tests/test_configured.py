@@ -45,3 +45,25 @@ def test_a_backbone_named_alone_in_conf_local_validates_over_the_base_conf(tmp_p
     pretrain = PretrainParams.model_validate(loader["parameters"]["pretrain"])
     assert pretrain.architecture.name == "resnet18" and pretrain.architecture.widths is None
     assert pretrain.training.epochs == 8  # the base's other settings still apply
+
+
+def test_parameters_are_read_once_per_loader_and_again_for_a_new_one(monkeypatch):
+    """Building the transfer pipeline asks once per strategy; Kedro's loader re-merges every file each time."""
+
+    class CountingLoader:
+        def __init__(self, parameters):
+            self.parameters, self.reads = parameters, 0
+
+        def __getitem__(self, key):
+            self.reads += 1
+            return self.parameters
+
+    monkeypatch.setattr(configured, "_loader", None)
+    monkeypatch.setattr(configured, "_loaded", None)
+    first = CountingLoader({"transfer": {"strategies": {"scratch": {}}}})
+    configured.use(first)
+    assert [configured.names("transfer", "strategies") for _ in range(3)] == [["scratch"]] * 3
+    assert first.reads == 1
+    second = CountingLoader({"transfer": {"strategies": {"lp_ft": {}}}})
+    configured.use(second)
+    assert configured.names("transfer", "strategies") == ["lp_ft"] and second.reads == 1
