@@ -316,30 +316,23 @@ def capacity_sweep(
     )
 
 
-def labels_tasks_sweep(
-    pools: tuple[LabelledImages, LabelledImages, LabelledImages],
-    labels_per_task: Sequence[int],
-    task_counts: Sequence[int],
-    trunks: Mapping[str, tuple[dict, dict[str, torch.Tensor] | None]],
-    validation_pairs: int,
-    test_pairs: int,
-    seed: int,
-    setup: SweepRun,
-) -> tuple[pd.DataFrame, str, Figure, list[dict]]:
-    """Δm against single-task networks at each labels-per-task × number-of-tasks × trunk point; with
-    both trunks, `delta_m_vs_scratch` also sets every method against the scratch single-task networks."""
-    points = labels_points(pools, labels_per_task, task_counts, trunks, validation_pairs, test_pairs, seed)
+def labels_tasks_sweep(points: Sequence[SweepPoint], setup: SweepRun) -> tuple[pd.DataFrame, str, Figure, list[dict]]:
+    """Δm against single-task networks at each labels-per-task × number-of-tasks × trunk point
+    (`labels_points`); with both trunks, `delta_m_vs_scratch` also sets every method against the
+    scratch trunk's single-task networks."""
+    labels = sorted({point.values["labels_per_task"] for point in points})
+    trunks = {point.values["trunk"]: point for point in points}
     data = [
         "Data: digit pairs (MultiMNIST-style, drawn within the target's train pool, validation split and test "
         "split) labelled `has_<digit>` for the first n digit classes, one yes/no task each (a sigmoid output, "
-        f"binary cross-entropy): {', '.join(map(str, labels_per_task))} training images (every image labels every "
-        f"task, so as many labels per task), {validation_pairs} validation and {test_pairs} test images at "
-        "every point.",
+        f"binary cross-entropy): {', '.join(map(str, labels))} training images (every image labels every "
+        f"task, so as many labels per task), {len(points[0].validation)} validation and {len(points[0].test)} "
+        "test images at every point.",
         "Trunks: "
         + "; ".join(
-            f"{name}: {trunk.get('name')}"
-            + (" with the source model's body copied" if state is not None else " from random init")
-            for name, (trunk, state) in trunks.items()
+            f"{name}: {point.trunk.get('name')}"
+            + (" with the source model's body copied" if point.source_state is not None else " from random init")
+            for name, point in trunks.items()
         )
         + ". `delta_m_vs_scratch`: Δm against the scratch trunk's single-task networks at the same labels and tasks "
         "(transfer's gain and sharing's together).",

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.multitask_sweeps import labels_tasks_sweep
+from headstart.ml.multitask_sweeps import labels_points, labels_tasks_sweep
 from headstart.params import MultitaskParams, MultitaskSweepsParams, RuntimeParams
 
 
@@ -22,7 +22,7 @@ def sweep_multitask_labels(
 ) -> tuple[pd.DataFrame, str, Figure, list[dict]]:
     """Digit-presence tasks at each labels per task × number of tasks × trunk start."""
     sweep = multitask_sweeps.labels_and_tasks
-    return labels_tasks_sweep(
+    points = labels_points(
         (target_train_pool, target_validation_pool, target_test),
         sweep.labels_per_task,
         sweep.tasks,
@@ -30,5 +30,5 @@ def sweep_multitask_labels(
         sweep.validation_pairs,
         sweep.test_pairs,
         sweep.seed,
-        multitask_sweeps.setup(multitask, runtime, sweep.min_batches_per_epoch),
     )
+    return labels_tasks_sweep(points, multitask_sweeps.setup(multitask, runtime, sweep.min_batches_per_epoch))
