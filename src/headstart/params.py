@@ -17,7 +17,7 @@ from headstart.ml.data.printed import PrintedDigitsStyle
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
-from headstart.ml.multitask_sweeps import SweepRun
+from headstart.ml.multitask_sweeps import SweepRun, equal_weighting_of, single_task_baseline
 from headstart.ml.pretraining import SourceRecipe
 from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES, StrategyChoice, StrategyConfig
 from headstart.ml.studies import SweepArm
@@ -507,13 +507,11 @@ class MultitaskParams(Settings):
 
     @property
     def baseline(self) -> str:
-        return next(name for name, method in self.methods.items() if method.sharing == "single_task")
+        return single_task_baseline(self.methods)
 
     @property
     def equal_weighting(self) -> str | None:
-        """The first hard-sharing method with fixed weights: what each method's cost per step is relative to."""
-        hard_fixed = (n for n, m in self.methods.items() if m.sharing == "hard" and m.weighting.kind == "fixed")
-        return next(hard_fixed, None)
+        return equal_weighting_of(self.methods)
 
     def trunk_config(self, source_config: dict[str, Any], in_channels: int) -> dict[str, Any]:
         """The trunk's architecture: the source model's body (`init: source`) or `trunk.architecture`."""

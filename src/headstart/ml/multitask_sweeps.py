@@ -212,6 +212,17 @@ def labels_points(
     return points
 
 
+def single_task_baseline(methods: Mapping[str, Any]) -> str:
+    """The single_task method among `methods` (MultitaskMethodParams by name): every Δm's reference."""
+    return next(name for name, method in methods.items() if method.sharing == "single_task")
+
+
+def equal_weighting_of(methods: Mapping[str, Any]) -> str | None:
+    """The first hard-sharing method with fixed weights: what each method's cost per step is relative to."""
+    fixed = (n for n, m in methods.items() if m.sharing == "hard" and m.weighting.kind == "fixed")
+    return next(fixed, None)
+
+
 @dataclass
 class SweepRun:
     """What every point of a sweep shares: its methods (`MultitaskMethodParams` by name; one is
@@ -229,12 +240,11 @@ class SweepRun:
 
     @property
     def baseline(self) -> str:
-        return next(name for name, method in self.methods.items() if method.sharing == "single_task")
+        return single_task_baseline(self.methods)
 
     @property
     def equal_weighting(self) -> str | None:
-        fixed = (n for n, m in self.methods.items() if m.sharing == "hard" and m.weighting.kind == "fixed")
-        return next(fixed, None)
+        return equal_weighting_of(self.methods)
 
     def protocol(self) -> list[str]:
         budget = self.budget
