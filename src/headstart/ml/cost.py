@@ -39,8 +39,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from headstart.ml.data.images import select
 from headstart.ml.errors import CostLimitError
@@ -50,9 +48,10 @@ from headstart.ml.strategies import (
     StrategyConfig,
     TargetTask,
     adaptation_objective,
+    cross_validation_fits,
     extract_features,
     initial_model,
-    make_linear_classifier,
+    linear_classifier_pipeline,
 )
 from headstart.ml.training import (
     CrossEntropyObjective,
@@ -101,7 +100,7 @@ class Plan:
     @property
     def trainings(self) -> int:
         """Candidates × seeds; a classical reference on the pixels chooses its setting by cross-validation
-        (scikit-learn fits of seconds, not counted) and trains once per seed."""
+        (its folds are priced in `classical_seconds`) and trains once per seed."""
         if self.candidates[0].model == "pixels":
             return self.seeds
         return len(self.candidates) * self.seeds
@@ -319,7 +318,10 @@ class Meter:
         def fitted(count: int) -> float:
             started = time.perf_counter()
             if len(set(targets[:count].tolist())) > 1:
-                make_pipeline(StandardScaler(), make_linear_classifier(config)).fit(features[:count], targets[:count])
+                standardise = config.model != "pixels"
+                linear_classifier_pipeline(config, features[:count].shape, standardise).fit(
+                    features[:count], targets[:count]
+                )
             return time.perf_counter() - started
 
         seconds = fitted(keep)
@@ -356,6 +358,24 @@ def training_seconds(meter: Meter, plan: Plan, config: StrategyConfig, scale: fl
     return 0, 0.0, passes(plan.validation)  # nearest_neighbours: storing the images, then one pass
 
 
+def classical_seconds(meter: Meter, plan: Plan, scale: float = 1.0) -> float:
+    """One seed of a classical reference on the pixels (`cross_validate_classical`): every candidate's
+    cross-validation folds over the training + validation labels (a fit on the rest of the labels and a
+    pass over the fold's images each), then the refit on all of them and its validation pass."""
+    labelled = plan.train + plan.validation
+    seconds = 0.0
+    for config in plan.candidates:
+        folds, fitted_rows = cross_validation_fits(labelled, meter.task.num_classes, config.folds)
+        seconds += meter.pass_seconds(config, labelled) * scale
+        if config.procedure == "linear_classifier":
+            seconds += folds * meter.fit_seconds(config, fitted_rows)
+    refit = plan.candidates[0]
+    seconds += meter.pass_seconds(refit, labelled + plan.validation) * scale
+    if refit.procedure == "linear_classifier":
+        seconds += meter.fit_seconds(refit, labelled)
+    return seconds
+
+
 def once_seconds(meter: Meter, plan: Plan, scale: float = 1.0) -> float:
     """What a strategy pays once, whatever its grid: its seeds' test passes, and the set-up its task
     caches (TrAdaBoost's source features; importance weighting's domain classifier and its features)."""
@@ -385,6 +405,8 @@ def price(meter: Meter, plans: list[Plan], scale: float = 1.0) -> pd.DataFrame:
         steps = sum(s for s, _, _ in trained)
         step_seconds = sum(t for _, t, _ in trained)
         per_training = sum(total for _, _, total in trained) / len(trained)
+        if plan.candidates[0].model == "pixels":  # a seed's share: its cross-validation of the whole grid
+            per_training = classical_seconds(meter, plan, scale)
         rows.append(
             {
                 "strategy": plan.name,
