@@ -1,6 +1,6 @@
 """The project's command line: Kedro's `run`, showing an error of the user's input as our message
-alone (the traceback under `--verbose`, and always in logs/last_error.log), and `prune`, the
-retention of catalog versions (headstart.retention)."""
+alone (the traceback under `--verbose`, and always in logs/last_error.log); `suite`, the task suite
+(headstart.suite); and `prune`, the retention of catalog versions (headstart.retention)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,13 @@ def cli() -> None:
 
 
 def _run(verbose: bool, **options: Any) -> Any:
+    return _reported(verbose, kedro_run.callback, **options)
+
+
+def _reported(verbose: bool, command: Any, *arguments: Any, **options: Any) -> Any:
+    """`command`'s result; an error of the user's input as our message alone (the traceback in the log)."""
     try:
-        return kedro_run.callback(**options)
+        return command(*arguments, **options)
     except click.ClickException:
         raise
     except Exception as error:
@@ -45,6 +50,23 @@ run = click.Command(
     help=kedro_run.help,
 )
 cli.add_command(run)
+
+
+@cli.command()
+@click.option("--env", "-e", default=None, help="The Kedro environment (default: local).")
+@click.option("--tasks", default=None, help="Comma-separated tasks of suite.tasks (default: suite.run, or all).")
+@click.option("--verbose", "-v", is_flag=True, help="On an error of your input, show the traceback too.")
+def suite(env: str | None, tasks: str | None, verbose: bool) -> None:
+    """The transfer comparison and the advice on every task of the suite, then the suite report and the
+    advice's audit across tasks (data/08_reporting/suite_*; each task's versions in data/suite/<task>)."""
+    from kedro.framework.startup import bootstrap_project
+
+    from headstart.suite import run_suite
+
+    bootstrap_project(Path.cwd())
+    chosen = [name.strip() for name in tasks.split(",")] if tasks else None
+    done = _reported(verbose, run_suite, Path.cwd(), env, chosen)
+    click.echo(f"suite: {len(done)} tasks ({', '.join(done)}); the report: data/08_reporting/suite_report.md")
 
 
 @cli.command()

@@ -154,8 +154,12 @@ class MlflowTrackingHook:
         }
         parameters = catalog.load("parameters")
         tags["training.precision"] = training_precision(parameters.get("runtime"))
+        task = parameters.get("suite_task")  # a task of `kedro suite`
+        tags |= {"suite.task": task} if task else {}
         run = mlflow.start_run(
-            run_name=f"{'+'.join(pipelines)} {run_params['run_id']}", tags=tags, parent_run_id=parent
+            run_name=f"{f'{task}: ' if task else ''}{'+'.join(pipelines)} {run_params['run_id']}",
+            tags=tags,
+            parent_run_id=parent,
         )
         log_params(parameters)
         self._live = LiveRuns(run.info.run_id)

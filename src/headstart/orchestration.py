@@ -29,11 +29,11 @@ def _project_mlflow_settings(project_path: Path, env: str) -> dict[str, Any]:
         return {}
 
 
-def open_parent_run(project_path: Path, env: str, run_name: str) -> str:
-    """An MLflow run that the `kedro run` of each Airflow task nests under (one per DAG run)."""
+def open_parent_run(project_path: Path, env: str, run_name: str, orchestrator: str = "airflow") -> str:
+    """An MLflow run that the `kedro run` of each Airflow task (or suite task) nests under (one per DAG run)."""
     experiment = configure_mlflow(_project_mlflow_settings(Path(project_path), env), Path(project_path))
     run = mlflow.MlflowClient().create_run(  # left RUNNING: close_parent_run ends it
-        experiment.experiment_id, run_name=run_name, tags={"orchestrator": "airflow", "kedro.env": env}
+        experiment.experiment_id, run_name=run_name, tags={"orchestrator": orchestrator, "kedro.env": env}
     )
     return run.info.run_id
 

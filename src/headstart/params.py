@@ -14,6 +14,7 @@ from headstart.ml.adaptation import SOURCE_IMAGES, AdaptationConfig, uses_of
 from headstart.ml.advice import SCORES, SizeSimilarityRule
 from headstart.ml.config import ExecutionParams, Settings, TrainConfig, TrainingParams
 from headstart.ml.data.printed import PrintedDigitsStyle
+from headstart.ml.data.shifts import DomainShift
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
@@ -35,11 +36,13 @@ class ImageParams(Settings):
 
 
 class PrintedDigitsParams(PrintedDigitsStyle):
-    """The printed-digits source: the renderer's own style settings, a count and a seed."""
+    """The printed-digits source: the renderer's own style settings, a count and a seed; `task` picks
+    the label a target of this kind is classified by (its character by default, or font_family, ...)."""
 
     kind: Literal["printed_digits"]
     count: int = Field(10000, ge=20)
     seed: int = 0
+    task: Literal["character", "font_family", "bold", "italic"] = "character"
 
 
 class HandwrittenDigitsParams(Settings):
@@ -94,6 +97,7 @@ class IngestParams(Settings):
     image: ImageParams = ImageParams()
     source: DataSourceParams
     target: DataSourceParams
+    target_shift: DomainShift = DomainShift()  # the target's images shifted away from the source's (the task suite)
     split: SplitParams = SplitParams()
     samples_per_grid: int = Field(20, ge=1, le=100)
 
@@ -209,8 +213,22 @@ class CandidateParams(Settings):
         return pretrain.model_copy(update={"init": "train", "training": training})
 
 
+class StrategyRaceParams(Settings):
+    """The advice's short race on validation (headstart.ml.strategy_race): these strategies of
+    transfer.strategies, the prior's choice first, on the first-ranked source candidate."""
+
+    strategies: list[str] = Field(
+        ["scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top", "finetune_full", "lp_ft", "l2_sp"],
+        min_length=1,
+    )
+    seeds: list[int] = Field([0, 1], min_length=1)
+    budget_share: float = Field(0.25, gt=0, le=1)  # of each network strategy's epochs
+    eta: int = Field(3, ge=2)  # successive halving among the network strategies
+
+
 class AdviseParams(Settings):
     candidates: dict[str, CandidateParams] = Field(min_length=1)
+    race: StrategyRaceParams = StrategyRaceParams()
     # The candidates are ranked by each score; the recommendation is made for the first by this one.
     ranking_score: Literal[SCORES] = "knn_accuracy"
     neighbours: int = Field(5, ge=1)  # k of the k-NN accuracy
@@ -218,6 +236,32 @@ class AdviseParams(Settings):
     domain_images: int = Field(500, ge=10)  # source and target images each, for the domain measures
     seed: int = 0
     rule: SizeSimilarityRule = SizeSimilarityRule()
+
+
+class SuiteTaskParams(Settings):
+    """One target task of the suite: what it is, and how its run's parameters differ from the project's
+    (merged into them as runtime parameters, e.g. {ingest: {split: {labels_per_class: 1}}})."""
+
+    about: str
+    overrides: dict[str, Any] = {}
+
+
+class SuiteParams(Settings):
+    """`kedro suite`: each task's comparison and advice (`pipelines`), then the suite report."""
+
+    tasks: dict[str, SuiteTaskParams] = Field(min_length=1)
+    run: list[str] | None = None  # the tasks run and reported; null: all (`kedro suite --tasks` overrides)
+    pipelines: list[str] = ["ingest", "pretrain", "transfer", "advise"]
+
+    @model_validator(mode="after")
+    def _runs_known_tasks(self) -> SuiteParams:
+        unknown = [name for name in self.run or [] if name not in self.tasks]
+        if unknown:
+            raise ValueError(f"run: {', '.join(unknown)} not in suite.tasks")
+        return self
+
+    def chosen(self) -> list[str]:
+        return list(self.run or self.tasks)
 
 
 class AdviceAuditParams(Settings):
@@ -328,6 +372,9 @@ class TransferParams(Settings):
     # accuracy (a third of the disk with three seeds). Only the kept tuning candidate's seeds are ever stored.
     keep_models: Literal["every_seed", "best_seed"] = "every_seed"
     strategies: dict[str, StrategyParams]
+    # Strategies defined above but not run, e.g. tradaboost on a target whose classes are not the source's
+    # (a task of the suite); the baselines always run.
+    leave_out: list[str] = []
 
     @model_validator(mode="after")
     def _has_its_baselines(self) -> TransferParams:
@@ -336,7 +383,15 @@ class TransferParams(Settings):
             raise ValueError(
                 f"baseline(s) {', '.join(missing)} not among the strategies ({', '.join(self.strategies)})"
             )
+        unknown = [name for name in self.leave_out if name not in self.strategies]
+        if unknown or set(self.leave_out) & set(self.baselines):
+            raise ValueError(f"leave_out: {', '.join(self.leave_out)} must name strategies that are not baselines")
         return self
+
+    @property
+    def compared(self) -> dict[str, StrategyParams]:
+        """The strategies this run trains and compares: all but those left out."""
+        return {name: params for name, params in self.strategies.items() if name not in self.leave_out}
 
     @property
     def baselines(self) -> list[str]:

@@ -43,6 +43,9 @@ def test_gain_is_paired_by_seed_and_negative_transfer_needs_the_whole_interval_b
     assert comparison.loc["bad", "negative_transfer"]
     assert not comparison.loc["noisy", "negative_transfer"]  # interval straddles zero
     assert not comparison.loc["good", "negative_transfer"]
+    # the measured top is `good` (mean 0.85): `noisy` (0.783) is within its paired interval, `bad` and `scratch` are not
+    assert comparison["within_top"].to_dict() == {"scratch": False, "good": True, "bad": False, "noisy": True}
+    assert comparison.loc["scratch", "gap_to_top_points"] == pytest.approx(-5.0)
     with pytest.raises(ValueError, match="baseline strategy 'scratch' has no results"):
         compare_to_baseline(table[table["strategy"] != "scratch"])
 

@@ -239,10 +239,15 @@ def score_candidates(
 def choose_advice(
     scores: pd.DataFrame, labels_per_class: float, rule: SizeSimilarityRule, ranking_score: str
 ) -> tuple[pd.DataFrame, Recommendation]:
-    """The candidates ranked by each score at their final block (sorted by `ranking_score`), and the
-    recommendation for the first: its size × similarity quadrant and depth from its per-block scores."""
+    """The candidates ranked by each score at their final block (sorted by `ranking_score`; ties by the
+    mean rank over all scores, then conf order), and the recommendation for the first: its size ×
+    similarity quadrant and depth from its per-block scores."""
     top = scores[scores["final_block"]].reset_index(drop=True)
-    ranking = rank_candidates(top).sort_values(ranking_score).reset_index(drop=True)
+    ranking = rank_candidates(top)
+    # ties on the ranking score: the better mean rank over every score, then the order of advise.candidates
+    mean_rank = ranking[list(SCORES)].mean(axis=1)
+    ranking = ranking.assign(mean_rank=mean_rank).sort_values([ranking_score, "mean_rank"], kind="stable")
+    ranking = ranking.drop(columns="mean_rank").reset_index(drop=True)
     chosen = ranking["candidate"].iloc[0]
     per_block = scores[scores["candidate"] == chosen].set_index("block")
     top_distance = float(per_block["proxy_a_distance"].iloc[-1])
@@ -272,6 +277,27 @@ def advice_record(
         },
         # when the candidate was trained (once; later runs reuse it), apart from the advice's own time
         "candidate_train_seconds": {name: info.get("train_seconds") for name, info in candidate_info.items()},
+    }
+
+
+def raced_advice(prior: Mapping, chosen: str, race: pd.DataFrame, rungs: list[dict], params, seconds: float) -> dict:
+    """The advice as JSON: the raced strategy on the prior's source (its depth is its conf's; the prior's
+    freeze depth stays beside it), the prior's own strategy, the race (per candidate, and its rungs) and
+    its cost: images through a network, and seconds (the transferability scores' included)."""
+    return {
+        **prior,
+        "strategy": chosen,
+        "prior_strategy": prior["strategy"],
+        "race": {
+            "seeds": list(params.seeds),
+            "budget_share": params.budget_share,
+            "eta": params.eta,
+            "candidates": race.to_dict(orient="records"),
+            "rungs": rungs,
+        },
+        "race_images_seen": float(race["images_seen"].sum()),
+        "race_seconds": seconds,
+        "advice_seconds": prior["advice_seconds"] + seconds,
     }
 
 

@@ -233,3 +233,19 @@ def plot_multitask_sweep(table, x: str, lines: list[str], baseline: str, seeds: 
     axis.legend(fontsize=7, title=", ".join(["method", *lines]), title_fontsize=7)
     figure.tight_layout()
     return figure
+
+
+def plot_suite_audit(summary, tasks: int) -> Figure:
+    """Per policy: its hit rate and mean normalised regret over the suite's tasks, side by side."""
+    figure, (hits, regrets) = plt.subplots(1, 2, figsize=(10, 0.5 * len(summary) + 1.8), sharey=True)
+    rows = summary.iloc[::-1]
+    colours = ["tab:blue" if policy.startswith("advice") else "tab:gray" for policy in rows["policy"]]
+    hits.barh(rows["policy"], rows["hit_rate"] * 100, color=colours)
+    hits.set_xlabel("hit rate: inside the best's interval (%)")
+    hits.set_xlim(0, 100)
+    regrets.barh(rows["policy"], rows["mean_normalised_regret"], color=colours)
+    regrets.set_xlabel("mean normalised regret (0 = the best, 1 = the worst)")
+    regrets.set_xlim(0, max(1.0, float(rows["mean_normalised_regret"].max())))
+    figure.suptitle(f"The advice and fixed policies across the suite's {tasks} tasks", fontsize=10)
+    figure.tight_layout()
+    return figure

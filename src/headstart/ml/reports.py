@@ -234,6 +234,35 @@ def advice_summary_lines(advice: Mapping, ranking: pd.DataFrame, scores: Sequenc
     ]
 
 
+def race_report(advice: Mapping, race: pd.DataFrame) -> str:
+    """The advice's opening: the raced strategy, why, and the race's table and cost."""
+    params = advice["race"]
+    table = race.assign(
+        validation_accuracy=race["validation_accuracy"].round(3),
+        images_seen=race["images_seen"].round().astype(int),
+        train_seconds=race["train_seconds"].round(1),
+    )
+    prior = advice["prior_strategy"]
+    agreed = "the race agreed with the prior" if prior == advice["strategy"] else f"the prior's choice was `{prior}`"
+    return "\n".join(
+        [
+            f"# Advice: `{advice['strategy']}` from source `{advice['candidate']}`",
+            "",
+            f"Chosen by a short race on the validation labels alone ({agreed}): each network strategy at the middle "
+            f"of its tuning grid for {params['budget_share']:g} of its epochs, the fit networks cut by successive "
+            f"halving (η = {params['eta']}), the strategies without epochs tuned over their whole grid, seeds "
+            f"{params['seeds']}; the best mean validation accuracy wins, ties to the earlier row (the prior's "
+            "choice first). A classical reference's validation accuracy is cross-validated over its training + "
+            "validation labels. A cut row shows its score at the rung that cut it.",
+            "",
+            f"Cost of the advice: {advice['race_images_seen']:,.0f} images through a network in the race, "
+            f"{advice['advice_seconds']:.1f} s with the transferability scores.",
+            "",
+            table.to_markdown(index=False),
+        ]
+    )
+
+
 def advice_report(
     advice: Mapping,
     ranking: pd.DataFrame,
@@ -645,5 +674,57 @@ def multitask_sweep_report(
             "",
             table.to_markdown(index=False, floatfmt=".3f"),
             "",
+        ]
+    )
+
+
+def suite_report(tasks: pd.DataFrame, audit: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """The suite in Markdown, opening with its verdict in words: where transfer paid, and how the advice
+    did against the fixed policies."""
+    advice = summary.set_index("policy").loc[summary["policy"].iloc[0]]
+    others = summary.iloc[1:]
+    paid = tasks[tasks["beat_best_baseline"].fillna("") != ""]
+    negative = tasks[tasks["negative_transfer"].fillna("") != ""]
+    better_than_all = bool((advice["mean_normalised_regret"] < others["mean_normalised_regret"]).all())
+    best_other = others.loc[others["mean_normalised_regret"].idxmin()] if len(others) else None
+    verdict = [
+        f"Over {len(tasks)} tasks (each its own comparison, n = {', '.join(sorted({str(s) for s in tasks['seeds']}))} "
+        "seeds): transfer beat the best baseline with an interval clear of zero on "
+        f"{len(paid)} ({', '.join(paid['task']) or 'none'}); some strategy was negative transfer on {len(negative)}.",
+        f"The advice was inside the best's interval on {advice['hit_rate']:.0%} of the tasks, with a mean "
+        f"normalised regret of {advice['mean_normalised_regret']:.3f} ({advice['mean_points_lost']:.2f} points "
+        f"lost on average), at {advice['mean_cost_share']:.1%} of a full grid's images.",
+    ]
+    if best_other is not None:
+        verdict.append(
+            f"{'Better' if better_than_all else 'Not better'} than every fixed policy on regret: the best of them, "
+            f"{best_other['policy']}, had {best_other['mean_normalised_regret']:.3f} and hit "
+            f"{best_other['hit_rate']:.0%}."
+        )
+    columns = ["task", "about", "seeds", "best", "best_accuracy", "best_ci_low", "best_ci_high", "within_best"]
+    return "\n".join(
+        [
+            "# The task suite: the measured best strategy per task, and the advice audited across tasks",
+            "",
+            " ".join(verdict),
+            "",
+            "## Per task",
+            "",
+            tasks[columns + ["best_baseline", "beat_best_baseline", "negative_transfer"]].to_markdown(
+                index=False, floatfmt=".3f"
+            ),
+            "",
+            "## The audit, per policy",
+            "",
+            "Hit: inside the measured best's paired interval (or the best itself); normalised regret: (best − "
+            "chosen) / (best − worst) in mean test accuracy; cost share: the images the policy trained over the "
+            "task's whole comparison grid (the advice: its race). Nothing is fitted on the suite, so no "
+            "leave-one-task-out is needed.",
+            "",
+            summary.to_markdown(index=False, floatfmt=".3f"),
+            "",
+            "## The audit, per task and policy",
+            "",
+            audit.to_markdown(index=False, floatfmt=".3f"),
         ]
     )

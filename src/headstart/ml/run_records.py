@@ -74,6 +74,12 @@ def candidate_source_run(run: Mapping, candidate: str) -> dict:
     return {**run, "tags": {"stage": "advise", "candidate": candidate}}
 
 
+def grid_images(tuning: Mapping) -> int:
+    """Images a strategy's whole tuning grid pushed through a network, every seed and cut candidate
+    included, plus those through its cached frozen prefix (a strategy evaluation's `tuning`)."""
+    return int(tuning.get("grid_images_seen") or 0) + int(tuning.get("prefix_images") or 0)
+
+
 def strategy_evaluation(
     strategy: str,
     trained_models: Mapping[str, StoredModel],

@@ -54,8 +54,10 @@ from headstart.ml.adaptation import (
 )
 from headstart.ml.boosting import BoostedVote, tradaboost
 from headstart.ml.config import Settings, TrainConfig
+from headstart.ml.data.images import LabelledImages
 from headstart.ml.feature_cache import cache_depth, fit_frozen_prefix_once
 from headstart.ml.models import build_model
+from headstart.ml.models.stored import StoredModel
 from headstart.ml.racing import rung_epochs, setting_text, successive_halving
 from headstart.ml.stacked_seeds import fit_seeds_together, seeds_per_stack, stack_size, why_not_stacked
 from headstart.ml.training import (
@@ -231,6 +233,27 @@ class TargetTask:
         return self.cache[clip]
 
 
+def target_task(
+    source: StoredModel,
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    source_train: LabelledImages | None = None,
+    target_unlabelled: LabelledImages | None = None,
+) -> TargetTask:
+    """What every strategy of a comparison shares: the source model and the target's labelled data
+    (and, for the strategies that use them, the source images and the unlabelled target images)."""
+    return TargetTask(
+        source.config,
+        source.state,
+        len(target_train.primary_classes),
+        target_train.primary_pairs(),
+        target_validation.primary_pairs(),
+        source=source_train.primary_pairs() if source_train is not None else None,
+        unlabelled=target_unlabelled.images if target_unlabelled is not None else None,
+        shared_label_space=source_train is not None and source_train.primary_classes == target_train.primary_classes,
+    )
+
+
 def adaptation_objective(
     task: TargetTask, config: StrategyConfig, model: nn.Module, report: TransferReport
 ) -> tuple[CrossEntropyObjective, int]:
@@ -251,7 +274,10 @@ def fit_tradaboost(
     (source labels as target labels: the two must share their classes); the final hypothesis as a
     module, its config and one history record per round."""
     if task.source is None or not task.shared_label_space:
-        raise ValueError("tradaboost trains on source images labelled with the target's classes, and none were given")
+        raise ValueError(
+            "tradaboost trains on source images labelled with the target's classes, and the source's classes "
+            "are not the target's: leave it out (transfer.leave_out: [tradaboost])"
+        )
     target_features = extract_features(model, task.train[0]).double().numpy()
     source_features = task.source_features().double().numpy()
     scaler = StandardScaler().fit(np.concatenate([source_features, target_features]))
@@ -417,6 +443,7 @@ class TunedStrategy:
     results: dict[int, StrategyResult]  # per seed
     validation_accuracy: float  # mean over seeds: what chose the setting
     rungs: list[dict] = field(default_factory=list)  # successive halving's cuts: epochs, scores, kept settings
+    final_scores: dict[str, tuple[float, float]] = field(default_factory=dict)  # (accuracy, −loss) at the end
     grid_seconds: float = 0.0  # every training of the grid, cut candidates' included
     grid_images_seen: int = 0
 
@@ -505,15 +532,17 @@ def train_tuned(
         alive, rungs = successive_halving(
             candidates, budgets, eta or 1, lambda candidate, epochs: mean_score(train(candidate, epochs))
         )
-        best, best_score = None, None
+        best, best_score, finals = None, None, {}
         for candidate in alive:
             results = train(candidate, None)
             forget(candidate)
             score = mean_score(results)
+            finals[setting_text(grid[candidate])] = score
             if best_score is None or score > best_score:
                 best_score, best = score, TunedStrategy(grid[candidate], results, score[0])
         for candidate in set(candidates) - set(alive):
             forget(candidate)
+    best.final_scores = finals
     best.rungs = [
         {
             "epochs": rung["epochs"],

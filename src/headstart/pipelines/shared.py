@@ -9,8 +9,9 @@ from headstart import configured
 
 
 def strategy_names() -> list[str]:
-    """The strategies of this run's conf, in the order the comparison lists them."""
-    return configured.names("transfer", "strategies")
+    """The strategies of this run's conf that it compares (`transfer.leave_out` excepted), in order."""
+    left_out = set(configured.parameters().get("transfer", {}).get("leave_out") or [])
+    return [name for name in configured.names("transfer", "strategies") if name not in left_out]
 
 
 def node_reading_strategies(function, inputs: list[str], outputs: list[str], name: str) -> Node:

@@ -38,3 +38,19 @@ def test_three_channels_repeat_the_grey_plane():
     data = render_printed_digits(config(channels=3))
     assert data.images.shape[1] == 3
     assert torch.equal(data.images[:, 0], data.images[:, 2])
+
+
+def test_other_characters_are_drawn_in_the_fonts_that_have_them_and_labelled_by_character():
+    """Greek letters: only DejaVu and STIX have them, so Computer Modern is no font family there."""
+    letters = render_printed_digits(config(count=200, characters="αβγδεζηθικ", uci_preprocess=False))
+    assert list(letters.labels)[0] == "character" and letters.classes["character"] == list("αβγδεζηθικ")
+    assert "Computer Modern" not in letters.classes["font_family"] and "STIX" in letters.classes["font_family"]
+    digits = render_printed_digits(config(count=200, uci_preprocess=False))
+    assert letters.images.float().mean() > 10 and not torch.equal(letters.images, digits.images)
+
+
+def test_characters_no_font_draws_are_refused_with_the_field_named():
+    import pytest
+
+    with pytest.raises(ValueError, match="characters"):
+        render_printed_digits(config(characters="01\u0f00"))  # a Tibetan syllable: no installed font

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +60,15 @@ class LabelledImages:
     @property
     def primary_classes(self) -> list[str]:
         return self.classes[self.primary_task]
+
+    def with_primary_task(self, task: str) -> LabelledImages:
+        """The same images with `task` first: the one a target of several labels is classified by."""
+        if task not in self.labels:
+            raise InvalidDataError(f"no task '{task}' in these images; their tasks: {list(self.labels)}")
+        order = [task, *(name for name in self.labels if name != task)]
+        return replace(
+            self, labels={name: self.labels[name] for name in order}, classes={n: self.classes[n] for n in order}
+        )
 
     def primary_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, labels) of the primary task, entries with a missing label left out."""

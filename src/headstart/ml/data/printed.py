@@ -20,6 +20,7 @@ import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 from pydantic import Field
 
@@ -38,7 +39,7 @@ class Font:
     italic: bool
 
 
-# The matplotlib fonts that draw all ten digits, by family.
+# The matplotlib fonts that draw all ten digits, by family (fonts_drawing: those with other characters).
 FONTS = (
     Font("DejaVuSans.ttf", "DejaVu Sans", False, False),
     Font("DejaVuSans-Bold.ttf", "DejaVu Sans", True, False),
@@ -67,7 +68,10 @@ DIGITS = [str(d) for d in range(10)]
 
 
 class PrintedDigitsStyle(Settings):
-    """How the digits are drawn: the random pose, stroke and blur of each, and the UCI reduction."""
+    """How the digits are drawn: the random pose, stroke and blur of each, and the UCI reduction;
+    `characters` draws other glyphs the same way (printed letters, another script) for other tasks."""
+
+    characters: str = Field("".join(DIGITS), min_length=2)  # one class each; labelled "digit" when the digits
 
     max_rotation_deg: float = Field(10.0, ge=0, le=180)
     scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.85, 1.05)
@@ -91,6 +95,18 @@ class PrintedDigitsConfig(PrintedDigitsStyle):
 
 def fonts_directory() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def fonts_drawing(characters: str) -> list[Font]:
+    """The fonts whose character map has every one of `characters` (a missing glyph would draw a box)."""
+    covering = [
+        font
+        for font in FONTS
+        if set(map(ord, characters)) <= TTFont(fonts_directory() / font.file, lazy=True).getBestCmap().keys()
+    ]
+    if not covering:
+        raise ValueError(f"ingest printed_digits.characters: no installed font draws all of {characters!r}")
+    return covering
 
 
 def render_glyph(font: Font, digit: str, stroke_width: int) -> np.ndarray:
@@ -148,17 +164,20 @@ def warp_grid(config: PrintedDigitsConfig, n: int, generator: torch.Generator) -
 
 
 def render_printed_digits(config: PrintedDigitsConfig) -> LabelledImages:
-    """`count` printed digits with tasks digit, font_family, bold and italic; deterministic in `seed`."""
+    """`count` printed characters (the digits by default) with tasks digit (or character), font_family,
+    bold and italic, drawn in the fonts that have every character; deterministic in `seed`."""
     generator = torch.Generator().manual_seed(config.seed)
-    n = config.count
-    digit = torch.randint(0, 10, (n,), generator=generator)
-    font_index = torch.randint(0, len(FONTS), (n,), generator=generator)
+    n, characters = config.count, list(config.characters)
+    fonts = fonts_drawing(config.characters)
+    families = sorted({font.family for font in fonts})
+    digit = torch.randint(0, len(characters), (n,), generator=generator)
+    font_index = torch.randint(0, len(fonts), (n,), generator=generator)
     stroke_index = torch.randint(0, len(config.stroke_widths), (n,), generator=generator)
 
     glyph_keys = torch.stack([font_index, stroke_index, digit], dim=1)
     unique_keys, glyph_of_sample = torch.unique(glyph_keys, dim=0, return_inverse=True)
     glyphs = torch.from_numpy(
-        np.stack([render_glyph(FONTS[f], DIGITS[d], config.stroke_widths[s]) for f, s, d in unique_keys.tolist()])
+        np.stack([render_glyph(fonts[f], characters[d], config.stroke_widths[s]) for f, s, d in unique_keys.tolist()])
     ).unsqueeze(1)
 
     warped = F.grid_sample(
@@ -177,14 +196,15 @@ def render_printed_digits(config: PrintedDigitsConfig) -> LabelledImages:
     else:
         images = to_uint8_images(blurred.clamp(0, 1), config.image_size, config.channels)
 
-    family = torch.tensor([FAMILIES.index(FONTS[i].family) for i in font_index.tolist()])
+    family = torch.tensor([families.index(fonts[i].family) for i in font_index.tolist()])
+    task = "digit" if characters == DIGITS else "character"
     return LabelledImages(
         images=images,
         labels={
-            "digit": digit,
+            task: digit,
             "font_family": family,
-            "bold": torch.tensor([int(FONTS[i].bold) for i in font_index.tolist()]),
-            "italic": torch.tensor([int(FONTS[i].italic) for i in font_index.tolist()]),
+            "bold": torch.tensor([int(fonts[i].bold) for i in font_index.tolist()]),
+            "italic": torch.tensor([int(fonts[i].italic) for i in font_index.tolist()]),
         },
-        classes={"digit": DIGITS, "font_family": FAMILIES, "bold": ["no", "yes"], "italic": ["no", "yes"]},
+        classes={task: characters, "font_family": families, "bold": ["no", "yes"], "italic": ["no", "yes"]},
     )

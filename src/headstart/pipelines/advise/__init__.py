@@ -1,5 +1,5 @@
-"""Advise: before any training on the target, score candidate source models and the domain gap, and
-recommend a strategy and freeze depth by the size × similarity rule."""
+"""Advise: before any training on the target, score candidate source models and the domain gap, order
+the strategies by the size × similarity rule, and race them briefly on validation."""
 
 from headstart.pipelines.advise.pipeline import create_pipeline
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 import pandas as pd
 import torch
 
-from headstart.ml.advice import DOMAIN_MEASURES, SCORES, advice_record, choose_advice
+from headstart.ml.advice import DOMAIN_MEASURES, SCORES, advice_record, choose_advice, raced_advice
 from headstart.ml.advice import score_candidates as score_every_candidate
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.splits import labels_used_per_class
@@ -17,9 +18,12 @@ from headstart.ml.models import build_model
 from headstart.ml.models.loading import load_source_model
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.pretraining import source_fingerprint, train_source_model
-from headstart.ml.reports import advice_report, advice_summary_lines
+from headstart.ml.reports import advice_report, advice_summary_lines, race_report
 from headstart.ml.run_records import candidate_source_run
-from headstart.params import AdviseParams, PretrainParams, RuntimeParams
+from headstart.ml.strategies import StrategyConfig, target_task
+from headstart.ml.strategy_race import RaceCandidate
+from headstart.ml.strategy_race import race_strategies as race_candidates
+from headstart.params import AdviseParams, PretrainParams, RuntimeParams, StrategyParams, TransferParams
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +116,8 @@ def advise_strategy(
     target_validation: LabelledImages,
     advise: AdviseParams,
 ) -> tuple[dict, str, pd.DataFrame]:
-    """The recommendation (strategy, freeze depth, the numbers behind them), the report, and the
-    candidates' ranking by each score; the recommendation and ranking are also printed."""
+    """The prior's recommendation (source, strategy, freeze depth, the numbers behind them), its report,
+    and the candidates' ranking by each score; the recommendation and ranking are also printed."""
     scores = transferability_scores
     labels_per_class = labels_used_per_class(target_train, target_validation)
     ranking, recommendation = choose_advice(scores, labels_per_class, advise.rule, advise.ranking_score)
@@ -127,3 +131,43 @@ def advise_strategy(
         advice, ranking, scores, columns, advise.neighbours, advise.folds, advise.domain_images, untrained
     )
     return advice, markdown, ranking
+
+
+def _configured(params: StrategyParams, runtime: RuntimeParams, setting: dict, seed: int) -> StrategyConfig:
+    return params.to_config(seed, runtime, **setting)
+
+
+def race_strategies(
+    prior_advice: dict,
+    prior_advice_markdown: str,
+    source_candidates: dict[str, StoredModel],
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    source_train: LabelledImages,
+    target_unlabelled: LabelledImages,
+    advise: AdviseParams,
+    transfer: TransferParams,
+    runtime: RuntimeParams,
+) -> tuple[dict, str, pd.DataFrame]:
+    """The advice: the prior's candidates raced briefly on validation from its source (the prior's
+    strategy first, so it wins ties), with what the race cost; its report; the race's table."""
+    missing = [name for name in advise.race.strategies if name not in transfer.strategies]
+    if missing:
+        raise ValueError(f"advise.race.strategies: {', '.join(missing)} not in transfer.strategies")
+    order = list(dict.fromkeys([prior_advice["strategy"], *advise.race.strategies]))
+    candidates = [
+        RaceCandidate(
+            name,
+            transfer.strategies[name].tuning_grid(transfer.lr_scales),
+            partial(_configured, transfer.strategies[name], runtime),
+        )
+        for name in order
+    ]
+    source = source_candidates[prior_advice["candidate"]]
+    task = target_task(source, target_train, target_validation, source_train, target_unlabelled)
+    race = advise.race
+    started = time.perf_counter()
+    chosen, table, rungs = race_candidates(task, candidates, race.seeds, race.budget_share, race.eta)
+    advice = raced_advice(prior_advice, chosen, table, rungs, race, time.perf_counter() - started)
+    logger.info("Advice after the race on validation: %s (the prior: %s)", chosen, prior_advice["strategy"])
+    return advice, race_report(advice, table) + "\n\n" + prior_advice_markdown, table

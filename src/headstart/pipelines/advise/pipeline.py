@@ -1,10 +1,16 @@
 from kedro.pipeline import Node, Pipeline
 
-from headstart.pipelines.advise.nodes import advise_strategy, prepare_source_candidates, score_candidates
+from headstart.pipelines.advise.nodes import (
+    advise_strategy,
+    prepare_source_candidates,
+    race_strategies,
+    score_candidates,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Needs the ingested data only; the candidate sources it makes are catalogued and reused."""
+    """Needs the ingested data only; the candidate sources it makes are catalogued and reused. The prior
+    (scores and the size × similarity rule) orders the strategies; a short race on validation chooses."""
     return Pipeline(
         [
             Node(
@@ -37,8 +43,25 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 advise_strategy,
                 ["transferability_scores", "source_candidates", "target_train", "target_validation", "params:advise"],
-                ["advice", "advice_markdown", "candidate_ranking"],
+                ["prior_advice", "prior_advice_markdown", "candidate_ranking"],
                 name="advise_strategy",
+            ),
+            Node(
+                race_strategies,
+                [
+                    "prior_advice",
+                    "prior_advice_markdown",
+                    "source_candidates",
+                    "target_train",
+                    "target_validation",
+                    "source_train",
+                    "target_unlabelled",
+                    "params:advise",
+                    "params:transfer",
+                    "params:runtime",
+                ],
+                ["advice", "advice_markdown", "strategy_race"],
+                name="race_strategies",
             ),
         ]
     )

@@ -8,6 +8,7 @@ from headstart.ml.data.handwritten import load_handwritten_digits
 from headstart.ml.data.image_folder import load_image_folder, load_unlabelled_folder
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.printed import PrintedDigitsConfig, render_printed_digits
+from headstart.ml.data.shifts import shift_domain
 from headstart.ml.data.splits import draw_label_budget, split_target, stratified_split, unlabelled_remainder
 from headstart.ml.data.torchvision_sets import load_torchvision_dataset
 from headstart.ml.plots import plot_sample_grid
@@ -19,8 +20,10 @@ def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str,
     {'unlabelled': images} when an image folder names an `unlabelled_root`."""
     size, channels = image.size, image.channels
     if source.kind == "printed_digits":
-        settings = source.model_dump(exclude={"kind"})
-        return {"pool": render_printed_digits(PrintedDigitsConfig(image_size=size, channels=channels, **settings))}
+        settings = source.model_dump(exclude={"kind", "task"})
+        rendered = render_printed_digits(PrintedDigitsConfig(image_size=size, channels=channels, **settings))
+        task = rendered.primary_task if source.task == "character" else source.task
+        return {"pool": rendered.with_primary_task(task)}
     if source.kind == "handwritten_digits":
         return {"pool": load_handwritten_digits(size, channels)}
     if source.kind == "torchvision":
@@ -50,7 +53,10 @@ def load_source_images(ingest: IngestParams) -> LabelledImages:
 
 
 def load_target_images(ingest: IngestParams) -> dict[str, LabelledImages]:
-    return _load_data_source(ingest.target, ingest.image)
+    loaded = _load_data_source(ingest.target, ingest.image)
+    return {
+        part: shift_domain(images, ingest.target_shift, stream) for stream, (part, images) in enumerate(loaded.items())
+    }
 
 
 def split_source_and_target(

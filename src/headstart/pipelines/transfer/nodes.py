@@ -16,34 +16,12 @@ from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_gains
 from headstart.ml.prediction import as_array
 from headstart.ml.reports import labels_phrase, transfer_protocol, transfer_report, verdict
-from headstart.ml.run_records import strategy_evaluation, tuned_models
+from headstart.ml.run_records import grid_images, strategy_evaluation, tuned_models
 from headstart.ml.selection import choose_candidate
-from headstart.ml.strategies import StrategyConfig, TargetTask, setting_text, train_tuned
+from headstart.ml.strategies import StrategyConfig, setting_text, target_task, train_tuned
 from headstart.params import RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
-
-
-def target_task(
-    source_model: dict[str, StoredModel],
-    target_train: LabelledImages,
-    target_validation: LabelledImages,
-    source_train: LabelledImages | None = None,
-    target_unlabelled: LabelledImages | None = None,
-) -> TargetTask:
-    """What every strategy of the comparison shares: the source model and the target's labelled data
-    (and, for the strategies that use them, the source images and the unlabelled target images)."""
-    source = source_model["source"]
-    return TargetTask(
-        source.config,
-        source.state,
-        len(target_train.primary_classes),
-        target_train.primary_pairs(),
-        target_validation.primary_pairs(),
-        source=source_train.primary_pairs() if source_train is not None else None,
-        unlabelled=target_unlabelled.images if target_unlabelled is not None else None,
-        shared_label_space=source_train is not None and source_train.primary_classes == target_train.primary_classes,
-    )
 
 
 def estimate_cost(
@@ -69,9 +47,9 @@ def estimate_cost(
             required=name in transfer.baselines,
             racing_eta=transfer.racing_eta,
         )
-        for name, params in transfer.strategies.items()
+        for name, params in transfer.compared.items()
     ]
-    task = target_task(source_model, target_train, target_validation, source_train, target_unlabelled)
+    task = target_task(source_model["source"], target_train, target_validation, source_train, target_unlabelled)
     estimate = cost.estimate_cost(task, plans, runtime.max_minutes)
     title = f"Cost of the comparison ({len(plans)} strategies)"
     logger.info("%s", estimate.text(title))
@@ -104,7 +82,7 @@ def train_target_models(
         raise ValueError(f"transfer.strategies has no '{strategy}'; define its parameters in parameters_transfer.yml")
     params = transfer.strategies[strategy]
     source = source_model["source"]
-    task = target_task(source_model, target_train, target_validation, source_train, target_unlabelled)
+    task = target_task(source_model["source"], target_train, target_validation, source_train, target_unlabelled)
     train, validation = task.train, task.validation
 
     def checkpoint_for(setting: dict, seed: int) -> Path:
@@ -186,7 +164,11 @@ def compare_strategies(
     """The comparison table (CSV and Markdown, opening with its verdict, its protocol stated) and the chart of gains."""
     results = pd.DataFrame(
         [
-            {"strategy": e["strategy"], **{k: v for k, v in seed.items() if k != "confusion_matrix"}}
+            {
+                "strategy": e["strategy"],
+                **{k: v for k, v in seed.items() if k != "confusion_matrix"},
+                "grid_images_seen": grid_images(e.get("tuning") or {}),
+            }
             for e in evaluations
             for seed in e["seeds"]
         ]

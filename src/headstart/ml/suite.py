@@ -1,0 +1,118 @@
+"""The task suite's evidence: per task, the measured best strategy of its comparison with its interval;
+per task and policy (the advice, the prior alone, the fixed policies a user might follow instead), the
+audit of its choice against that task's comparison: hit, normalised regret, points lost, cost share.
+
+- hit: the chosen strategy is the measured best (highest mean test accuracy) or its paired interval of
+  the gap to the best reaches zero (`within_top` in the comparison, n = the comparison's seeds);
+- normalised regret (Quick-Tune, Arango et al. 2024): (best − chosen) / (best − worst) over the
+  comparison's strategies, in mean test accuracy; 0 when they all tie;
+- points lost: 100 × (best − chosen);
+- cost share: the images the policy trained (the advice: its race; a fixed policy: its strategy's whole
+  tuning grid) over the images of the task's whole comparison grid.
+The advice fits nothing on the suite (its thresholds are conf, its race is per task), so it needs no
+leave-one-task-out: every task's choice is made from that task's training and validation labels alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+FIXED_POLICIES = {  # what a user might do instead of asking, each a strategy of transfer.strategies
+    "always linear probe": "feature_svm",
+    "always fine-tune the top block": "finetune_top",
+    "always fine-tune all, low body rate": "finetune_full",
+    "always L2-SP": "l2_sp",
+}
+ADVICE, PRIOR = "advice (prior + race)", "prior alone (size × similarity rule)"
+
+
+def task_outcome(task: str, about: str, comparison: pd.DataFrame) -> dict:
+    """One row of the suite table: the task's measured best, its interval, who is inside it, and what
+    transfer gave against the best baseline."""
+    top = comparison.loc[comparison["accuracy"].idxmax()]
+    baseline = comparison[comparison["role"] == "best baseline"].iloc[0]
+    transfer = comparison[comparison["role"] == "transfer"]
+    beats = transfer[transfer["gain_over_best_ci_low"] > 0]
+    best_transfer = transfer.loc[transfer["accuracy"].idxmax()] if len(transfer) else None
+    return {
+        "task": task,
+        "about": about,
+        "seeds": int(top["seeds"]),
+        "best": top["strategy"],
+        "best_role": top["role"],
+        "best_accuracy": float(top["accuracy"]),
+        "best_ci_low": float(top["accuracy_ci_low"]),
+        "best_ci_high": float(top["accuracy_ci_high"]),
+        "within_best": ", ".join(comparison.loc[comparison["within_top"].astype(bool), "strategy"]),
+        "best_baseline": baseline["strategy"],
+        "best_baseline_accuracy": float(baseline["accuracy"]),
+        "best_transfer": None if best_transfer is None else best_transfer["strategy"],
+        "best_transfer_gain_points": None if best_transfer is None else float(best_transfer["gain_over_best_points"]),
+        "beat_best_baseline": ", ".join(beats["strategy"]),
+        "negative_transfer": ", ".join(transfer.loc[transfer["negative_transfer"].astype(bool), "strategy"]),
+    }
+
+
+def audit_choice(comparison: pd.DataFrame, chosen: str | None, images: float | None) -> dict:
+    """A policy's choice on one task, judged by that task's comparison."""
+    by_strategy = comparison.set_index("strategy")
+    best, worst = by_strategy["accuracy"].max(), by_strategy["accuracy"].min()
+    grid = float(by_strategy["grid_images_seen"].sum()) if "grid_images_seen" in by_strategy else np.nan
+    if chosen not in by_strategy.index:
+        return {"chosen": chosen, "measured": False, "hit": False, "normalised_regret": np.nan, "points_lost": np.nan}
+    accuracy = by_strategy.loc[chosen, "accuracy"]
+    return {
+        "chosen": chosen,
+        "measured": True,
+        "accuracy": float(accuracy),
+        "hit": bool(by_strategy.loc[chosen, "within_top"]),
+        "normalised_regret": float((best - accuracy) / (best - worst)) if best > worst else 0.0,
+        "points_lost": float(100 * (best - accuracy)),
+        "images": images,
+        "cost_share": images / grid if images is not None and grid > 0 else np.nan,
+    }
+
+
+def policy_choices(comparison: pd.DataFrame, advice: Mapping) -> dict[str, tuple[str | None, float | None]]:
+    """Each policy's choice on a task and the images it trained: the advice, the prior, the fixed ones."""
+    grid_images = comparison.set_index("strategy").get("grid_images_seen", pd.Series(dtype=float))
+
+    def trained(strategy: str) -> float | None:
+        return float(grid_images[strategy]) if strategy in grid_images.index else None
+
+    return {
+        ADVICE: (advice["strategy"], float(advice.get("race_images_seen", 0.0))),
+        PRIOR: (advice.get("prior_strategy", advice["strategy"]), trained(advice.get("prior_strategy", ""))),
+        **{policy: (strategy, trained(strategy)) for policy, strategy in FIXED_POLICIES.items()},
+    }
+
+
+def suite_audit(comparisons: Mapping[str, pd.DataFrame], advices: Mapping[str, Mapping]) -> pd.DataFrame:
+    """One row per task and policy."""
+    rows = []
+    for task, comparison in comparisons.items():
+        for policy, (chosen, images) in policy_choices(comparison, advices[task]).items():
+            rows.append({"task": task, "policy": policy, **audit_choice(comparison, chosen, images)})
+    return pd.DataFrame(rows)
+
+
+def audit_summary(audit: pd.DataFrame) -> pd.DataFrame:
+    """Per policy over the tasks: hit rate, mean normalised regret, mean points lost, mean cost share
+    (n = tasks where its strategy was measured)."""
+    rows = []
+    for policy, group in audit.groupby("policy", sort=False):
+        measured = group[group["measured"]]
+        rows.append(
+            {
+                "policy": policy,
+                "tasks": len(measured),
+                "hit_rate": float(measured["hit"].mean()) if len(measured) else np.nan,
+                "mean_normalised_regret": float(measured["normalised_regret"].mean()) if len(measured) else np.nan,
+                "mean_points_lost": float(measured["points_lost"].mean()) if len(measured) else np.nan,
+                "mean_cost_share": float(measured["cost_share"].mean()) if len(measured) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)

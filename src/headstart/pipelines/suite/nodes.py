@@ -1,0 +1,36 @@
+"""Thin nodes over headstart.ml.suite: the suite table, the audit across tasks, the report."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from headstart.ml.plots import plot_suite_audit
+from headstart.ml.reports import suite_report
+from headstart.ml.suite import audit_summary, suite_audit, task_outcome
+from headstart.params import SuiteParams
+
+
+def summarise_suite(suite: SuiteParams, *task_outputs) -> tuple[pd.DataFrame, pd.DataFrame, dict, str, Figure]:
+    """`task_outputs`: each chosen task's transfer comparison and advice, in `suite.chosen()` order.
+    The per-task table, the audit per task and policy, its summary per policy (as MLflow metrics), the
+    report, and the audit's figure."""
+    tasks = suite.chosen()
+    comparisons = dict(zip(tasks, task_outputs[0::2]))
+    advices = dict(zip(tasks, task_outputs[1::2]))
+    outcomes = pd.DataFrame([task_outcome(t, suite.tasks[t].about, comparisons[t]) for t in tasks])
+    audit = suite_audit(comparisons, advices)
+    summary = audit_summary(audit)
+    metrics = {
+        f"{column}.{policy}": value
+        for policy, row in summary.set_index("policy").iterrows()
+        for column, value in row.items()
+        if column != "tasks"
+    }
+    return (
+        outcomes,
+        audit,
+        {"tasks": len(tasks), **metrics},
+        suite_report(outcomes, audit, summary),
+        plot_suite_audit(summary, len(tasks)),
+    )

@@ -1,0 +1,74 @@
+import torch
+
+from headstart.ml.config import TrainConfig
+from headstart.ml.strategies import StrategyConfig, TargetTask
+from headstart.ml.strategy_race import RaceCandidate, race_strategies, shortened
+from headstart.ml.transfer import TransferSpec
+from tests.ml.test_transfer import tiny, toy_data
+
+TRAINING = TrainConfig(epochs=8, min_epochs=4, patience=4, batch_size=16, progress=False)
+
+
+def task() -> TargetTask:
+    images, labels = toy_data()
+    torch.manual_seed(1)
+    source = tiny(num_classes=5)
+    train, validation = (images[:24], labels[:24]), (images[24:], labels[24:])
+    return TargetTask({"name": "small_cnn", "widths": [4, 8]}, source.state_dict(), 3, train, validation)
+
+
+def network(name: str, spec: TransferSpec, lr: float) -> RaceCandidate:
+    def configure(setting: dict, seed: int) -> StrategyConfig:
+        training = TRAINING.model_copy(update={"seed": seed, "body_lr": lr * setting["lr_scale"], "head_lr": 1e-2})
+        return StrategyConfig(spec=spec, training=training)
+
+    return RaceCandidate(name, [{"lr_scale": s} for s in (0.3, 1.0, 3.0)], configure)
+
+
+def knn() -> RaceCandidate:
+    def configure(setting: dict, seed: int) -> StrategyConfig:
+        training = TRAINING.model_copy(update={"seed": seed})
+        return StrategyConfig(
+            procedure="nearest_neighbours",
+            spec=TransferSpec(copy_blocks=0),
+            training=training,
+            model="pixels",
+            **setting,
+        )
+
+    return RaceCandidate("pixels_knn", [{"neighbours": 1}, {"neighbours": 3}], configure)
+
+
+def test_shortening_cuts_epochs_min_epochs_and_patience_alike():
+    short = shortened(TRAINING, 0.25)
+    assert (short.epochs, short.min_epochs, short.patience) == (2, 1, 1)
+
+
+def test_the_race_cuts_networks_by_rungs_tunes_the_classical_reference_and_counts_what_it_trained():
+    candidates = [
+        network("finetune_top", TransferSpec(copy_blocks="all", freeze_blocks=-1), 1e-3),
+        network("scratch", TransferSpec(copy_blocks=0), 3e-3),
+        network("feature_extractor", TransferSpec(copy_blocks="all", freeze_blocks="all"), 1e-3),
+        knn(),
+    ]
+    chosen, table, rungs = race_strategies(task(), candidates, [0, 1], budget_share=0.5, eta=3)
+    table = table.set_index("strategy")
+    assert list(table.index) == ["finetune_top", "scratch", "feature_extractor", "pixels_knn"]
+    assert len(rungs) == 1 and rungs[0]["epochs"] == 2 and len(rungs[0]["kept"]) == 1  # 4 epochs, η = 3: one rung
+    assert table["cut_in_race"].sum() == 2 and table.loc[rungs[0]["kept"][0], "epochs"] == 4
+    assert (table.loc[table["cut_in_race"], "epochs"] == 2).all()
+    assert table.loc["pixels_knn", "epochs"] == 0 and table.loc["pixels_knn", "setting"] in (
+        "neighbours=1",
+        "neighbours=3",
+    )
+    assert (table["images_seen"] > 0).all() and table.loc[~table["cut_in_race"], "validation_loss"].notna().all()
+    finishers = table[~table["cut_in_race"]]
+    assert finishers.loc[chosen, "validation_accuracy"] == finishers["validation_accuracy"].max()
+    assert table.loc[rungs[0]["kept"][0], "setting"] == "lr_scale=1"  # the middle of its grid
+
+
+def test_a_tie_goes_to_the_earlier_candidate_the_priors_choice():
+    first, second = knn(), knn()
+    second = RaceCandidate("pixels_knn_again", second.grid, second.configure)
+    chosen, _, _ = race_strategies(task(), [second, first], [0], budget_share=1.0, eta=3)
+    assert chosen == "pixels_knn_again"
