@@ -38,3 +38,18 @@ def test_advise_prints_its_recommendation_and_the_ranking_of_every_candidate(adv
     assert scores["knn_accuracy"].between(0, 1).all() and scores["proxy_a_distance"].le(2).all()
     report = latest(project, "data/08_reporting/advice.md").read_text()
     assert "**Recommendation**" in report and "| printed_digits" in report
+
+
+def test_the_advice_races_the_priors_strategies_on_validation_and_says_what_that_cost(advised):
+    project, log = advised
+    advice = json.loads(latest(project, "data/08_reporting/advice.json").read_text())
+    race = pd.read_csv(latest(project, "data/08_reporting/strategy_race.csv"))
+    assert race["strategy"].iloc[0] == advice["prior_strategy"]  # the prior's choice first: it wins ties
+    assert set(race["strategy"]) >= {"scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top"}
+    finishers = race[~race["cut_in_race"]].assign(order=range((~race["cut_in_race"]).sum()))
+    ranked = finishers.sort_values(["validation_accuracy", "validation_loss", "order"], ascending=[False, True, True])
+    assert advice["strategy"] == ranked["strategy"].iloc[0]  # the best on validation; ties: lower loss, then order
+    assert advice["race_images_seen"] == pytest.approx(race["images_seen"].sum()) and advice["race_images_seen"] > 0
+    assert f"Advice after the race on validation: {advice['strategy']}" in log
+    report = latest(project, "data/08_reporting/advice.md").read_text()
+    assert report.startswith(f"# Advice: `{advice['strategy']}` from source `{advice['candidate']}`")

@@ -1,0 +1,74 @@
+"""`kedro suite --env test`, as a user runs it: the test conf's two tasks of the suite (digits inverted, a
+shifted domain; printed letters, another task), each its own comparison and advice in its own folder,
+then the suite report with the advice audited across them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.io import Version
+
+from headstart.datasets.labelled_images import LabelledImagesDataset
+from tests.conftest import copy_project, kedro_environment
+from tests.test_run import mlflow_runs
+
+pytestmark = pytest.mark.slow
+TASKS = ("digits_inverted", "printed_letters")
+
+
+def latest(folder: Path) -> Path:
+    return sorted(folder.glob(f"*/{folder.name}"))[-1]
+
+
+@pytest.fixture(scope="module")
+def suite_project(tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    command = [sys.executable, "-m", "kedro", "suite", "--env", "test"]
+    result = subprocess.run(command, cwd=project, env=kedro_environment(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return project, result.stdout + result.stderr
+
+
+def test_each_task_runs_its_own_target_in_its_own_folder(suite_project):
+    project, log = suite_project
+    assert "suite: 2 tasks (digits_inverted, printed_letters)" in log
+    assert not (project / "data/05_model_input").exists()  # the default experiment's folder is untouched
+
+    def target(task: str):
+        path = project / f"data/suite/{task}/05_model_input/target_train.safetensors"
+        return LabelledImagesDataset(filepath=str(path), version=Version(None, None)).load()
+
+    inverted, letters = target("digits_inverted"), target("printed_letters")
+    assert inverted.images.float().mean() > 128  # dark strokes on light: the UCI digits inverted
+    assert letters.primary_classes == list("ABCDEFGHIJ")
+    compared = {
+        task: set(pd.read_csv(latest(project / f"data/suite/{task}/08_reporting/transfer_comparison.csv"))["strategy"])
+        for task in TASKS
+    }
+    assert "tradaboost" in compared["digits_inverted"] and "tradaboost" not in compared["printed_letters"]
+    for task in TASKS:
+        advice = json.loads(latest(project / f"data/suite/{task}/08_reporting/advice.json").read_text())
+        raced = {row["strategy"] for row in advice["race"]["candidates"]}
+        assert advice["strategy"] in raced <= compared[task] and advice["race_images_seen"] > 0
+
+
+def test_the_suite_report_audits_the_advice_and_the_fixed_policies_on_every_task(suite_project):
+    project, _ = suite_project
+    tasks = pd.read_csv(latest(project / "data/08_reporting/suite_tasks.csv"))
+    assert list(tasks["task"]) == list(TASKS) and tasks["best_accuracy"].between(0, 1).all()
+    audit = pd.read_csv(latest(project / "data/08_reporting/suite_audit.csv"))
+    assert len(audit) == 2 * 6 and audit["normalised_regret"].between(0, 1).all()
+    report = latest(project / "data/08_reporting/suite_report.md").read_text()
+    assert report.splitlines()[2].startswith("Over 2 tasks") and "inside the best's interval on" in report
+    runs = mlflow_runs(project)
+    parent = [r for r in runs if r.data.tags.get("orchestrator") == "kedro suite"]
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    tasks_run = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert sorted(r.data.tags.get("suite.task", "report") for r in tasks_run) == [
+        "digits_inverted",
+        "printed_letters",
+        "report",
+    ]
