@@ -15,6 +15,7 @@ from headstart.ml.advice import SCORES, SizeSimilarityRule
 from headstart.ml.config import ExecutionParams, Settings, TrainConfig, TrainingParams
 from headstart.ml.data.printed import PrintedDigitsStyle
 from headstart.ml.data.shifts import DomainShift
+from headstart.ml.metrics import baseline_order
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
@@ -395,7 +396,8 @@ class TransferParams(Settings):
 
     @property
     def baselines(self) -> list[str]:
-        return [self.baseline, *(b for b in self.reference_baselines if b != self.baseline)]
+        """Every baseline, in the order a tie of validation accuracy is broken (`metrics.baseline_order`)."""
+        return baseline_order(self.baseline, self.reference_baselines)
 
     @property
     def classical_folds(self) -> dict[str, int]:

@@ -70,6 +70,19 @@ def test_the_best_baseline_is_chosen_on_validation_never_on_test():
     assert comparison.loc["transfer", "gain_points"] == pytest.approx(10.0)  # against scratch, unchanged
 
 
+def test_a_tie_on_validation_goes_to_the_cross_validated_reference_not_to_scratch():
+    """At 1 label per class, scratch's best-epoch accuracy on 10 validation images tied the reference's
+    cross-validated one (0.567 each) and the first listed, scratch (test 0.525), became the best baseline."""
+    table = pd.DataFrame(
+        results("scratch", [0.43, 0.54, 0.61], validation=0.567)
+        + results("pixels_knn", [0.75, 0.70, 0.78], validation=0.567)
+        + results("transfer", [0.76, 0.67, 0.86], validation=0.9)
+    )
+    comparison = compare_to_baseline(table, "scratch", reference_baselines=["pixels_knn"]).set_index("strategy")
+    assert comparison.loc["pixels_knn", "role"] == "best baseline"
+    assert comparison.loc["transfer", "gain_points"] == pytest.approx(100 * (0.7633 - 0.5267), abs=0.01)
+
+
 def test_the_tuning_text_names_each_value_of_a_setting_once_when_the_grid_crosses_two_settings():
     grid = [{"lr_scale": 1.0, "adaptation_weight": w} for w in (0.01, 0.1, 1.0)]
     text = tuning_grid_text({"l2_sp": grid, "scratch": [{"lr_scale": s} for s in (0.3, 1.0, 3.0)]})
