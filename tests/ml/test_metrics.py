@@ -24,7 +24,9 @@ def results(strategy, accuracies, validation=None):
             "nll": 1.0,
             "trainable_parameters": 10,
             "train_seconds": 1.0,
-            "validation_accuracy": a if validation is None else validation,
+            "validation_accuracy": a
+            if validation is None
+            else (validation[seed] if isinstance(validation, list) else validation),
         }
         for seed, a in enumerate(accuracies)
     ]
@@ -74,8 +76,8 @@ def test_a_tie_on_validation_goes_to_the_cross_validated_reference_not_to_scratc
     """At 1 label per class, scratch's best-epoch accuracy on 10 validation images tied the reference's
     cross-validated one (0.567 each) and the first listed, scratch (test 0.525), became the best baseline."""
     table = pd.DataFrame(
-        results("scratch", [0.43, 0.54, 0.61], validation=0.567)
-        + results("pixels_knn", [0.75, 0.70, 0.78], validation=0.567)
+        results("scratch", [0.43, 0.54, 0.61], validation=[0.6, 0.5, 0.6])
+        + results("pixels_knn", [0.75, 0.70, 0.78], validation=[0.55, 0.6, 0.55])  # equal means, unequal float sums
         + results("transfer", [0.76, 0.67, 0.86], validation=0.9)
     )
     comparison = compare_to_baseline(table, "scratch", reference_baselines=["pixels_knn"]).set_index("strategy")
