@@ -76,7 +76,7 @@ def test_a_tie_on_validation_goes_to_the_cross_validated_reference_not_to_scratc
     """At 1 label per class, scratch's best-epoch accuracy on 10 validation images tied the reference's
     cross-validated one (0.567 each) and the first listed, scratch (test 0.525), became the best baseline."""
     table = pd.DataFrame(
-        results("scratch", [0.43, 0.54, 0.61], validation=[0.6, 0.5, 0.6])
+        results("scratch", [0.43, 0.54, 0.61], validation=[0.6000000238, 0.5, 0.6000000238])  # float32, as torch gives
         + results("pixels_knn", [0.75, 0.70, 0.78], validation=[0.55, 0.6, 0.55])  # equal means, unequal float sums
         + results("transfer", [0.76, 0.67, 0.86], validation=0.9)
     )
