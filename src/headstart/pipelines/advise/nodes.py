@@ -151,10 +151,13 @@ def race_strategies(
 ) -> tuple[dict, str, pd.DataFrame]:
     """The advice: the prior's candidates raced briefly on validation from its source (the prior's
     strategy first, so it wins ties), with what the race cost; its report; the race's table."""
-    missing = [name for name in advise.race.strategies if name not in transfer.strategies]
-    if missing:
-        raise ValueError(f"advise.race.strategies: {', '.join(missing)} not in transfer.strategies")
-    order = list(dict.fromkeys([prior_advice["strategy"], *advise.race.strategies]))
+    compared = transfer.compared  # a strategy the comparison does not train is not advised either
+    skipped = [name for name in advise.race.strategies if name not in compared]
+    if skipped:
+        logger.info("The race leaves out %s: not among the compared transfer.strategies", ", ".join(skipped))
+    order = [name for name in dict.fromkeys([prior_advice["strategy"], *advise.race.strategies]) if name in compared]
+    if not order:
+        raise ValueError("advise.race.strategies: none of them is among the compared transfer.strategies")
     candidates = [
         RaceCandidate(
             name,
