@@ -34,7 +34,7 @@ def copy_project(destination: Path) -> Path:
 def kedro_environment(**extra: str) -> dict[str, str]:
     """This environment without MLFLOW_* settings (MLflow goes to the project's mlruns/), plus `extra`."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return {**environment, "COLUMNS": "200", **extra}
+    return {**environment, "COLUMNS": "400", **extra}  # wide enough that no log line wraps a long tmp path
 
 
 def kedro_command(*arguments: str) -> list[str]:
