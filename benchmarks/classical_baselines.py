@@ -34,7 +34,7 @@ from headstart.ml.strategies import TargetTask
 from headstart.ml.studies import tune_and_test
 from headstart.ml.training import scale_images
 from headstart.params import IngestParams, RuntimeParams, TransferParams
-from headstart.pipelines.learning_curve.nodes import configure_strategy
+from headstart.pipelines.shared import configure_strategy
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
 STRATEGIES = ("pixels_logistic", "pixels_knn")

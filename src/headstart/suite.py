@@ -16,9 +16,11 @@ from typing import Any
 
 from kedro.framework.project import pipelines as project_pipelines
 from kedro.framework.session import KedroSession
+from pydantic import ValidationError
 
 from headstart.orchestration import PARENT_RUN_VARIABLE, close_parent_run, open_parent_run
-from headstart.user_errors import ParameterError
+from headstart.params import SuiteParams
+from headstart.user_errors import ParameterError, field_lines
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +32,14 @@ def _loaded(project_path: Path, env: str | None, runtime_params: dict[str, Any] 
         return dict(loader["parameters"]), dict(loader["globals"])
 
 
-def suite_tasks(parameters: dict, chosen: list[str] | None = None) -> list[str]:
-    """The tasks a suite run covers: `chosen` (from --tasks), else `suite.run`, else every task."""
-    tasks = parameters.get("suite", {}).get("tasks") or {}
-    names = chosen or parameters["suite"].get("run") or list(tasks)
-    unknown = [name for name in names if name not in tasks]
-    if unknown:
-        raise ParameterError(f"suite: no task {', '.join(unknown)} in suite.tasks ({', '.join(tasks)})")
-    return list(names)
+def chosen_tasks(parameters: dict, chosen: list[str] | None = None) -> list[str]:
+    """The tasks a suite run covers: `chosen` (from --tasks), else `suite.run`, else every task;
+    an unknown one is refused, naming it, before anything runs."""
+    raw = parameters.get("suite") or {}
+    try:
+        return SuiteParams(**{**raw, "run": chosen or raw.get("run")}).chosen()
+    except ValidationError as error:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(field_lines("suite", error))) from error
 
 
 def task_runtime_params(task: str, parameters: dict, stored_data: str) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def run_suite(project_path: Path, env: str | None, chosen: list[str] | None = No
     """Every chosen task's run, then the suite report; returns the tasks run."""
     selection = {"suite": {"run": chosen}} if chosen else None
     parameters, globals_ = _loaded(project_path, env, selection)
-    tasks = suite_tasks(parameters, chosen)
+    tasks = chosen_tasks(parameters, chosen)
     pipelines = list(parameters["suite"].get("pipelines") or ["ingest", "pretrain", "transfer", "advise"])
     parent = open_parent_run(project_path, env or "local", f"suite {', '.join(tasks)}", orchestrator="kedro suite")
     previous = os.environ.get(PARENT_RUN_VARIABLE)

@@ -6,6 +6,8 @@ import warnings
 from kedro.pipeline import Node
 
 from headstart import configured
+from headstart.ml.strategies import StrategyConfig
+from headstart.params import RuntimeParams, StrategyParams
 
 
 def strategy_names() -> list[str]:
@@ -19,3 +21,9 @@ def node_reading_strategies(function, inputs: list[str], outputs: list[str], nam
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
         return Node(function, inputs, outputs, name=name)
+
+
+def configure_strategy(params: StrategyParams, runtime: RuntimeParams, setting: dict, seed: int) -> StrategyConfig:
+    """A strategy's config for one candidate of its grid and a seed; a module-level function, so a
+    worker process can unpickle it (the learning curve's points) and the advice's race shares it."""
+    return params.to_config(seed, runtime, **setting)

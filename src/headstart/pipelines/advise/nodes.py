@@ -20,10 +20,11 @@ from headstart.ml.models.stored import StoredModel
 from headstart.ml.pretraining import source_fingerprint, train_source_model
 from headstart.ml.reports import advice_report, advice_summary_lines, race_report
 from headstart.ml.run_records import candidate_source_run
-from headstart.ml.strategies import StrategyConfig, target_task
+from headstart.ml.strategies import target_task
 from headstart.ml.strategy_race import RaceCandidate
 from headstart.ml.strategy_race import race_strategies as race_candidates
-from headstart.params import AdviseParams, PretrainParams, RuntimeParams, StrategyParams, TransferParams
+from headstart.params import AdviseParams, PretrainParams, RuntimeParams, TransferParams
+from headstart.pipelines.shared import configure_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +134,6 @@ def advise_strategy(
     return advice, markdown, ranking
 
 
-def _configured(params: StrategyParams, runtime: RuntimeParams, setting: dict, seed: int) -> StrategyConfig:
-    return params.to_config(seed, runtime, **setting)
-
-
 def race_strategies(
     prior_advice: dict,
     prior_advice_markdown: str,
@@ -162,7 +159,7 @@ def race_strategies(
         RaceCandidate(
             name,
             transfer.strategies[name].tuning_grid(transfer.lr_scales),
-            partial(_configured, transfer.strategies[name], runtime),
+            partial(configure_strategy, transfer.strategies[name], runtime),
         )
         for name in order
     ]

@@ -15,7 +15,7 @@ from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_learning_curve
 from headstart.ml.reports import learning_curve_report, learning_curve_verdict
 from headstart.ml.run_records import learning_curve_run
-from headstart.ml.strategies import StrategyConfig, TargetTask
+from headstart.ml.strategies import TargetTask
 from headstart.ml.studies import (
     curve_table,
     labels_saved,
@@ -24,7 +24,8 @@ from headstart.ml.studies import (
     resolve_workers,
     tune_and_test,
 )
-from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, StrategyParams, TransferParams
+from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, TransferParams
+from headstart.pipelines.shared import configure_strategy
 
 logger = logging.getLogger(__name__)
 KNOBS = cost.Knobs(
@@ -143,11 +144,6 @@ def run_learning_curve(
     rows = [row for point_rows, _ in measured for row in point_rows]
     runs = [run for _, point_runs in measured for run in point_runs]
     return pd.DataFrame(rows), runs
-
-
-def configure_strategy(params: StrategyParams, runtime: RuntimeParams, setting: dict, seed: int) -> StrategyConfig:
-    """A strategy's config for one candidate and seed; a module-level function, so a worker process can unpickle it."""
-    return params.to_config(seed, runtime, **setting)
 
 
 def measure_point(
