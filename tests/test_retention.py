@@ -14,6 +14,11 @@ STORED = {  # catalog name → (version folder, file in a version)
     "scratch.target_models": ("data/06_models/scratch/target_models", "target_models/seed_0.safetensors"),
     "finetune_full.target_models": ("data/06_models/finetune_full/target_models", "target_models/seed_0.safetensors"),
     "target_train": ("data/05_model_input/target_train.safetensors", "target_train.safetensors"),
+    # a suite task's own folder (`kedro suite`): pruned alike, under its task's name
+    "suite.digits_k1.transfer_comparison": (
+        "data/suite/digits_k1/08_reporting/transfer_comparison.csv",
+        "transfer_comparison.csv",
+    ),
 }
 
 
@@ -59,10 +64,11 @@ def test_prune_lists_then_deletes_all_but_the_newest_and_every_registered_lineag
         ("finetune_full.target_models", VERSIONS[2]),
         ("target_train", VERSIONS[0]),
         ("target_train", VERSIONS[2]),
+        *(("suite.digits_k1.transfer_comparison", version) for version in VERSIONS[:3]),
     }
     lines = [line.split() for line in listed.output.splitlines() if line.startswith("would delete  ")]
     assert {(words[2], words[3]) for words in lines} == expected
-    assert "would delete 8 versions" in listed.output and "--delete" in listed.output
+    assert "would delete 11 versions" in listed.output and "--delete" in listed.output
 
     deleted = CliRunner().invoke(prune, ["--keep-last", "2", "--delete"])
     assert deleted.exit_code == 0, deleted.output
@@ -70,4 +76,5 @@ def test_prune_lists_then_deletes_all_but_the_newest_and_every_registered_lineag
     assert surviving(project, "scratch.target_models") == [VERSIONS[0], *VERSIONS[3:]]  # the champion's lineage
     assert surviving(project, "finetune_full.target_models") == VERSIONS[3:]
     assert surviving(project, "target_train") == [VERSIONS[1], *VERSIONS[3:]]
+    assert surviving(project, "suite.digits_k1.transfer_comparison") == VERSIONS[3:]
     assert CliRunner().invoke(prune, ["--keep-last", "2"]).output.startswith("would delete 0 versions")

@@ -76,8 +76,8 @@ def suite(env: str | None, tasks: str | None, verbose: bool) -> None:
 @click.option("--delete", "really", is_flag=True, help="Delete them (without it, only list what would be deleted).")
 @click.option("--env", "-e", default=None, help="The Kedro environment whose catalog to prune (default: local).")
 def prune(keep_last: int, really: bool, env: str | None) -> None:
-    """Delete all but the newest versions of each versioned data set, never a version that a registered
-    model's lineage names (the champion's included)."""
+    """Delete all but the newest versions of each versioned data set (each `kedro suite` task's too),
+    never a version that a registered model's lineage names (the champion's included)."""
     from headstart.retention import prune_project
 
     doomed = prune_project(Path.cwd(), env, keep_last, really)

@@ -215,7 +215,7 @@ class CandidateParams(Settings):
 
 
 class StrategyRaceParams(Settings):
-    """The advice's short race on validation (headstart.ml.strategy_race): these strategies of
+    """The advice's race on validation (headstart.ml.strategy_race): these strategies of
     transfer.strategies, the prior's choice first, on the first-ranked source candidate."""
 
     strategies: list[str] = Field(
@@ -223,7 +223,10 @@ class StrategyRaceParams(Settings):
         min_length=1,
     )
     seeds: list[int] = Field([0, 1], min_length=1)
-    budget_share: float = Field(0.25, gt=0, le=1)  # of each network strategy's epochs
+    # of each network strategy's epochs (min_epochs and patience alike). 1: the whole budget, raced by
+    # successive halving with rungs no earlier than min_epochs, as the comparison races a grid; ¼ judged
+    # networks before the floor below which the comparison judges none (the suite's first audit).
+    budget_share: float = Field(1.0, gt=0, le=1)
     eta: int = Field(3, ge=2)  # successive halving among the network strategies
 
 

@@ -85,7 +85,8 @@ def delete(versions: list[StoredVersion]) -> None:
 
 
 def prune_project(project_path: Path, env: str | None, keep_last: int, really: bool) -> list[StoredVersion]:
-    """The versions beyond retention in a project's catalog (its `env`), deleted when `really`."""
+    """The versions beyond retention in a project's catalog (its `env`) and in each suite task's folder,
+    deleted when `really`."""
     from kedro.config import OmegaConfigLoader
 
     from headstart.orchestration import _project_mlflow_settings
@@ -93,9 +94,22 @@ def prune_project(project_path: Path, env: str | None, keep_last: int, really: b
     from headstart.tracking import configure_mlflow
 
     project_path = Path(project_path)
-    loader = OmegaConfigLoader(str(project_path / "conf"), env=env, **CONFIG_LOADER_ARGS)
+
+    def loader(stored_data: str | None = None) -> OmegaConfigLoader:
+        runtime = {"stored_data": stored_data} if stored_data else None
+        return OmegaConfigLoader(str(project_path / "conf"), env=env, runtime_params=runtime, **CONFIG_LOADER_ARGS)
+
     configure_mlflow(_project_mlflow_settings(project_path, env or "local"), project_path)
-    doomed = plan(versioned_datasets(loader["catalog"], project_path), keep_last, registered_lineage())
+    datasets = versioned_datasets(loader()["catalog"], project_path)
+    # `kedro suite` keeps each task's versions in <stored_data>/suite/<task>: every task folder on disk,
+    # named suite.<task>.<data set>, in conf or not any more
+    stored_data = loader()["globals"]["stored_data"]
+    for task in sorted(p.name for p in (project_path / stored_data / "suite").glob("*") if p.is_dir()):
+        catalog = loader(f"{stored_data}/suite/{task}")["catalog"]
+        datasets |= {
+            f"suite.{task}.{name}": folder for name, folder in versioned_datasets(catalog, project_path).items()
+        }
+    doomed = plan(datasets, keep_last, registered_lineage())
     if really:
         delete(doomed)
     return doomed

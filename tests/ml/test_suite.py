@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from headstart.ml.metrics import compare_to_baseline
-from headstart.ml.suite import ADVICE, PRIOR, audit_summary, suite_audit, task_outcome
+from headstart.ml.suite import ADVICE, PRIOR, audit_summary, leave_one_task_out, suite_audit, task_outcome
 from tests.ml.test_metrics import results
 
 
@@ -54,3 +54,30 @@ def test_a_policy_whose_strategy_the_task_did_not_compare_is_not_scored():
     assert not audit.loc["always L2-SP", "measured"] and math.isnan(audit.loc["always L2-SP", "normalised_regret"])
     summary = audit_summary(audit.reset_index()).set_index("policy")
     assert summary.loc["always L2-SP", "tasks"] == 0 and summary.loc[ADVICE, "tasks"] == 1
+
+
+def test_leave_one_task_out_scores_each_task_with_the_variant_best_on_the_other_tasks():
+    def audit(regrets: dict[str, float]) -> pd.DataFrame:
+        def row(task: str, policy: str, regret: float) -> dict:
+            return {"task": task, "policy": policy, "measured": True, "hit": regret == 0, "normalised_regret": regret}
+
+        rows = [row(t, ADVICE, r) for t, r in regrets.items()] + [row(t, PRIOR, 1.0) for t in regrets]
+        return pd.DataFrame(rows).assign(points_lost=0.0, cost_share=0.1)
+
+    # `short` is perfect on a and b but poor on c and d; `full` is a little off on a and b, perfect on c, d
+    short = audit({"a": 0.0, "b": 0.0, "c": 0.5, "d": 0.9})
+    full = audit({"a": 0.2, "b": 0.2, "c": 0.0, "d": 0.0})
+    held_out = leave_one_task_out({"short": short, "full": full}).set_index("task")
+    # on the other tasks, short's mean regret is 0.47, 0.47, 0.3, 0.17 and full's 0.13 every time
+    assert list(held_out["variant"]) == ["full"] * 4
+    assert held_out["normalised_regret"].tolist() == pytest.approx([0.2, 0.2, 0.0, 0.0])
+    summary = audit_summary(held_out.reset_index()).iloc[0]
+    assert summary["policy"] == f"{ADVICE}, leave-one-task-out" and summary["hit_rate"] == 0.5
+    # held out, a task's own result cannot choose its variant: d alone favours full, yet without d short
+    # (0.0, 0.0, 0.1) beats full (0.2, 0.2, 0.0) and is chosen for d
+    short = audit({"a": 0.0, "b": 0.0, "c": 0.1, "d": 0.9})
+    assert leave_one_task_out({"short": short, "full": full}).set_index("task").loc["d", "variant"] == "short"
+    # a tie goes to the earlier variant
+    assert (leave_one_task_out({"full": full, "copy": full.copy()})["variant"] == "full").all()
+    with pytest.raises(ValueError, match="same tasks"):
+        leave_one_task_out({"short": short, "full": full[full["task"] != "d"]})

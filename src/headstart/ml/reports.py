@@ -248,7 +248,7 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
         [
             f"# Advice: `{advice['strategy']}` from source `{advice['candidate']}`",
             "",
-            f"Chosen by a short race on the validation labels alone ({agreed}): each network strategy at the middle "
+            f"Chosen by a race on the validation labels alone ({agreed}): each network strategy at the middle "
             f"of its tuning grid for {params['budget_share']:g} of its epochs, the fit networks cut by successive "
             f"halving (η = {params['eta']}), the strategies without epochs tuned over their whole grid, seeds "
             f"{params['seeds']}; the best mean validation accuracy wins, ties to the earlier row (the prior's "

@@ -9,8 +9,9 @@ audit of its choice against that task's comparison: hit, normalised regret, poin
 - points lost: 100 × (best − chosen);
 - cost share: the images the policy trained (the advice: its race; a fixed policy: its strategy's whole
   tuning grid) over the images of the task's whole comparison grid.
-The advice fits nothing on the suite (its thresholds are conf, its race is per task), so it needs no
-leave-one-task-out: every task's choice is made from that task's training and validation labels alone.
+Every task's advice is made from that task's training and validation labels alone. A choice made by
+reading the suite's audit (a threshold, a race setting) is judged leave-one-task-out
+(`leave_one_task_out`): each task gets the variant that did best on the other tasks.
 """
 
 from __future__ import annotations
@@ -116,3 +117,22 @@ def audit_summary(audit: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def leave_one_task_out(audits: Mapping[str, pd.DataFrame], policy: str = ADVICE) -> pd.DataFrame:
+    """`policy`'s audit when a choice among variants of it (e.g. two race settings, each a whole suite
+    audit) is made on the suite: each task gets the variant with the lowest mean normalised regret on
+    the other tasks (ties: the earlier variant), and is scored by that variant's row. One row per task,
+    with the variant chosen for it; `audit_summary` reads it like any policy's rows."""
+    rows = {name: audit[audit["policy"] == policy].set_index("task") for name, audit in audits.items()}
+    tasks = list(next(iter(rows.values())).index)
+    if any(list(variant.index) != tasks for variant in rows.values()):
+        raise ValueError("leave_one_task_out: every variant's audit must cover the same tasks")
+    chosen = []
+    for task in tasks:
+        others = {name: variant.drop(index=task)["normalised_regret"].mean() for name, variant in rows.items()}
+        best = min(others, key=lambda name: (others[name], list(rows).index(name)))
+        chosen.append(
+            {"task": task, **rows[best].loc[task].to_dict(), "variant": best, "policy": f"{policy}, leave-one-task-out"}
+        )
+    return pd.DataFrame(chosen)

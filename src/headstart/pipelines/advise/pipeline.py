@@ -10,7 +10,7 @@ from headstart.pipelines.advise.nodes import (
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Needs the ingested data only; the candidate sources it makes are catalogued and reused. The prior
-    (scores and the size × similarity rule) orders the strategies; a short race on validation chooses."""
+    (scores and the size × similarity rule) orders the strategies; a race on validation chooses."""
     return Pipeline(
         [
             Node(
