@@ -243,14 +243,16 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
         train_seconds=race["train_seconds"].round(1),
     )
     prior = advice["prior_strategy"]
+    budget = "all" if params["budget_share"] == 1 else f"{params['budget_share']:g}"
     agreed = "the race agreed with the prior" if prior == advice["strategy"] else f"the prior's choice was `{prior}`"
     return "\n".join(
         [
             f"# Advice: `{advice['strategy']}` from source `{advice['candidate']}`",
             "",
             f"Chosen by a race on the validation labels alone ({agreed}): each network strategy at the middle "
-            f"of its tuning grid for {params['budget_share']:g} of its epochs, the fit networks cut by successive "
-            f"halving (η = {params['eta']}), the strategies without epochs tuned over their whole grid, seeds "
+            f"of its tuning grid for {budget} of its epochs, the fit networks cut by successive halving (η = "
+            f"{params['eta']}, no rung before a network's min_epochs), the strategies without epochs tuned over "
+            "their whole grid, seeds "
             f"{params['seeds']}; the best mean validation accuracy wins, ties to the earlier row (the prior's "
             "choice first). A classical reference's validation accuracy is cross-validated over its training + "
             "validation labels. A cut row shows its score at the rung that cut it.",
