@@ -720,8 +720,9 @@ def suite_report(tasks: pd.DataFrame, audit: pd.DataFrame, summary: pd.DataFrame
             "",
             "Hit: inside the measured best's paired interval (or the best itself); normalised regret: (best − "
             "chosen) / (best − worst) in mean test accuracy; cost share: the images the policy trained over the "
-            "task's whole comparison grid (the advice: its race). Nothing is fitted on the suite, so no "
-            "leave-one-task-out is needed.",
+            "task's whole comparison grid (the advice: its race). Each task's advice uses that task's labels "
+            "alone; a setting chosen by reading this audit is to be judged leave-one-task-out "
+            "(scripts/suite_leave_one_out.py).",
             "",
             summary.to_markdown(index=False, floatfmt=".3f"),
             "",
