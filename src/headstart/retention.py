@@ -100,10 +100,11 @@ def prune_project(project_path: Path, env: str | None, keep_last: int, really: b
         return OmegaConfigLoader(str(project_path / "conf"), env=env, runtime_params=runtime, **CONFIG_LOADER_ARGS)
 
     configure_mlflow(_project_mlflow_settings(project_path, env or "local"), project_path)
-    datasets = versioned_datasets(loader()["catalog"], project_path)
+    default = loader()
+    datasets = versioned_datasets(default["catalog"], project_path)
     # `kedro suite` keeps each task's versions in <stored_data>/suite/<task>: every task folder on disk,
     # named suite.<task>.<data set>, in conf or not any more
-    stored_data = loader()["globals"]["stored_data"]
+    stored_data = default["globals"]["stored_data"]
     for task in sorted(p.name for p in (project_path / stored_data / "suite").glob("*") if p.is_dir()):
         catalog = loader(f"{stored_data}/suite/{task}")["catalog"]
         datasets |= {
