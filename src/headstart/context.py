@@ -1,21 +1,57 @@
 """The project's Kedro context: typed parameters are checked before Kedro's own validation, so an
 invalid field reads as one line naming it (`pretrain.training.epochs: Input should be ...`) rather than
-pydantic's multi-line report with links, logged and then raised inside a traceback."""
+pydantic's multi-line report with links, logged and then raised inside a traceback; and each run of
+the project saves under a version no other run of it took."""
 
 from __future__ import annotations
 
+import fcntl
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from kedro.config import MissingConfigException
 from kedro.framework.context import KedroContext
+from kedro.io import DataCatalog
+from kedro.io.core import VERSION_FORMAT
 from kedro.validation.type_extractor import TypeExtractor
 from kedro.validation.utils import _MISSING, _unwrap_optional, is_pydantic_class, resolve_nested_dict_path
 from pydantic import ValidationError
 
 from headstart.user_errors import ParameterError, field_lines
 
+LAST_SAVE_VERSION = "data/.last_save_version"  # the newest save version a run of this project took
+
+
+def unique_save_version(project_path: Path, proposed: str) -> str:
+    """`proposed` (Kedro's session timestamp, to the millisecond), or the millisecond after the newest
+    version any run of this project took, if `proposed` is not newer. Two runs started in the same
+    millisecond would otherwise share a save version, and the second to save would fail after all its
+    training. A file lock makes the check and the record one step across processes."""
+    path = Path(project_path) / LAST_SAVE_VERSION
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as record:
+        fcntl.flock(record, fcntl.LOCK_EX)  # released when the file closes
+        record.seek(0)
+        last = record.read().strip()
+        version = proposed
+        if last and version <= last:
+            later = (datetime.strptime(last, VERSION_FORMAT) + timedelta(milliseconds=1)).strftime(VERSION_FORMAT)
+            version = later[:-4] + later[-1:]  # milliseconds, as Kedro writes them
+        record.seek(0)
+        record.truncate()
+        record.write(version)
+    return version
+
 
 class HeadstartContext(KedroContext):
+    def _get_catalog(
+        self, catalog_class: type = DataCatalog, save_version: str | None = None, load_versions: dict | None = None
+    ) -> Any:
+        if save_version is not None:
+            save_version = unique_save_version(self.project_path, save_version)
+        return super()._get_catalog(catalog_class, save_version, load_versions)
+
     def _get_validated_params(self) -> dict[str, Any]:
         self._check_typed_parameters()
         return super()._get_validated_params()
