@@ -15,6 +15,8 @@ def test_a_version_already_taken_moves_to_the_next_millisecond_and_a_newer_one_i
     assert unique_save_version(tmp_path, "2026-12-06T01.22.59.999Z") == "2026-12-06T01.22.59.999Z"
     assert unique_save_version(tmp_path, "2026-12-06T01.22.59.999Z") == "2026-12-06T01.23.00.000Z"
     assert (tmp_path / LAST_SAVE_VERSION).read_text() == "2026-12-06T01.23.00.000Z"
+    (tmp_path / LAST_SAVE_VERSION).write_text("not a version")  # a damaged record blocks no run
+    assert unique_save_version(tmp_path, STAMP) == STAMP
 
 
 def test_processes_asking_at_once_for_one_timestamp_each_get_their_own(tmp_path):

@@ -33,10 +33,13 @@ def unique_save_version(project_path: Path, proposed: str) -> str:
     with path.open("a+") as record:
         fcntl.flock(record, fcntl.LOCK_EX)  # released when the file closes
         record.seek(0)
-        last = record.read().strip()
+        try:
+            last = datetime.strptime(record.read().strip(), VERSION_FORMAT)
+        except ValueError:  # none yet, or not a version (then it is rewritten)
+            last = None
         version = proposed
-        if last and version <= last:
-            later = (datetime.strptime(last, VERSION_FORMAT) + timedelta(milliseconds=1)).strftime(VERSION_FORMAT)
+        if last is not None and version <= last.strftime(VERSION_FORMAT)[:-4] + "Z":
+            later = (last + timedelta(milliseconds=1)).strftime(VERSION_FORMAT)
             version = later[:-4] + later[-1:]  # milliseconds, as Kedro writes them
         record.seek(0)
         record.truncate()
