@@ -18,6 +18,9 @@ def latest(project: Path, relative: str) -> Path:
 @pytest.fixture(scope="module")
 def advised(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("project"))
+    # the source and depth variants compared, so the race weighs them too
+    with (project / "conf/test/parameters_transfer.yml").open("a") as conf:
+        conf.write("  leave_out: []\n")
     result = kedro_run(project, "--pipelines=ingest,advise")  # advise reads what ingest saved, nothing else
     assert result.returncode == 0, result.stderr[-3000:]
     return project, result.stdout + result.stderr
@@ -28,8 +31,8 @@ def test_advise_prints_its_recommendation_and_the_ranking_of_every_candidate(adv
     assert "Candidate sources ranked by knn_accuracy" in log and "Advice (" in log and "Why:" in log
     advice = json.loads(latest(project, "data/08_reporting/advice.json").read_text())
     assert sorted(advice["ranking"]) == ["font_family", "one_epoch", "printed_digits", "random_init"]
-    assert advice["candidate"] == advice["ranking"][0] and advice["quadrant"].startswith("small_")  # 6 labels/class
-    assert 0 <= advice["freeze_blocks"] <= advice["total_blocks"] == 3
+    assert advice["prior_candidate"] == advice["ranking"][0] and advice["quadrant"].startswith("small_")  # 6/class
+    assert 0 <= advice["prior_freeze_blocks"] <= advice["total_blocks"] == 3
     assert advice["candidate_epochs_trained"]["random_init"] == 0
     scores = pd.read_csv(latest(project, "data/08_reporting/transferability_scores.csv"))
     assert len(scores) == 4 * 3  # candidates × blocks
@@ -52,4 +55,23 @@ def test_the_advice_races_the_priors_strategies_on_validation_and_says_what_that
     assert advice["race_images_seen"] == pytest.approx(race["images_seen"].sum()) and advice["race_images_seen"] > 0
     assert f"Advice after the race on validation: {advice['strategy']}" in log
     report = latest(project, "data/08_reporting/advice.md").read_text()
-    assert report.startswith(f"# Advice: `{advice['strategy']}` from source `{advice['candidate']}`")
+    where = f"from source `{advice['candidate']}`" if advice["transfers"] else "(a baseline: transfer will not pay"
+    assert report.startswith(f"# Advice: `{advice['strategy']}` {where}")
+
+
+def test_the_race_weighs_sources_and_depths_and_the_advice_names_them(advised):
+    project, _ = advised
+    advice = json.loads(latest(project, "data/08_reporting/advice.json").read_text())
+    race = pd.read_csv(latest(project, "data/08_reporting/strategy_race.csv")).set_index("strategy")
+    starts = {name: (race.loc[name, "source"], race.loc[name, "freeze_blocks"]) for name in race.index}
+    assert starts["finetune_top"] == ("printed_digits", 2) and starts["finetune_from_block_2"] == ("printed_digits", 1)
+    assert starts["finetune_top_font_family"] == ("font_family", 2) and starts["feature_svm"] == ("printed_digits", 3)
+    assert starts["finetune_top_one_epoch"][0] == "one_epoch"
+    assert race.loc[["scratch", "pixels_knn"], "source"].isna().all()
+    chosen = race.loc[advice["strategy"]]
+    assert advice["transfers"] == (not pd.isna(chosen["source"]))
+    assert advice["candidate"] == (chosen["source"] if advice["transfers"] else None)
+    # LogME's pick: finetune_top from the source LogME ranks first (random_init has no such variant)
+    variant = {"printed_digits": "finetune_top", "font_family": "finetune_top_font_family"}
+    variant |= {"one_epoch": "finetune_top_one_epoch"}
+    assert advice["score_picks"]["logme"] == variant.get(advice["first_by_score"]["logme"])

@@ -208,6 +208,12 @@ class CandidateParams(Settings):
     task: str | None = None  # the source task to train on (e.g. font_family); null: the primary one (digit)
     epochs: int | None = Field(None, ge=1)  # null: pretrain.training.epochs
 
+    def is_source_model(self, pretrain: PretrainParams) -> bool:
+        """Is this candidate the source model `pretrain` makes (the one a strategy without `source` uses)?"""
+        if pretrain.init != "train":
+            return self.init == "pretrained"
+        return self.init == "train" and self.task is None and self.epochs in (None, pretrain.training.epochs)
+
     def pretrain_params(self, pretrain: PretrainParams) -> PretrainParams:
         """`pretrain` as this candidate changes it (always trained from the source data)."""
         training = pretrain.training.model_copy(update={"epochs": self.epochs or pretrain.training.epochs})
@@ -216,10 +222,14 @@ class CandidateParams(Settings):
 
 class StrategyRaceParams(Settings):
     """The advice's race on validation (headstart.ml.strategy_race): these strategies of
-    transfer.strategies, the prior's choice first, on the first-ranked source candidate."""
+    transfer.strategies, each from its own source and at its own depth (a strategy's `source` and
+    `freeze_blocks`: list variants to race sources and depths), the prior's choice first."""
 
     strategies: list[str] = Field(
-        ["scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top", "finetune_full", "lp_ft", "l2_sp"],
+        [
+            *("scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top", "finetune_full", "lp_ft"),
+            *("l2_sp", "finetune_top_font_family", "finetune_top_one_epoch", "finetune_from_block_2"),
+        ],
         min_length=1,
     )
     seeds: list[int] = Field([0, 1], min_length=1)
@@ -240,6 +250,14 @@ class AdviseParams(Settings):
     domain_images: int = Field(500, ge=10)  # source and target images each, for the domain measures
     seed: int = 0
     rule: SizeSimilarityRule = SizeSimilarityRule()
+    # How a user acts on a transferability score alone (You et al. 2021 rank models by LogME, then
+    # fine-tune the first): this strategy from the score's first-ranked source, where transfer.strategies
+    # has that variant (the suite audits LogME's pick so).
+    score_pick_strategy: str = "finetune_top"
+
+    def source_model_candidate(self, pretrain: PretrainParams) -> str | None:
+        """The candidate that is the pretrained source model itself, if one is (the first such)."""
+        return next((name for name, c in self.candidates.items() if c.is_source_model(pretrain)), None)
 
 
 class SuiteTaskParams(Settings):
@@ -291,9 +309,15 @@ class StrategyParams(StrategyChoice, TransferSpec):
     neighbours: list[Annotated[int, Field(ge=1)]] = Field([1, 3, 5, 9], min_length=1)
     boosting_rounds: list[Annotated[int, Field(ge=1)]] = Field([5, 10, 20], min_length=1)  # tradaboost tunes N
     adaptation: AdaptationParams | None = None
+    # An advise candidate's name: the strategy starts from that candidate source model (data set
+    # source_candidates, made by `kedro run --pipelines=advise`) instead of the pretrained source model,
+    # so one comparison (and the advice's race) can weigh sources. null: the pretrained source model.
+    source: str | None = None
 
     @model_validator(mode="after")
     def _fits_its_model(self) -> StrategyParams:
+        if self.source is not None and (self.model == "pixels" or (self.copy_blocks == 0 and not self.copy_modules)):
+            raise ValueError(f"source: {self.source} is named, but this strategy copies nothing from a source")
         if self.adaptation is not None and (self.procedure != "fit" or self.model != "source"):
             raise ValueError(f"adaptation ({self.adaptation.kind}) needs procedure: fit on model: source")
         if self.adaptation is not None and self.adaptation.kind in ("l2_sp", "lwf") and self.copy_blocks == 0:

@@ -16,8 +16,11 @@ from headstart.ml.advice import (
     rank_correlations,
     recommend,
     sample_images,
+    strategy_variant,
+    where_it_starts,
     within_best,
 )
+from headstart.params import StrategyParams
 
 RULE = SizeSimilarityRule(
     small_below_labels_per_class=50,
@@ -135,6 +138,38 @@ def test_the_advice_record_counts_each_candidates_seconds_once_and_reads_its_pre
     assert advice["candidate_epochs_trained"] == {"near": 4, "far": 0}
     assert advice["candidate_train_seconds"] == {"near": 9.5, "far": None}
     assert advice["candidate"] == "near" and advice["ranking_score"] == "knn_accuracy"
+    assert advice["first_by_score"]["knn_accuracy"] == "near" and advice["first_by_score"]["logme"] == "far"
+
+
+def variants() -> dict:
+    top = {"copy_blocks": "all", "freeze_blocks": -1, "training": {"body_lr": 1e-3}}
+    return {
+        "scratch": StrategyParams(copy_blocks=0),
+        "pixels_knn": StrategyParams(model="pixels", procedure="nearest_neighbours", copy_blocks=0),
+        "feature_svm": StrategyParams(procedure="linear_classifier", freeze_blocks="all"),
+        "finetune_top": StrategyParams(**top),
+        "finetune_top_font": StrategyParams(**top, source="font"),
+        "finetune_from_block_2": StrategyParams(**{**top, "freeze_blocks": 1}),
+        "finetune_top_faster": StrategyParams(**{**top, "training": {"body_lr": 1e-2}}, source="font"),
+    }
+
+
+def test_a_strategy_starts_from_its_source_at_its_depth_and_a_baseline_from_none():
+    strategies = variants()
+    assert where_it_starts(strategies["finetune_top"], "digits", 3) == ("digits", 2)
+    assert where_it_starts(strategies["finetune_top_font"], "digits", 3) == ("font", 2)
+    assert where_it_starts(strategies["feature_svm"], "digits", 3) == ("digits", 3)
+    assert where_it_starts(strategies["scratch"], "digits", 3) == where_it_starts(strategies["pixels_knn"], "d", 3)
+    assert where_it_starts(strategies["scratch"], "digits", 3) == (None, None)
+
+
+def test_a_variant_differs_from_its_strategy_only_in_source_and_depth():
+    strategies = variants()
+    assert strategy_variant(strategies, "finetune_top", "font", None, "digits", 3) == "finetune_top_font"
+    assert strategy_variant(strategies, "finetune_top", "digits", 1, "digits", 3) == "finetune_from_block_2"
+    assert strategy_variant(strategies, "finetune_top", "digits", None, "digits", 3) == "finetune_top"
+    assert strategy_variant(strategies, "finetune_top", "font", 1, "digits", 3) is None  # not compared
+    assert strategy_variant(strategies, "lp_ft", "digits", None, "digits", 3) is None
 
 
 def test_the_full_comparison_costs_each_strategys_seconds_times_seeds_times_its_grid():

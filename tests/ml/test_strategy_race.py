@@ -1,7 +1,8 @@
 import torch
 
+from headstart.ml import strategies
 from headstart.ml.config import TrainConfig
-from headstart.ml.strategies import StrategyConfig, TargetTask
+from headstart.ml.strategies import StrategyConfig, TargetTask, train_strategy
 from headstart.ml.strategy_race import RaceCandidate, race_strategies, shortened
 from headstart.ml.transfer import TransferSpec
 from tests.ml.test_transfer import tiny, toy_data
@@ -17,12 +18,12 @@ def task() -> TargetTask:
     return TargetTask({"name": "small_cnn", "widths": [4, 8]}, source.state_dict(), 3, train, validation)
 
 
-def network(name: str, spec: TransferSpec, lr: float) -> RaceCandidate:
+def network(name: str, spec: TransferSpec, lr: float, own_task: TargetTask | None = None) -> RaceCandidate:
     def configure(setting: dict, seed: int) -> StrategyConfig:
         training = TRAINING.model_copy(update={"seed": seed, "body_lr": lr * setting["lr_scale"], "head_lr": 1e-2})
         return StrategyConfig(spec=spec, training=training)
 
-    return RaceCandidate(name, [{"lr_scale": s} for s in (0.3, 1.0, 3.0)], configure)
+    return RaceCandidate(name, [{"lr_scale": s} for s in (0.3, 1.0, 3.0)], configure, own_task or task())
 
 
 def knn() -> RaceCandidate:
@@ -36,7 +37,7 @@ def knn() -> RaceCandidate:
             **setting,
         )
 
-    return RaceCandidate("pixels_knn", [{"neighbours": 1}, {"neighbours": 3}], configure)
+    return RaceCandidate("pixels_knn", [{"neighbours": 1}, {"neighbours": 3}], configure, task())
 
 
 def test_shortening_cuts_epochs_min_epochs_and_patience_alike():
@@ -51,7 +52,7 @@ def test_the_race_cuts_networks_by_rungs_tunes_the_classical_reference_and_count
         network("feature_extractor", TransferSpec(copy_blocks="all", freeze_blocks="all"), 1e-3),
         knn(),
     ]
-    chosen, table, rungs = race_strategies(task(), candidates, [0, 1], budget_share=0.5, eta=3)
+    chosen, table, rungs = race_strategies(candidates, [0, 1], budget_share=0.5, eta=3)
     table = table.set_index("strategy")
     assert list(table.index) == ["finetune_top", "scratch", "feature_extractor", "pixels_knn"]
     assert len(rungs) == 1 and rungs[0]["epochs"] == 2 and len(rungs[0]["kept"]) == 1  # 4 epochs, η = 3: one rung
@@ -69,6 +70,25 @@ def test_the_race_cuts_networks_by_rungs_tunes_the_classical_reference_and_count
 
 def test_a_tie_goes_to_the_earlier_candidate_the_priors_choice():
     first, second = knn(), knn()
-    second = RaceCandidate("pixels_knn_again", second.grid, second.configure)
-    chosen, _, _ = race_strategies(task(), [second, first], [0], budget_share=1.0, eta=3)
+    second = RaceCandidate("pixels_knn_again", second.grid, second.configure, second.task)
+    chosen, _, _ = race_strategies([second, first], [0], budget_share=1.0, eta=3)
     assert chosen == "pixels_knn_again"
+
+
+def test_each_raced_network_trains_from_its_own_source(monkeypatch):
+    real, other = task(), task()
+    used = []
+
+    def spy(own_task, config, checkpoint_path=None):
+        used.append((own_task, config.training.body_lr))
+        return train_strategy(own_task, config, checkpoint_path)
+
+    monkeypatch.setattr(strategies, "train_strategy", spy)
+    spec = TransferSpec(copy_blocks="all", freeze_blocks=-1)
+    candidates = [network("from_real", spec, 1e-3, real), network("from_other", spec, 2e-3, other)]
+    candidates = [RaceCandidate(c.name, c.grid, c.configure, c.task, c.name[5:], 1) for c in candidates]
+    _, table, _ = race_strategies(candidates, [0], budget_share=1.0, eta=3)
+    table = table.set_index("strategy")
+    assert table.loc["from_other", "source"] == "other" and table.loc["from_real", "freeze_blocks"] == 1
+    by_task = {id(t): {lr for u, lr in used if u is t} for t in (real, other)}
+    assert by_task == {id(real): {1e-3}, id(other): {2e-3}} and {id(u) for u, _ in used} == set(by_task)

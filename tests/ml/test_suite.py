@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from headstart.ml.metrics import compare_to_baseline
-from headstart.ml.suite import ADVICE, PRIOR, audit_summary, leave_one_task_out, suite_audit, task_outcome
+from headstart.ml.suite import ADVICE, LOGME_PICK, PRIOR, audit_summary, leave_one_task_out, suite_audit, task_outcome
 from tests.ml.test_metrics import results
 
 
@@ -81,3 +81,15 @@ def test_leave_one_task_out_scores_each_task_with_the_variant_best_on_the_other_
     assert (leave_one_task_out({"full": full, "copy": full.copy()})["variant"] == "full").all()
     with pytest.raises(ValueError, match="same tasks"):
         leave_one_task_out({"short": short, "full": full[full["task"] != "d"]})
+
+
+def test_logmes_pick_is_scored_where_the_comparison_trained_its_variant():
+    grid = {**GRID, "finetune_top_font_family": 1000}
+    accuracies = {**ACCURACIES, "finetune_top_font_family": [0.60, 0.61, 0.62]}
+    picked = {"strategy": "feature_svm", "race_images_seen": 10.0, "score_picks": {"logme": "finetune_top_font_family"}}
+    audit = suite_audit({"digits": comparison(accuracies, grid)}, {"digits": picked}).set_index("policy")
+    assert audit.loc[LOGME_PICK, "chosen"] == "finetune_top_font_family" and not audit.loc[LOGME_PICK, "hit"]
+    assert audit.loc[LOGME_PICK, "points_lost"] == pytest.approx(100 * (0.82 - 0.61))
+    unpicked = {"strategy": "feature_svm", "race_images_seen": 10.0}  # an advice made before the score picks
+    audit = suite_audit({"digits": comparison(ACCURACIES, GRID)}, {"digits": unpicked}).set_index("policy")
+    assert not audit.loc[LOGME_PICK, "measured"]

@@ -19,6 +19,7 @@ from headstart.ml.config import Settings
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.features import block_features
 from headstart.ml.models.stored import StoredModel
+from headstart.ml.transfer import block_count
 from headstart.ml.transferability import h_score, knn_accuracy, leep, logme, mmd, nce, proxy_a_distance
 
 # Higher is better for each: the transferability scores, and what the candidates are ranked by.
@@ -257,6 +258,36 @@ def choose_advice(
     return ranking, recommendation
 
 
+def first_by_score(ranking: pd.DataFrame, scores: tuple[str, ...] = SCORES) -> dict[str, str]:
+    """Per score, the candidate it ranks first (a tie: the earlier in `ranking`'s order)."""
+    return {score: ranking.loc[ranking[score].idxmin(), "candidate"] for score in scores if score in ranking}
+
+
+def where_it_starts(params, default_source: str, total_blocks: int) -> tuple[str | None, int | None]:
+    """A strategy's (source, freeze depth in blocks): its `source` or the default one, and its first frozen
+    blocks; (None, None) when it transfers nothing (a baseline: from scratch or on the raw pixels)."""
+    if params.model == "pixels" or (params.copy_blocks == 0 and not params.copy_modules):
+        return None, None
+    return params.source or default_source, block_count(params.freeze_blocks, total_blocks)
+
+
+def strategy_variant(
+    strategies: Mapping, base: str, source: str, depth: int | None, default_source: str, total_blocks: int
+) -> str | None:
+    """The first strategy in `strategies` (name → params) that is `base` but for its `source` and
+    `freeze_blocks`, and starts from `source` at `depth` (None: at `base`'s own depth); None if none is."""
+    if base not in strategies:
+        return None
+    same = {"source", "freeze_blocks"}
+    wanted = strategies[base].model_dump(exclude=same)
+    for name, params in strategies.items():
+        start = where_it_starts(params, default_source, total_blocks)
+        depth_wanted = where_it_starts(strategies[base], default_source, total_blocks)[1] if depth is None else depth
+        if params.model_dump(exclude=same) == wanted and start == (source, depth_wanted):
+            return name
+    return None
+
+
 def advice_record(
     recommendation: Recommendation,
     ranking: pd.DataFrame,
@@ -270,6 +301,7 @@ def advice_record(
         **recommendation.to_dict(),
         "ranking_score": ranking_score,
         "ranking": list(ranking["candidate"]),
+        "first_by_score": first_by_score(ranking),
         "advice_seconds": float(scores.groupby("candidate")["candidate_seconds"].first().sum()),
         "candidates": len(ranking),
         "candidate_epochs_trained": {
@@ -280,14 +312,31 @@ def advice_record(
     }
 
 
-def raced_advice(prior: Mapping, chosen: str, race: pd.DataFrame, rungs: list[dict], params, seconds: float) -> dict:
-    """The advice as JSON: the raced strategy on the prior's source (its depth is its conf's; the prior's
-    freeze depth stays beside it), the prior's own strategy, the race (per candidate, and its rungs) and
-    its cost: images through a network, and seconds (the transferability scores' included)."""
+def raced_advice(
+    prior: Mapping,
+    prior_strategy: str,
+    chosen: str,
+    race: pd.DataFrame,
+    rungs: list[dict],
+    params,
+    seconds: float,
+    score_picks: Mapping[str, str | None],
+) -> dict:
+    """The advice as JSON: the raced strategy with its source and depth (None for both: transfer will not
+    pay, a baseline won), the prior's (its raced strategy, source and depth), the race (per candidate, and
+    its rungs), its cost (images through a network; seconds, the transferability scores' included), and
+    what each transferability score alone would have had a user train (`score_picks`)."""
+    row = race.set_index("strategy").loc[chosen]
     return {
         **prior,
         "strategy": chosen,
-        "prior_strategy": prior["strategy"],
+        "candidate": None if pd.isna(row["source"]) else row["source"],
+        "freeze_blocks": None if pd.isna(row["freeze_blocks"]) else int(row["freeze_blocks"]),
+        "transfers": not pd.isna(row["source"]),
+        "prior_strategy": prior_strategy,
+        "prior_candidate": prior["candidate"],
+        "prior_freeze_blocks": prior["freeze_blocks"],
+        "score_picks": dict(score_picks),
         "race": {
             "seeds": list(params.seeds),
             "budget_share": params.budget_share,
@@ -363,8 +412,18 @@ def audit_verdicts(advice: Mapping, transfer_comparison: pd.DataFrame, layer_swe
     frozen = layer_sweep_summary[layer_sweep_summary["arm"] == "copied_frozen"].reset_index(drop=True)
     return (
         within_best(transfer_comparison, "strategy", advice["strategy"]),
-        within_best(frozen, "blocks", advice["freeze_blocks"]),
+        # a baseline won the race (nothing frozen): the prior's depth is what the sweep can judge
+        within_best(frozen, "blocks", _first_given(advice["freeze_blocks"], advice.get("prior_freeze_blocks"))),
     )
+
+
+def _first_given(*values):
+    return next((value for value in values if value is not None), None)
+
+
+def advised_source(advice: Mapping) -> str:
+    """The source the advice names; the prior's when the race chose a baseline (no source)."""
+    return _first_given(advice["candidate"], advice.get("prior_candidate"))
 
 
 def audit_seconds(measurements: pd.DataFrame) -> float:

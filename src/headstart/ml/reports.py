@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from headstart.ml.advice import advised_source
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.metrics import compare_to_baseline
 
@@ -245,11 +246,18 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
     prior = advice["prior_strategy"]
     budget = "all" if params["budget_share"] == 1 else f"{params['budget_share']:g}"
     agreed = "the race agreed with the prior" if prior == advice["strategy"] else f"the prior's choice was `{prior}`"
+    where_text = (
+        f"from source `{advice['candidate']}`, the first {advice['freeze_blocks']} of {advice['total_blocks']} "
+        "blocks frozen"
+        if advice.get("transfers", True)
+        else "(a baseline: transfer will not pay here, by the race on validation)"
+    )
     return "\n".join(
         [
-            f"# Advice: `{advice['strategy']}` from source `{advice['candidate']}`",
+            f"# Advice: `{advice['strategy']}` " + where_text,
             "",
-            f"Chosen by a race on the validation labels alone ({agreed}): each network strategy at the middle "
+            f"Chosen by a race on the validation labels alone ({agreed}), each strategy from its own source "
+            "and at its own depth (its `source` and `freeze_blocks`): each network strategy at the middle "
             f"of its tuning grid for {budget} of its epochs, the fit networks cut by successive halving (η = "
             f"{params['eta']}, no rung before a network's min_epochs), the strategies without epochs tuned over "
             "their whole grid, seeds "
@@ -355,9 +363,8 @@ def advice_audit_report(
     accuracy and `scores`; `ranks`: the candidates' measured ranks (rows) per measured way (columns); the
     verdicts are `advice.within_best`'s; `comparison_seconds` the training time of the comparison the
     advice anticipates, `audit_seconds` the audit's own; then the protocol it ran with."""
-    source_text = ", ".join(
-        f"{what} {int(ranks.loc[advice['candidate'], what])} of {len(ranks)}" for what in ranks.columns
-    )
+    source = advised_source(advice)
+    source_text = ", ".join(f"{what} {int(ranks.loc[source, what])} of {len(ranks)}" for what in ranks.columns)
     return "\n".join(
         [
             "# Audit of the advice: scores and recommendation against measured accuracy",
@@ -384,8 +391,7 @@ def advice_audit_report(
             "",
             f"- Advice: source `{advice['candidate']}`, `{advice['strategy']}`, freeze {advice['freeze_blocks']} "
             f"of {advice['total_blocks']} blocks ({advice['quadrant']}).",
-            f"- Advised source `{advice['candidate']}`: its measured rank among the candidates (1 = best): "
-            f"{source_text}.",
+            f"- Advised source `{source}`: its measured rank among the candidates (1 = best): {source_text}.",
             advice_verdict_line(strategy_verdict, "strategy") + " (transfer comparison, default source model)",
             advice_verdict_line(depth_verdict, "freeze depth") + " (layer sweep, copied_frozen arm)",
             "",

@@ -466,12 +466,15 @@ def train_tuned(
     configure: Callable[[dict[str, float], int], StrategyConfig],
     checkpoint_for: Callable[[dict[str, float], int], Path | None] = lambda setting, seed: None,
     eta: int | None = None,
+    task_for: Callable[[dict[str, float]], TargetTask] | None = None,
 ) -> TunedStrategy:
     """Keep the candidate setting with the best mean validation accuracy over the seeds (ties: lower
     mean validation loss). With `eta`, the grid of a `fit` procedure is raced by successive halving
     (headstart.ml.racing), else every candidate trains to the end. Only the validation split is seen:
     the test split cannot sway the choice. A finished training's checkpoints are deleted. A classical
-    reference on the raw pixels is tuned by cross-validation instead (`cross_validate_classical`)."""
+    reference on the raw pixels is tuned by cross-validation instead (`cross_validate_classical`).
+    `task_for` gives a candidate its own task (the advice's race: each strategy from its own source);
+    the target data must be `task`'s."""
     first = configure(grid[0], seeds[0])
     if first.model == "pixels":
         return cross_validate_classical(task, grid, seeds, configure)
@@ -496,8 +499,9 @@ def train_tuned(
 
         def train(candidate: int, pause_after: int | None) -> dict[int, StrategyResult]:
             configs = [configured(candidate, seed, pause_after) for seed in seeds]
+            own_task = task_for(grid[candidate]) if task_for else task
             results = {}
-            for stack in seed_stacks(task, configs):
+            for stack in seed_stacks(own_task, configs):
                 stacked_seeds = [seeds[index] for index in stack]
                 for seed in stacked_seeds:  # a line per seed's training, stacked or not
                     together = f" (stacked with seeds {stacked_seeds})" if len(stack) > 1 else ""
@@ -506,9 +510,10 @@ def train_tuned(
                     if len(stack) > 1:
                         path = checkpoint(candidate, stacked_seeds[0])
                         path = path.with_name(f"seeds-together-{path.name}") if path is not None else None
-                        trained = train_strategies_together(task, [configs[index] for index in stack], path)
+                        trained = train_strategies_together(own_task, [configs[index] for index in stack], path)
                     else:
-                        trained = [train_strategy(task, configs[stack[0]], checkpoint(candidate, stacked_seeds[0]))]
+                        path = checkpoint(candidate, stacked_seeds[0])
+                        trained = [train_strategy(own_task, configs[stack[0]], path)]
                 except FloatingPointError as error:  # name the seed and setting, not only the epoch
                     seed = getattr(error, "seed", stacked_seeds[0])
                     raise FloatingPointError(f"seed {seed}, {setting_text(grid[candidate])}: {error}") from error

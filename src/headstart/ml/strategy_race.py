@@ -11,6 +11,8 @@ full budget on the promising ones.
   of the suite, and at full budget it was the best baseline on 8 of those 10.
 - A strategy without epochs (a classifier on frozen features, the classical references on the pixels,
   TrAdaBoost) costs seconds: it is tuned as the comparison tunes it, its whole grid.
+- Each candidate starts from its own source (a strategy's `source`: one of the advise candidates) at
+  its own depth, so variants of one strategy race sources and freeze depths as strategies race.
 - The advice is the finisher with the best mean validation accuracy over the race's seeds; ties go to
   the earlier candidate in the prior's order. A classical reference's validation accuracy is its
   cross-validated one (its validation labels are in its training set), as in the comparison.
@@ -38,6 +40,9 @@ class RaceCandidate:
     name: str
     grid: list[dict[str, float]]  # the strategy's whole tuning grid
     configure: Configure
+    task: TargetTask  # the target data, with the source model this candidate starts from
+    source: str | None = None  # that source's name; None: nothing transferred (a baseline)
+    freeze_blocks: int | None = None  # the first blocks kept as the source made them; None: nothing transferred
 
     def short(self, share: float) -> Configure:
         """Its configs with the epochs cut to `share` (`short_config`)."""
@@ -66,15 +71,14 @@ def short_config(config: StrategyConfig, share: float) -> StrategyConfig:
 
 
 def race_strategies(
-    task: TargetTask,
     candidates: Sequence[RaceCandidate],
     seeds: list[int],
     budget_share: float,
     eta: int,
 ) -> tuple[str, pd.DataFrame, list[dict]]:
-    """(the advised strategy; one row per candidate: the setting it ran, its epochs, validation accuracy
-    and loss (a cut candidate's at the rung that cut it), images and seconds, whether a rung cut it;
-    the rungs of the networks' race)."""
+    """(the advised strategy; one row per candidate: its source and depth, the setting it ran, its epochs,
+    validation accuracy and loss (a cut candidate's at the rung that cut it), images and seconds, whether
+    a rung cut it; the rungs of the networks' race)."""
     rows: dict[str, dict] = {}
     racing = [c for c in candidates if c.trains_epochs() and c.configure(c.grid[0], 0).procedure == "fit"]
     for candidate in candidates:
@@ -83,10 +87,10 @@ def race_strategies(
         if candidate.trains_epochs():  # probe-then-finetune: at its middle setting, shortened, alone
             setting = candidate.grid[len(candidate.grid) // 2]
             short = candidate.short(budget_share)
-            tuned = train_tuned(task, [setting], seeds, short)
+            tuned = train_tuned(candidate.task, [setting], seeds, short)
             rows[candidate.name] = _row(candidate.name, tuned, short(setting, seeds[0]))
         else:
-            tuned = train_tuned(task, candidate.grid, seeds, candidate.configure)
+            tuned = train_tuned(candidate.task, candidate.grid, seeds, candidate.configure)
             rows[candidate.name] = _row(candidate.name, tuned, None)
     rungs: list[dict] = []
     if racing:
@@ -97,7 +101,11 @@ def race_strategies(
             return racing[index].short(budget_share)(middle[index], seed)
 
         grid = [{"candidate": float(i)} for i in range(len(racing))]
-        tuned = train_tuned(task, grid, seeds, configure, eta=eta)
+
+        def own_task(setting: dict[str, float]) -> TargetTask:
+            return racing[int(setting["candidate"])].task
+
+        tuned = train_tuned(racing[0].task, grid, seeds, configure, eta=eta, task_for=own_task)
         name_of = {setting_text(g): c.name for g, c in zip(grid, racing)}
         for rung in tuned.rungs:
             rungs.append(
@@ -124,7 +132,8 @@ def race_strategies(
             }
             rows[candidate.name] = row
     order = [c.name for c in candidates]
-    table = pd.DataFrame([rows[name] for name in order])
+    where = {c.name: {"source": c.source, "freeze_blocks": c.freeze_blocks} for c in candidates}
+    table = pd.DataFrame([{"strategy": name, **where[name], **rows[name]} for name in order])
     finishers = table[~table["cut_in_race"]]
     best = max(
         finishers.itertuples(), key=lambda r: (r.validation_accuracy, -r.validation_loss, -order.index(r.strategy))

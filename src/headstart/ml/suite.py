@@ -9,6 +9,8 @@ audit of its choice against that task's comparison: hit, normalised regret, poin
 - points lost: 100 × (best − chosen);
 - cost share: the images the policy trained (the advice: its race; a fixed policy: its strategy's whole
   tuning grid) over the images of the task's whole comparison grid.
+LogME's pick is the variant of advise.score_pick_strategy from the source LogME ranks first; it is
+measured only where the comparison trained that variant (a strategy naming that `source`).
 Every task's advice is made from that task's training and validation labels alone. A choice made by
 reading the suite's audit (a threshold, a race setting) is judged leave-one-task-out
 (`leave_one_task_out`): each task gets the variant that did best on the other tasks.
@@ -28,6 +30,8 @@ FIXED_POLICIES = {  # what a user might do instead of asking, each a strategy of
     "always L2-SP": "l2_sp",
 }
 ADVICE, PRIOR = "advice (prior + race)", "prior alone (size × similarity rule)"
+# You et al. 2021: rank the sources by LogME, fine-tune the first (advise.score_pick_strategy from it)
+LOGME_PICK = "LogME's pick (fine-tune its first source)"
 
 
 def task_outcome(task: str, about: str, comparison: pd.DataFrame) -> dict:
@@ -88,6 +92,7 @@ def policy_choices(comparison: pd.DataFrame, advice: Mapping) -> dict[str, tuple
         ADVICE: (advice["strategy"], float(advice.get("race_images_seen", 0.0))),
         PRIOR: (advice.get("prior_strategy", advice["strategy"]), trained(advice.get("prior_strategy", ""))),
         **{policy: (strategy, trained(strategy)) for policy, strategy in FIXED_POLICIES.items()},
+        LOGME_PICK: (logme := advice.get("score_picks", {}).get("logme"), trained(logme or "")),
     }
 
 

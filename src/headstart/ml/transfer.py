@@ -49,6 +49,11 @@ class TransferSpec(Settings):
     head_hidden: tuple[Annotated[int, Field(ge=1)], ...] = ()  # widths of layers added before the new output layer
 
 
+def block_count(blocks: BlockCount, total: int) -> int:
+    """How many first blocks a count names in a body of `total` blocks ("all", n, or all but the last -n)."""
+    return total if blocks == "all" else blocks if blocks >= 0 else total + blocks
+
+
 def first_block_prefixes(model: nn.Module, count: int) -> list[str]:
     """State-dict prefixes of the first `count` body blocks."""
     return [prefix for block in model.block_prefixes()[:count] for prefix in block]
@@ -66,7 +71,7 @@ def select_prefixes(
     if blocks == "all":
         prefixes = body_prefixes(model)
     else:
-        count = blocks if blocks >= 0 else total + blocks
+        count = block_count(blocks, total)
         if not 0 <= count <= total:
             raise ValueError(f"{field_name}_blocks: {blocks} is outside the model's {total} blocks")
         prefixes = first_block_prefixes(model, count)

@@ -10,7 +10,15 @@ from functools import partial
 import pandas as pd
 import torch
 
-from headstart.ml.advice import DOMAIN_MEASURES, SCORES, advice_record, choose_advice, raced_advice
+from headstart.ml.advice import (
+    DOMAIN_MEASURES,
+    SCORES,
+    advice_record,
+    choose_advice,
+    raced_advice,
+    strategy_variant,
+    where_it_starts,
+)
 from headstart.ml.advice import score_candidates as score_every_candidate
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.splits import labels_used_per_class
@@ -20,7 +28,7 @@ from headstart.ml.models.stored import StoredModel
 from headstart.ml.pretraining import source_fingerprint, train_source_model
 from headstart.ml.reports import advice_report, advice_summary_lines, race_report
 from headstart.ml.run_records import candidate_source_run
-from headstart.ml.strategies import target_task
+from headstart.ml.strategies import TargetTask, target_task
 from headstart.ml.strategy_race import RaceCandidate
 from headstart.ml.strategy_race import race_strategies as race_candidates
 from headstart.params import AdviseParams, PretrainParams, RuntimeParams, TransferParams
@@ -143,31 +151,69 @@ def race_strategies(
     source_train: LabelledImages,
     target_unlabelled: LabelledImages,
     advise: AdviseParams,
+    pretrain: PretrainParams,
     transfer: TransferParams,
     runtime: RuntimeParams,
 ) -> tuple[dict, str, pd.DataFrame]:
-    """The advice: the prior's candidates raced briefly on validation from its source (the prior's
-    strategy first, so it wins ties), with what the race cost; its report; the race's table."""
+    """The advice: the race's strategies (each from its own source, at its own depth), the prior's choice
+    first so it wins ties, raced on validation; with what the race cost; its report; the race's table."""
     compared = transfer.compared  # a strategy the comparison does not train is not advised either
     skipped = [name for name in advise.race.strategies if name not in compared]
     if skipped:
         logger.info("The race leaves out %s: not among the compared transfer.strategies", ", ".join(skipped))
-    order = [name for name in dict.fromkeys([prior_advice["strategy"], *advise.race.strategies]) if name in compared]
-    if not order:
+    # a strategy without `source` starts from the pretrained source model, as in the comparison
+    default_source = advise.source_model_candidate(pretrain) or prior_advice["candidate"]
+    total = prior_advice["total_blocks"]
+    raced = {name: compared[name] for name in advise.race.strategies if name in compared}
+    if not raced:
         raise ValueError("advise.race.strategies: none of them is among the compared transfer.strategies")
-    candidates = [
-        RaceCandidate(
-            name,
-            transfer.strategies[name].tuning_grid(transfer.lr_scales),
-            partial(configure_strategy, transfer.strategies[name], runtime),
+    unknown = {name: p.source for name, p in raced.items() if p.source and p.source not in source_candidates}
+    if unknown:
+        raise ValueError(
+            "advise.race.strategies: "
+            + ", ".join(f"{name} starts from source '{source}'" for name, source in unknown.items())
+            + f", not among advise.candidates ({', '.join(source_candidates)})"
         )
-        for name in order
-    ]
-    source = source_candidates[prior_advice["candidate"]]
-    task = target_task(source, target_train, target_validation, source_train, target_unlabelled)
+    prior = prior_advice["strategy"]
+    # the prior's choice as raced: its strategy's variant from its source at its depth, else the strategy
+    prior_start = (prior_advice["candidate"], prior_advice["freeze_blocks"])
+    prior_raced = strategy_variant(raced, prior, *prior_start, default_source, total) or prior
+    tasks: dict[str, TargetTask] = {}
+
+    def task_from(source: str) -> TargetTask:
+        if source not in tasks:
+            data = (target_train, target_validation, source_train, target_unlabelled)
+            tasks[source] = target_task(source_candidates[source], *data)
+        return tasks[source]
+
+    candidates = []
+    for name in dict.fromkeys([*([prior_raced] if prior_raced in compared else []), *raced]):
+        params = compared[name]
+        starts_from, depth = where_it_starts(params, default_source, total)
+        candidates.append(
+            RaceCandidate(
+                name,
+                params.tuning_grid(transfer.lr_scales),
+                partial(configure_strategy, params, runtime),
+                task_from(params.source or default_source),
+                starts_from,
+                depth,
+            )
+        )
     race = advise.race
     started = time.perf_counter()
-    chosen, table, rungs = race_candidates(task, candidates, race.seeds, race.budget_share, race.eta)
-    advice = raced_advice(prior_advice, chosen, table, rungs, race, time.perf_counter() - started)
-    logger.info("Advice after the race on validation: %s (the prior: %s)", chosen, prior_advice["strategy"])
+    chosen, table, rungs = race_candidates(candidates, race.seeds, race.budget_share, race.eta)
+    score_picks = {
+        score: strategy_variant(compared, advise.score_pick_strategy, first, None, default_source, total)
+        for score, first in prior_advice["first_by_score"].items()
+    }
+    seconds = time.perf_counter() - started
+    advice = raced_advice(prior_advice, prior_raced, chosen, table, rungs, race, seconds, score_picks)
+    logger.info(
+        "Advice after the race on validation: %s, source %s, %s frozen blocks (the prior: %s)",
+        chosen,
+        advice["candidate"],
+        advice["freeze_blocks"],
+        prior_raced,
+    )
     return advice, race_report(advice, table) + "\n\n" + prior_advice_markdown, table

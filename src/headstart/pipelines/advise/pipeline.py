@@ -57,6 +57,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "source_train",
                     "target_unlabelled",
                     "params:advise",
+                    "params:pretrain",
                     "params:transfer",
                     "params:runtime",
                 ],

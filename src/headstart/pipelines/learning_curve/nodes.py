@@ -42,6 +42,12 @@ def curve_strategies(learning_curve: LearningCurveParams, transfer: TransferPara
     if unknown:
         known = ", ".join(transfer.strategies)
         raise ValueError(f"learning_curve.strategies: {', '.join(unknown)} not in transfer.strategies ({known})")
+    sourced = [s for s in strategies if transfer.strategies[s].source]
+    if sourced:
+        raise ValueError(
+            f"learning_curve.strategies: {', '.join(sourced)} start from an advise candidate (`source`); the "
+            "learning curve trains from the pretrained source model only"
+        )
     return strategies
 
 

@@ -33,9 +33,14 @@ def estimate_cost(
     runtime: RuntimeParams,
     source_train: LabelledImages | None = None,
     target_unlabelled: LabelledImages | None = None,
+    source_candidates: dict[str, StoredModel] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The comparison's cost before any training (headstart.ml.cost): per strategy, the trainings of its
-    grid × seeds and their seconds from steps timed here; printed, and its summary for MLflow."""
+    grid × seeds and their seconds from steps timed here; printed, and its summary for MLflow. A strategy
+    naming an advise candidate as its `source` is checked here, before any training: the candidate exists."""
+    for name, params in transfer.compared.items():
+        if params.source is not None:
+            strategy_source(source_candidates or {}, params.source, name)
     plans = [
         cost.Plan(
             name,
@@ -54,6 +59,20 @@ def estimate_cost(
     title = f"Cost of the comparison ({len(plans)} strategies)"
     logger.info("%s", estimate.text(title))
     return estimate.table, estimate.summary(title)
+
+
+def strategy_source(models: dict[str, StoredModel], candidate: str | None, strategy: str) -> StoredModel:
+    """The source model a strategy starts from: `models` is source_model, or source_candidates when it
+    names a `candidate`."""
+    if candidate is None:
+        return models["source"]
+    if candidate not in models:
+        raise ValueError(
+            f"transfer.strategies.{strategy}.source: no advise candidate '{candidate}' among the source candidates "
+            f"({', '.join(models) or 'none yet: run `kedro run --pipelines=advise` first'}); "
+            "name one of advise.candidates"
+        )
+    return models[candidate]
 
 
 def check_cost_limit(transfer_cost: dict, runtime: RuntimeParams) -> dict:
@@ -81,8 +100,8 @@ def train_target_models(
     if strategy not in transfer.strategies:
         raise ValueError(f"transfer.strategies has no '{strategy}'; define its parameters in parameters_transfer.yml")
     params = transfer.strategies[strategy]
-    source = source_model["source"]
-    task = target_task(source_model["source"], target_train, target_validation, source_train, target_unlabelled)
+    source = strategy_source(source_model, params.source, strategy)
+    task = target_task(source, target_train, target_validation, source_train, target_unlabelled)
     train, validation = task.train, task.validation
 
     def checkpoint_for(setting: dict, seed: int) -> Path:

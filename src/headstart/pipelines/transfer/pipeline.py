@@ -31,11 +31,18 @@ SHARED_INPUTS = {
     "source_train",
     "target_unlabelled",
     "transfer_cost_checked",
+    "source_candidates",
 }
 
 
 def _for_strategy(function, strategy: str):
     return update_wrapper(partial(function, strategy=strategy), function)
+
+
+def source_of(strategy: str) -> str:
+    """The data set the strategy's source model comes from: an advise candidate's when it names one."""
+    params = configured.parameters()["transfer"]["strategies"][strategy] or {}
+    return "source_candidates" if params.get("source") else "source_model"
 
 
 def images_used(strategy: str) -> list[str]:
@@ -52,7 +59,7 @@ def images_used(strategy: str) -> list[str]:
 
 def strategy_template(strategy: str) -> Pipeline:
     inputs = {
-        "source_model": "source_model",
+        "source_model": source_of(strategy),
         "target_train": "target_train",
         "target_validation": "target_validation",
         "transfer": "params:transfer",
@@ -81,6 +88,8 @@ def strategy_template(strategy: str) -> Pipeline:
 def cost_nodes(names: list[str]) -> list[Node]:
     """The estimate of every strategy's trainings (it reads the images any of them uses), and its check."""
     used = sorted({image_set for name in names for image_set in images_used(name)})
+    sourced = any(source_of(name) != "source_model" for name in names)
+    candidates = {"source_candidates": "source_candidates"} if sourced else {}
     inputs = {
         "source_model": "source_model",
         "target_train": "target_train",
@@ -89,6 +98,7 @@ def cost_nodes(names: list[str]) -> list[Node]:
         "transfer": "params:transfer",
         "runtime": "params:runtime",
         **{name: name for name in used},
+        **candidates,  # checked before any training: every source a strategy names exists
     }
     return [
         Node(estimate_cost, inputs, ["transfer_cost_table", "transfer_cost"], name="estimate_cost"),
