@@ -12,6 +12,7 @@ import pytest
 from kedro.io import Version
 
 from headstart.datasets.labelled_images import LabelledImagesDataset
+from headstart.ml.suite import LOGME_PICK
 from tests.conftest import copy_project, kedro_environment
 from tests.test_run import mlflow_runs
 
@@ -49,6 +50,7 @@ def test_each_task_runs_its_own_target_in_its_own_folder(suite_project):
         for task in TASKS
     }
     assert "tradaboost" in compared["digits_inverted"] and "tradaboost" not in compared["printed_letters"]
+    assert "finetune_top_font_family" in compared["digits_inverted"]  # the task's override: every variant compared
     for task in TASKS:
         advice = json.loads(latest(project / f"data/suite/{task}/08_reporting/advice.json").read_text())
         raced = {row["strategy"] for row in advice["race"]["candidates"]}
@@ -60,7 +62,14 @@ def test_the_suite_report_audits_the_advice_and_the_fixed_policies_on_every_task
     tasks = pd.read_csv(latest(project / "data/08_reporting/suite_tasks.csv"))
     assert list(tasks["task"]) == list(TASKS) and tasks["best_accuracy"].between(0, 1).all()
     audit = pd.read_csv(latest(project / "data/08_reporting/suite_audit.csv"))
-    assert len(audit) == 2 * 6 and audit["normalised_regret"].between(0, 1).all()
+    assert len(audit) == 2 * 7 and audit.loc[audit["measured"], "normalised_regret"].between(0, 1).all()
+    # LogME's pick is scored where the variants were compared (digits_inverted), not on printed_letters
+    logme = audit[audit["policy"] == LOGME_PICK].set_index("task")
+    advice = json.loads(latest(project / "data/suite/digits_inverted/08_reporting/advice.json").read_text())
+    pick = advice["score_picks"]["logme"]  # None only when LogME ranks random_init first: no strategy starts there
+    assert logme.loc["digits_inverted", "measured"] == (pick is not None)
+    assert pick is None or logme.loc["digits_inverted", "chosen"] == pick
+    assert not logme.loc["printed_letters", "measured"]
     report = latest(project / "data/08_reporting/suite_report.md").read_text()
     assert report.splitlines()[2].startswith("Over 2 tasks") and "inside the best's interval on" in report
     runs = mlflow_runs(project)
