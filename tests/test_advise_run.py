@@ -54,6 +54,12 @@ def test_the_advice_races_the_priors_strategies_on_validation_and_says_what_that
     assert advice["strategy"] == ranked["strategy"].iloc[0]  # the best on validation; ties: lower loss, then order
     assert advice["race_images_seen"] == pytest.approx(race["images_seen"].sum()) and advice["race_images_seen"] > 0
     assert f"Advice after the race on validation: {advice['strategy']}" in log
+    # priced before it trained, beside the comparison's whole grid from the same timed steps
+    assert "Cost of the advice's race" in log and "the race is at most" in log
+    assert 0 < advice["race_estimated_seconds"] < advice["grid_estimated_seconds"]
+    assert advice["race_estimated_share"] == pytest.approx(
+        advice["race_estimated_seconds"] / advice["grid_estimated_seconds"]
+    )
     report = latest(project, "data/08_reporting/advice.md").read_text()
     where = f"from source `{advice['candidate']}`" if advice["transfers"] else "(a baseline: transfer will not pay"
     assert report.startswith(f"# Advice: `{advice['strategy']}` {where}")

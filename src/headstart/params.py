@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from headstart import configured
+from headstart.ml import cost
 from headstart.ml.adaptation import SOURCE_IMAGES, AdaptationConfig, uses_of
 from headstart.ml.advice import SCORES, SizeSimilarityRule
 from headstart.ml.config import ExecutionParams, Settings, TrainConfig, TrainingParams
@@ -415,6 +416,22 @@ class TransferParams(Settings):
         if unknown or set(self.leave_out) & set(self.baselines):
             raise ValueError(f"leave_out: {', '.join(self.leave_out)} must name strategies that are not baselines")
         return self
+
+    def cost_plans(self, runtime: RuntimeParams, train: int, validation: int, test: int) -> list[cost.Plan]:
+        """The comparison's trainings as headstart.ml.cost prices them: each compared strategy's grid × seeds."""
+        return [
+            cost.Plan(
+                name,
+                tuple(params.to_config(self.seeds[0], runtime, **s) for s in params.tuning_grid(self.lr_scales)),
+                len(self.seeds),
+                train,
+                validation,
+                test,
+                required=name in self.baselines,
+                racing_eta=self.racing_eta,
+            )
+            for name, params in self.compared.items()
+        ]
 
     @property
     def compared(self) -> dict[str, StrategyParams]:

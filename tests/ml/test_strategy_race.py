@@ -1,9 +1,10 @@
+import pytest
 import torch
 
 from headstart.ml import strategies
 from headstart.ml.config import TrainConfig
 from headstart.ml.strategies import StrategyConfig, TargetTask, train_strategy
-from headstart.ml.strategy_race import RaceCandidate, race_strategies, shortened
+from headstart.ml.strategy_race import RaceCandidate, race_plans, race_strategies, shortened
 from headstart.ml.transfer import TransferSpec
 from tests.ml.test_transfer import tiny, toy_data
 
@@ -92,3 +93,14 @@ def test_each_raced_network_trains_from_its_own_source(monkeypatch):
     assert table.loc["from_other", "source"] == "other" and table.loc["from_real", "freeze_blocks"] == 1
     by_task = {id(t): {lr for u, lr in used if u is t} for t in (real, other)}
     assert by_task == {id(real): {1e-3}, id(other): {2e-3}} and {id(u) for u, _ in used} == set(by_task)
+
+
+def test_the_race_is_priced_as_it_trains_networks_at_one_setting_the_others_over_their_grid():
+    top = network("finetune_top", TransferSpec(), 1e-3)
+    top = RaceCandidate(top.name, top.grid, top.configure, top.task, "digits", 0)
+    plans = {plan.name: plan for plan in race_plans([top, knn()], 2, 0.5)}
+    top = plans["finetune_top"]
+    assert len(top.candidates) == 1 and top.candidates[0].training.epochs == 4 and top.trainings == 2
+    assert top.candidates[0].training.body_lr == pytest.approx(1e-3)  # the middle of its grid: lr_scale 1
+    assert len(plans["pixels_knn"].candidates) == 2 and plans["pixels_knn"].required  # a baseline: never cut
+    assert not top.required and top.train == 24

@@ -321,10 +321,12 @@ def raced_advice(
     params,
     seconds: float,
     score_picks: Mapping[str, str | None],
+    estimate: Mapping[str, float],
 ) -> dict:
     """The advice as JSON: the raced strategy with its source and depth (None for both: transfer will not
     pay, a baseline won), the prior's (its raced strategy, source and depth), the race (per candidate, and
-    its rungs), its cost (images through a network; seconds, the transferability scores' included), and
+    its rungs), its cost (images through a network; seconds, the transferability scores' included; the
+    estimate made before it, beside the comparison's whole grid), and
     what each transferability score alone would have had a user train (`score_picks`)."""
     row = race.set_index("strategy").loc[chosen]
     return {
@@ -346,6 +348,8 @@ def raced_advice(
         },
         "race_images_seen": float(race["images_seen"].sum()),
         "race_seconds": seconds,
+        **estimate,  # before the race: its seconds, the comparison grid's, the share
+        "race_share_of_grid_estimate": seconds / estimate["grid_estimated_seconds"],
         "advice_seconds": prior["advice_seconds"] + seconds,
     }
 

@@ -548,11 +548,13 @@ def estimate_cost(
     limit_minutes: float | None = None,
     knobs: Knobs = Knobs(),
     processes: int = 1,
+    meter: Meter | None = None,
 ) -> Estimate:
     """The cost of training every plan on `task`, from steps timed on this machine, and the cuts. With
     `processes`, the trainings run that many at once, each on its share of the cores: the wall time is
-    taken as their seconds (timed on all the cores) shared among the processes."""
-    meter = Meter(task)
+    taken as their seconds (timed on all the cores) shared among the processes. Estimates that share a
+    `meter` share its timings (the advice's race and the comparison it stands in for)."""
+    meter = meter or Meter(task)
     table = price(meter, plans)
     total = float(table["expected_seconds"].sum()) / processes
     training = plans[0].candidates[0].training

@@ -266,7 +266,11 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
             "validation labels. A cut row shows its score at the rung that cut it.",
             "",
             f"Cost of the advice: {advice['race_images_seen']:,.0f} images through a network in the race, "
-            f"{advice['advice_seconds']:.1f} s with the transferability scores.",
+            f"{advice['advice_seconds']:.1f} s with the transferability scores. Estimated before the race "
+            f"(steps timed here): at most {advice['race_estimated_seconds']:.0f} s for the race, about "
+            f"{advice['grid_estimated_seconds']:.0f} s for the comparison's whole grid (its seeds), so at most "
+            f"{advice['race_estimated_share']:.1%} of it; the race took {advice['race_seconds']:.0f} s, "
+            f"{advice['race_share_of_grid_estimate']:.1%} of that estimate.",
             "",
             table.to_markdown(index=False),
         ]

@@ -16,7 +16,8 @@ full budget on the promising ones.
 - The advice is the finisher with the best mean validation accuracy over the race's seeds; ties go to
   the earlier candidate in the prior's order. A classical reference's validation accuracy is its
   cross-validated one (its validation labels are in its training set), as in the comparison.
-The race's cost is every image its trainings passed through a network (cut candidates' included).
+The race's cost is every image its trainings passed through a network (cut candidates' included);
+before it trains, `race_plans` prices it with headstart.ml.cost beside the comparison it stands in for.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from statistics import mean
 
 import pandas as pd
 
+from headstart.ml import cost
 from headstart.ml.config import TrainConfig
 from headstart.ml.racing import setting_text
 from headstart.ml.strategies import StrategyConfig, TargetTask, TunedStrategy, train_tuned
@@ -68,6 +70,29 @@ def shortened(training: TrainConfig, share: float) -> TrainConfig:
 def short_config(config: StrategyConfig, share: float) -> StrategyConfig:
     probe = config.probe and shortened(config.probe, share)
     return config.model_copy(update={"training": shortened(config.training, share), "probe": probe})
+
+
+RACE_KNOBS = cost.Knobs(
+    seeds="advise.race.seeds",
+    grid="the tuning grids of the raced strategies without epochs",
+    strategies="advise.race.strategies",
+    epochs="training.epochs of each raced strategy (or advise.race.budget_share)",
+)
+
+
+def race_plans(candidates: Sequence[RaceCandidate], seeds: int, budget_share: float) -> list[cost.Plan]:
+    """The race's trainings as the comparison's are priced: a network at its middle setting, its epochs
+    cut to `budget_share`, once per seed; a strategy without epochs over its whole grid. An upper bound:
+    successive halving stops the networks it cuts at a rung. Baselines (no source) are never cut."""
+    plans = []
+    for candidate in candidates:
+        if candidate.trains_epochs():
+            configs = (candidate.short(budget_share)(candidate.grid[len(candidate.grid) // 2], 0),)
+        else:
+            configs = tuple(candidate.configure(setting, 0) for setting in candidate.grid)
+        train, validation = len(candidate.task.train[0]), len(candidate.task.validation[0])
+        plans.append(cost.Plan(candidate.name, configs, seeds, train, validation, required=candidate.source is None))
+    return plans
 
 
 def race_strategies(

@@ -10,6 +10,7 @@ from functools import partial
 import pandas as pd
 import torch
 
+from headstart.ml import cost
 from headstart.ml.advice import (
     DOMAIN_MEASURES,
     SCORES,
@@ -29,9 +30,9 @@ from headstart.ml.pretraining import source_fingerprint, train_source_model
 from headstart.ml.reports import advice_report, advice_summary_lines, race_report
 from headstart.ml.run_records import candidate_source_run
 from headstart.ml.strategies import TargetTask, target_task
-from headstart.ml.strategy_race import RaceCandidate
+from headstart.ml.strategy_race import RACE_KNOBS, RaceCandidate, race_plans
 from headstart.ml.strategy_race import race_strategies as race_candidates
-from headstart.params import AdviseParams, PretrainParams, RuntimeParams, TransferParams
+from headstart.params import AdviseParams, PretrainParams, RuntimeParams, StrategyRaceParams, TransferParams
 from headstart.pipelines.shared import configure_strategy
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,39 @@ def advise_strategy(
     return advice, markdown, ranking
 
 
+def estimate_race_cost(
+    candidates: list[RaceCandidate],
+    race: StrategyRaceParams,
+    transfer: TransferParams,
+    runtime: RuntimeParams,
+    train: int,
+    validation: int,
+) -> dict:
+    """The race's cost before it trains, beside the comparison's whole grid priced from the same timed steps
+    (its seeds, without the test passes); printed, and held to runtime.max_minutes like the comparison."""
+    task = candidates[0].task
+    meter = cost.Meter(task)
+    title = f"Cost of the advice's race ({len(candidates)} strategies; an upper bound: halving cuts networks early)"
+    plans = race_plans(candidates, len(race.seeds), race.budget_share)
+    race_estimate = cost.estimate_cost(task, plans, runtime.max_minutes, RACE_KNOBS, meter=meter)
+    grid = cost.estimate_cost(task, transfer.cost_plans(runtime, train, validation, 0), meter=meter)
+    share = race_estimate.seconds / grid.seconds if grid.seconds else float("nan")
+    logger.info("%s", race_estimate.text(title))
+    logger.info(
+        "The comparison's whole grid (%d strategies, %d seeds): about %.1f min; the race is at most %.1f%% of it",
+        len(transfer.compared),
+        len(transfer.seeds),
+        grid.seconds / 60,
+        100 * share,
+    )
+    cost.check_limit(race_estimate.summary(title), runtime.max_minutes, RACE_KNOBS)
+    return {
+        "race_estimated_seconds": race_estimate.seconds,
+        "grid_estimated_seconds": grid.seconds,
+        "race_estimated_share": share,
+    }
+
+
 def race_strategies(
     prior_advice: dict,
     prior_advice_markdown: str,
@@ -201,6 +235,7 @@ def race_strategies(
             )
         )
     race = advise.race
+    estimate = estimate_race_cost(candidates, race, transfer, runtime, len(target_train), len(target_validation))
     started = time.perf_counter()
     chosen, table, rungs = race_candidates(candidates, race.seeds, race.budget_share, race.eta)
     score_picks = {
@@ -208,7 +243,7 @@ def race_strategies(
         for score, first in prior_advice["first_by_score"].items()
     }
     seconds = time.perf_counter() - started
-    advice = raced_advice(prior_advice, prior_raced, chosen, table, rungs, race, seconds, score_picks)
+    advice = raced_advice(prior_advice, prior_raced, chosen, table, rungs, race, seconds, score_picks, estimate)
     logger.info(
         "Advice after the race on validation: %s, source %s, %s frozen blocks (the prior: %s)",
         chosen,

@@ -41,19 +41,7 @@ def estimate_cost(
     for name, params in transfer.compared.items():
         if params.source is not None:
             strategy_source(source_candidates or {}, params.source, name)
-    plans = [
-        cost.Plan(
-            name,
-            tuple(params.to_config(transfer.seeds[0], runtime, **s) for s in params.tuning_grid(transfer.lr_scales)),
-            len(transfer.seeds),
-            len(target_train),
-            len(target_validation),
-            len(target_test),
-            required=name in transfer.baselines,
-            racing_eta=transfer.racing_eta,
-        )
-        for name, params in transfer.compared.items()
-    ]
+    plans = transfer.cost_plans(runtime, len(target_train), len(target_validation), len(target_test))
     task = target_task(source_model["source"], target_train, target_validation, source_train, target_unlabelled)
     estimate = cost.estimate_cost(task, plans, runtime.max_minutes)
     title = f"Cost of the comparison ({len(plans)} strategies)"
