@@ -88,7 +88,7 @@ def test_a_local_backbone_file_and_a_photo_folder_run_every_strategy_and_advise(
             strategies = {
                 s: {**spec, "training": {"epochs": 1}} if "training" in spec else spec for s, spec in strategies.items()
             }
-        transfer["transfer"].update(seeds=[0], strategies=strategies)
+        transfer["transfer"].update(seeds=[0], strategies=strategies, leave_out=[])
         path.write_text(yaml.safe_dump(transfer, sort_keys=False))
     advise = yaml.safe_load((project / "conf/base/parameters_advise.yml").read_text())
     advise["advise"].update(candidates={"loaded": {"init": "pretrained"}, "random_init": {"init": "random"}})
@@ -109,4 +109,7 @@ def test_a_local_backbone_file_and_a_photo_folder_run_every_strategy_and_advise(
     assert stored["config"]["name"] == name and stored["info"]["origin"].endswith(weights.name)
     advice = yaml.safe_load(latest(project, "data/08_reporting/advice.json").read_text())
     assert sorted(advice["ranking"]) == ["loaded", "random_init"]
-    assert 0 <= advice["freeze_blocks"] <= advice["total_blocks"] == (5 if library == "torchvision" else 13)
+    assert 0 <= advice["prior_freeze_blocks"] <= advice["total_blocks"] == (5 if library == "torchvision" else 13)
+    # the raced winner's depth, or none when a baseline won (transfer will not pay)
+    assert advice["freeze_blocks"] is None or 0 <= advice["freeze_blocks"] <= advice["total_blocks"]
+    assert advice["transfers"] == (advice["freeze_blocks"] is not None)

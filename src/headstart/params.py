@@ -413,8 +413,10 @@ class TransferParams(Settings):
                 f"baseline(s) {', '.join(missing)} not among the strategies ({', '.join(self.strategies)})"
             )
         unknown = [name for name in self.leave_out if name not in self.strategies]
-        if unknown or set(self.leave_out) & set(self.baselines):
-            raise ValueError(f"leave_out: {', '.join(self.leave_out)} must name strategies that are not baselines")
+        if unknown:
+            raise ValueError(f"leave_out: {', '.join(unknown)} not among the strategies (edit leave_out with them)")
+        if set(self.leave_out) & set(self.baselines):
+            raise ValueError(f"leave_out: {', '.join(set(self.leave_out) & set(self.baselines))} are baselines")
         return self
 
     def cost_plans(self, runtime: RuntimeParams, train: int, validation: int, test: int) -> list[cost.Plan]:
