@@ -159,6 +159,8 @@ def test_a_strategy_starts_from_its_source_at_its_depth_and_a_baseline_from_none
     assert where_it_starts(strategies["finetune_top"], "digits", 3) == ("digits", 2)
     assert where_it_starts(strategies["finetune_top_font"], "digits", 3) == ("font", 2)
     assert where_it_starts(strategies["feature_svm"], "digits", 3) == ("digits", 3)
+    lp_ft = StrategyParams(procedure="probe_then_finetune", freeze_blocks="all", probe={"epochs": 2})
+    assert where_it_starts(lp_ft, "digits", 3) == ("digits", 0)  # the probe's frozen body is fine-tuned after
     assert where_it_starts(strategies["scratch"], "digits", 3) == where_it_starts(strategies["pixels_knn"], "d", 3)
     assert where_it_starts(strategies["scratch"], "digits", 3) == (None, None)
 

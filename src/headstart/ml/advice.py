@@ -265,10 +265,12 @@ def first_by_score(ranking: pd.DataFrame, scores: tuple[str, ...] = SCORES) -> d
 
 def where_it_starts(params, default_source: str, total_blocks: int) -> tuple[str | None, int | None]:
     """A strategy's (source, freeze depth in blocks): its `source` or the default one, and its first frozen
-    blocks; (None, None) when it transfers nothing (a baseline: from scratch or on the raw pixels)."""
+    blocks once it is trained (LP-FT: none, its probe's frozen body is fine-tuned after); (None, None) when
+    it transfers nothing (a baseline: from scratch or on the raw pixels)."""
     if params.model == "pixels" or (params.copy_blocks == 0 and not params.copy_modules):
         return None, None
-    return params.source or default_source, block_count(params.freeze_blocks, total_blocks)
+    frozen = 0 if params.procedure == "probe_then_finetune" else block_count(params.freeze_blocks, total_blocks)
+    return params.source or default_source, frozen
 
 
 def strategy_variant(
