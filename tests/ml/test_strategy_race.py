@@ -104,3 +104,13 @@ def test_the_race_is_priced_as_it_trains_networks_at_one_setting_the_others_over
     assert top.candidates[0].training.body_lr == pytest.approx(1e-3)  # the middle of its grid: lr_scale 1
     assert len(plans["pixels_knn"].candidates) == 2 and plans["pixels_knn"].required  # a baseline: never cut
     assert not top.required and top.train == 24
+
+
+def test_no_rung_comes_before_the_first_rung_share_of_the_epochs():
+    candidates = [
+        network("finetune_top", TransferSpec(copy_blocks="all", freeze_blocks=-1), 1e-3),
+        network("scratch", TransferSpec(copy_blocks=0), 3e-3),
+    ]
+    _, _, early = race_strategies(candidates, [0], budget_share=1.0, eta=3)
+    _, _, late = race_strategies(candidates, [0], budget_share=1.0, eta=3, first_rung_share=0.75)
+    assert early[0]["epochs"] == 4 and late[0]["epochs"] == 6  # min_epochs 4 of 8; then ⌈0.75 × 8⌉

@@ -345,6 +345,7 @@ def raced_advice(
             "seeds": list(params.seeds),
             "budget_share": params.budget_share,
             "eta": params.eta,
+            "first_rung_share": params.first_rung_share,
             "candidates": race.to_dict(orient="records"),
             "rungs": rungs,
         },

@@ -467,6 +467,7 @@ def train_tuned(
     checkpoint_for: Callable[[dict[str, float], int], Path | None] = lambda setting, seed: None,
     eta: int | None = None,
     task_for: Callable[[dict[str, float]], TargetTask] | None = None,
+    rung_floor: int = 1,
 ) -> TunedStrategy:
     """Keep the candidate setting with the best mean validation accuracy over the seeds (ties: lower
     mean validation loss). With `eta`, the grid of a `fit` procedure is raced by successive halving
@@ -474,12 +475,13 @@ def train_tuned(
     the test split cannot sway the choice. A finished training's checkpoints are deleted. A classical
     reference on the raw pixels is tuned by cross-validation instead (`cross_validate_classical`).
     `task_for` gives a candidate its own task (the advice's race: each strategy from its own source);
-    the target data must be `task`'s."""
+    the target data must be `task`'s. No rung comes before `rung_floor` epochs (nor before min_epochs)."""
     first = configure(grid[0], seeds[0])
     if first.model == "pixels":
         return cross_validate_classical(task, grid, seeds, configure)
     training = first.training
-    budgets = rung_epochs(training.epochs, len(grid), eta or 1, training.min_epochs) if first.procedure == "fit" else []
+    earliest = max(training.min_epochs, rung_floor)
+    budgets = rung_epochs(training.epochs, len(grid), eta or 1, earliest) if first.procedure == "fit" else []
     # per (candidate, seed), over its paused and resumed calls: seconds, images of one-off setup (fitted
     # once per call, e.g. importance weights' domain classifier), images in all
     spent: dict[tuple[int, int], tuple[float, int, int]] = {}

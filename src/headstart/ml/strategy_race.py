@@ -6,9 +6,10 @@ full budget on the promising ones.
 - A network strategy trains at the middle setting of its tuning grid (its conf's default), for
   `budget_share` of its epochs (min_epochs and patience scaled alike; by default all of them); the
   networks race one another by successive halving (headstart.ml.racing): all to the first rung (never
-  before min_epochs), the best 1/η on to the end. A network judged before its floor is judged at
-  chance: at a quarter of the budget the race cut `scratch` at 15-31% validation accuracy on every task
-  of the suite, and at full budget it was the best baseline on 8 of those 10.
+  before min_epochs, nor before `first_rung_share` of the epochs), the best 1/η on to the end. A
+  network judged before its floor is judged at chance: at a quarter of the budget the race cut
+  `scratch` at 15-31% validation accuracy on every task of the suite, and at full budget it was the
+  best baseline on 8 of those 10.
 - A strategy without epochs (a classifier on frozen features, the classical references on the pixels,
   TrAdaBoost) costs seconds: it is tuned as the comparison tunes it, its whole grid.
 - Each candidate starts from its own source (a strategy's `source`: one of the advise candidates) at
@@ -100,6 +101,7 @@ def race_strategies(
     seeds: list[int],
     budget_share: float,
     eta: int,
+    first_rung_share: float = 0.0,
 ) -> tuple[str, pd.DataFrame, list[dict]]:
     """(the advised strategy; one row per candidate: its source and depth, the setting it ran, its epochs,
     validation accuracy and loss (a cut candidate's at the rung that cut it), images and seconds, whether
@@ -130,7 +132,8 @@ def race_strategies(
         def own_task(setting: dict[str, float]) -> TargetTask:
             return racing[int(setting["candidate"])].task
 
-        tuned = train_tuned(racing[0].task, grid, seeds, configure, eta=eta, task_for=own_task)
+        floor = math.ceil(first_rung_share * configure(grid[0], seeds[0]).training.epochs)
+        tuned = train_tuned(racing[0].task, grid, seeds, configure, eta=eta, task_for=own_task, rung_floor=floor)
         name_of = {setting_text(g): c.name for g, c in zip(grid, racing)}
         for rung in tuned.rungs:
             rungs.append(

@@ -237,7 +237,7 @@ def race_strategies(
     race = advise.race
     estimate = estimate_race_cost(candidates, race, transfer, runtime, len(target_train), len(target_validation))
     started = time.perf_counter()
-    chosen, table, rungs = race_candidates(candidates, race.seeds, race.budget_share, race.eta)
+    chosen, table, rungs = race_candidates(candidates, race.seeds, race.budget_share, race.eta, race.first_rung_share)
     score_picks = {
         score: strategy_variant(compared, advise.score_pick_strategy, first, None, default_source, total)
         for score, first in prior_advice["first_by_score"].items()
