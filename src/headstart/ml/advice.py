@@ -282,10 +282,11 @@ def strategy_variant(
         return None
     same = {"source", "freeze_blocks"}
     wanted = strategies[base].model_dump(exclude=same)
+    if depth is None:
+        depth = where_it_starts(strategies[base], default_source, total_blocks)[1]
     for name, params in strategies.items():
         start = where_it_starts(params, default_source, total_blocks)
-        depth_wanted = where_it_starts(strategies[base], default_source, total_blocks)[1] if depth is None else depth
-        if params.model_dump(exclude=same) == wanted and start == (source, depth_wanted):
+        if params.model_dump(exclude=same) == wanted and start == (source, depth):
             return name
     return None
 

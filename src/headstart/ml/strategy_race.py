@@ -47,6 +47,11 @@ class RaceCandidate:
     source: str | None = None  # that source's name; None: nothing transferred (a baseline)
     freeze_blocks: int | None = None  # the first blocks kept as the source made them; None: nothing transferred
 
+    @property
+    def middle(self) -> dict[str, float]:
+        """The setting it races at: the middle of its grid (its conf's default)."""
+        return self.grid[len(self.grid) // 2]
+
     def short(self, share: float) -> Configure:
         """Its configs with the epochs cut to `share` (`short_config`)."""
         return lambda setting, seed: short_config(self.configure(setting, seed), share)
@@ -88,7 +93,7 @@ def race_plans(candidates: Sequence[RaceCandidate], seeds: int, budget_share: fl
     plans = []
     for candidate in candidates:
         if candidate.trains_epochs():
-            configs = (candidate.short(budget_share)(candidate.grid[len(candidate.grid) // 2], 0),)
+            configs = (candidate.short(budget_share)(candidate.middle, 0),)
         else:
             configs = tuple(candidate.configure(setting, 0) for setting in candidate.grid)
         train, validation = len(candidate.task.train[0]), len(candidate.task.validation[0])
@@ -112,7 +117,7 @@ def race_strategies(
         if candidate in racing:
             continue
         if candidate.trains_epochs():  # probe-then-finetune: at its middle setting, shortened, alone
-            setting = candidate.grid[len(candidate.grid) // 2]
+            setting = candidate.middle
             short = candidate.short(budget_share)
             tuned = train_tuned(candidate.task, [setting], seeds, short)
             rows[candidate.name] = _row(candidate.name, tuned, short(setting, seeds[0]))
@@ -121,7 +126,7 @@ def race_strategies(
             rows[candidate.name] = _row(candidate.name, tuned, None)
     rungs: list[dict] = []
     if racing:
-        middle = [c.grid[len(c.grid) // 2] for c in racing]
+        middle = [c.middle for c in racing]
 
         def configure(setting: dict[str, float], seed: int) -> StrategyConfig:
             index = int(setting["candidate"])

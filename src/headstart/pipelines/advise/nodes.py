@@ -196,7 +196,14 @@ def race_strategies(
     if skipped:
         logger.info("The race leaves out %s: not among the compared transfer.strategies", ", ".join(skipped))
     # a strategy without `source` starts from the pretrained source model, as in the comparison
-    default_source = advise.source_model_candidate(pretrain) or prior_advice["candidate"]
+    default_source = advise.source_model_candidate(pretrain)
+    if default_source is None:
+        default_source = prior_advice["candidate"]
+        logger.warning(
+            "No advise candidate is the pretrained source model: the race trains the strategies without a "
+            "`source` from %s, the comparison from the source model, so the audit compares different models",
+            default_source,
+        )
     total = prior_advice["total_blocks"]
     raced = {name: compared[name] for name in advise.race.strategies if name in compared}
     if not raced:

@@ -39,15 +39,19 @@ def _for_strategy(function, strategy: str):
     return update_wrapper(partial(function, strategy=strategy), function)
 
 
+def _conf_of(strategy: str) -> dict:
+    """The strategy's entry in this run's conf, as written (the pipeline is built before typed parameters)."""
+    return configured.parameters()["transfer"]["strategies"][strategy] or {}
+
+
 def source_of(strategy: str) -> str:
     """The data set the strategy's source model comes from: an advise candidate's when it names one."""
-    params = configured.parameters()["transfer"]["strategies"][strategy] or {}
-    return "source_candidates" if params.get("source") else "source_model"
+    return "source_candidates" if _conf_of(strategy).get("source") else "source_model"
 
 
 def images_used(strategy: str) -> list[str]:
     """The data sets beyond the target labels that the strategy trains on: only these reach its node."""
-    params = configured.parameters()["transfer"]["strategies"][strategy] or {}
+    params = _conf_of(strategy)
     kind = (params.get("adaptation") or {}).get("kind")
     uses = uses_of(kind)
     uses_source = SOURCE_IMAGES in uses or params.get("procedure") in PROCEDURES_USING_SOURCE_IMAGES
