@@ -18,9 +18,12 @@ def latest(project: Path, relative: str) -> Path:
 @pytest.fixture(scope="module")
 def advised(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("project"))
-    # the source and depth variants compared, so the race weighs them too
-    with (project / "conf/test/parameters_transfer.yml").open("a") as conf:
-        conf.write("  leave_out: []\n")
+    # the source and depth variants compared, so the race weighs them too; two learning rates, each raced
+    transfer = project / "conf/test/parameters_transfer.yml"
+    conf = transfer.read_text().replace("lr_scales: [1.0]", "lr_scales: [0.3, 1.0]", 1)
+    transfer.write_text(conf + "  leave_out: []\n")
+    with (project / "conf/test/parameters_advise.yml").open("a") as conf:
+        conf.write("  race: {settings: grid}\n")
     result = kedro_run(project, "--pipelines=ingest,advise")  # advise reads what ingest saved, nothing else
     assert result.returncode == 0, result.stderr[-3000:]
     return project, result.stdout + result.stderr
@@ -50,8 +53,16 @@ def test_the_advice_races_the_priors_strategies_on_validation_and_says_what_that
     assert race["strategy"].iloc[0] == advice["prior_strategy"]  # the prior's choice first: it wins ties
     assert set(race["strategy"]) >= {"scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top"}
     finishers = race[~race["cut_in_race"]].assign(order=range((~race["cut_in_race"]).sum()))
-    ranked = finishers.sort_values(["validation_accuracy", "validation_loss", "order"], ascending=[False, True, True])
-    assert advice["strategy"] == ranked["strategy"].iloc[0]  # the best on validation; ties: lower loss, then order
+    ranked = finishers.sort_values(["race_score", "validation_loss", "order"], ascending=[False, True, True])
+    assert advice["strategy"] == ranked["strategy"].iloc[0]  # the best race score; ties: lower loss, then order
+    # a network is scored by the level it settled at (never above its best epoch), the others as tuned
+    networks = finishers["epochs"] > 0
+    assert (finishers.loc[networks, "race_score"] <= finishers.loc[networks, "validation_accuracy"] + 1e-9).all()
+    assert (finishers.loc[~networks, "race_score"] == finishers.loc[~networks, "validation_accuracy"]).all()
+    assert advice["race"]["settings"] == "grid" and advice["race"]["settled_epochs"] == 5
+    # every setting of a network's grid raced as a candidate of its own; its row names its best
+    assert "'setting': 0.0}" in log and "'setting': 1.0}" in log
+    assert race.loc[networks, "setting"].str.match(r"lr_scale=(0\.3|1)(,|$)").all()
     assert advice["race_images_seen"] == pytest.approx(race["images_seen"].sum()) and advice["race_images_seen"] > 0
     assert f"Advice after the race on validation: {advice['strategy']}" in log
     # priced before it trained, beside the comparison's whole grid from the same timed steps

@@ -243,6 +243,12 @@ class StrategyRaceParams(Settings):
     # different speeds, so an early rung judges speed, not the end. At 224 px with min_epochs 0 a rung at
     # epoch 3 of 9 cut `scratch` at 0.14 validation accuracy; the comparison then measured it best (0.96).
     first_rung_share: float = Field(0.5, ge=0, le=1)
+    # `middle`: each network at the middle of its tuning grid; `grid`: each setting of its grid a candidate
+    # of the halving (as Quick-Tune races settings), about len(grid) times the networks' first rung.
+    settings: Literal["middle", "grid"] = "middle"
+    # A finishing network's race score: its validation accuracy over its last epochs (mean over them and
+    # the seeds), not its best epoch (picked on the same images: 4-5 points above test on the suite).
+    settled_epochs: int = Field(5, ge=1)
 
 
 class AdviseParams(Settings):

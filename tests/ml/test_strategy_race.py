@@ -4,7 +4,7 @@ import torch
 from headstart.ml import strategies
 from headstart.ml.config import TrainConfig
 from headstart.ml.strategies import StrategyConfig, TargetTask, train_strategy
-from headstart.ml.strategy_race import RaceCandidate, race_plans, race_strategies, shortened
+from headstart.ml.strategy_race import RaceCandidate, race_plans, race_strategies, settled_accuracy, shortened
 from headstart.ml.transfer import TransferSpec
 from tests.ml.test_transfer import tiny, toy_data
 
@@ -65,8 +65,44 @@ def test_the_race_cuts_networks_by_rungs_tunes_the_classical_reference_and_count
     )
     assert (table["images_seen"] > 0).all() and table.loc[~table["cut_in_race"], "validation_loss"].notna().all()
     finishers = table[~table["cut_in_race"]]
-    assert finishers.loc[chosen, "validation_accuracy"] == finishers["validation_accuracy"].max()
+    assert finishers.loc[chosen, "race_score"] == finishers["race_score"].max()
     assert table.loc[rungs[0]["kept"][0], "setting"] == "lr_scale=1"  # the middle of its grid
+    # a network's score is the level it settled at, never above its best epoch; a reference's, its own
+    networks = finishers.drop(index="pixels_knn")
+    assert (networks["race_score"] <= networks["validation_accuracy"]).all() and len(networks) == 1
+    assert finishers.loc["pixels_knn", "race_score"] == finishers.loc["pixels_knn", "validation_accuracy"]
+    assert table.loc[table["cut_in_race"], "race_score"].isna().all()
+
+
+def test_a_networks_race_score_is_its_last_epochs_mean_over_seeds_not_its_best_epoch():
+    lucky = [{"epoch": e, "validation_accuracy": a} for e, a in enumerate([0.5, 1.0, 0.6, 0.7, 0.8], start=1)]
+    steady = [{"epoch": e, "validation_accuracy": a} for e, a in enumerate([0.5, 0.7, 0.7, 0.8, 0.8], start=1)]
+    assert settled_accuracy({0: lucky}, 3) == pytest.approx(0.7)
+    assert settled_accuracy({0: lucky, 1: steady}, 2) == pytest.approx((0.75 + 0.8) / 2)
+    assert settled_accuracy({0: [{"epoch": 1, "train_loss": 1.0}, *steady]}, 10) == pytest.approx(0.7)
+
+
+def test_with_every_setting_raced_each_networks_setting_is_a_candidate_and_its_row_its_best():
+    candidates = [
+        network("finetune_top", TransferSpec(copy_blocks="all", freeze_blocks=-1), 1e-3),
+        network("scratch", TransferSpec(copy_blocks=0), 3e-3),
+        knn(),
+    ]
+    chosen, table, rungs = race_strategies(candidates, [0], budget_share=0.5, eta=3, settings="grid")
+    scored = set(rungs[0]["scores"])
+    assert scored == {f"{n} (lr_scale={s:g})" for n in ("finetune_top", "scratch") for s in (0.3, 1.0, 3.0)}
+    assert len(rungs[0]["kept"]) == 2 and list(table["strategy"]) == ["finetune_top", "scratch", "pixels_knn"]
+    table = table.set_index("strategy")
+    for name in ("finetune_top", "scratch"):  # its row: its finisher, else its best entry at the rung
+        kept = [k for k in rungs[0]["kept"] if k.startswith(name)]
+        if kept:
+            assert not table.loc[name, "cut_in_race"] and f"({table.loc[name, 'setting']})" in " ".join(kept)
+        else:
+            best = max(v for k, v in rungs[0]["scores"].items() if k.startswith(name))
+            assert table.loc[name, "cut_in_race"] and table.loc[name, "validation_accuracy"] == best
+    plans = {plan.name: plan for plan in race_plans(candidates, 1, 0.5, "grid")}
+    assert len(plans["scratch"].candidates) == 3  # priced at every setting it races
+    assert chosen in table.index[~table["cut_in_race"]]
 
 
 def test_a_tie_goes_to_the_earlier_candidate_the_priors_choice():

@@ -347,6 +347,8 @@ def raced_advice(
             "budget_share": params.budget_share,
             "eta": params.eta,
             "first_rung_share": params.first_rung_share,
+            "settings": params.settings,
+            "settled_epochs": params.settled_epochs,
             "candidates": race.to_dict(orient="records"),
             "rungs": rungs,
         },

@@ -240,6 +240,7 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
     params = advice["race"]
     table = race.assign(
         validation_accuracy=race["validation_accuracy"].round(3),
+        race_score=race["race_score"].round(3),
         images_seen=race["images_seen"].round().astype(int),
         train_seconds=race["train_seconds"].round(1),
     )
@@ -257,14 +258,20 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
             f"# Advice: `{advice['strategy']}` " + where_text,
             "",
             f"Chosen by a race on the validation labels alone ({agreed}), each strategy from its own source "
-            "and at its own depth (its `source` and `freeze_blocks`): each network strategy at the middle "
-            f"of its tuning grid for {budget} of its epochs, the fit networks cut by successive halving (η = "
+            "and at its own depth (its `source` and `freeze_blocks`): each network strategy "
+            + (
+                "at each setting of its tuning grid (a candidate each; its row shows its best)"
+                if params.get("settings") == "grid"
+                else "at the middle of its tuning grid"
+            )
+            + f" for {budget} of its epochs, the fit networks cut by successive halving (η = "
             f"{params['eta']}, no rung before a network's min_epochs nor before {params['first_rung_share']:.0%} of "
-            "its epochs), the strategies without epochs tuned over "
-            "their whole grid, seeds "
-            f"{params['seeds']}; the best mean validation accuracy wins, ties to the earlier row (the prior's "
-            "choice first). A classical reference's validation accuracy is cross-validated over its training + "
-            "validation labels. A cut row shows its score at the rung that cut it.",
+            "its epochs), the strategies without epochs tuned over their whole grid, seeds "
+            f"{params['seeds']}. The best race score wins, ties to the earlier row (the prior's choice first): "
+            f"a network's is its validation accuracy over its last {params.get('settled_epochs', 1)} epochs, the "
+            "level it settled at (its best epoch, `validation_accuracy`, was picked on these same images); a "
+            "classical reference's is cross-validated over its training + validation labels; a classifier on "
+            "frozen features', its tuned validation accuracy. A cut row shows its score at the rung that cut it.",
             "",
             f"Cost of the advice: {advice['race_images_seen']:,.0f} images through a network in the race, "
             f"{advice['advice_seconds']:.1f} s with the transferability scores. Estimated before the race "

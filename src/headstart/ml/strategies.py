@@ -444,6 +444,7 @@ class TunedStrategy:
     validation_accuracy: float  # mean over seeds: what chose the setting
     rungs: list[dict] = field(default_factory=list)  # successive halving's cuts: epochs, scores, kept settings
     final_scores: dict[str, tuple[float, float]] = field(default_factory=dict)  # (accuracy, −loss) at the end
+    final_histories: dict[str, dict[int, list[dict]]] = field(default_factory=dict)  # per finisher, per seed
     grid_seconds: float = 0.0  # every training of the grid, cut candidates' included
     grid_images_seen: int = 0
 
@@ -539,17 +540,18 @@ def train_tuned(
         alive, rungs = successive_halving(
             candidates, budgets, eta or 1, lambda candidate, epochs: mean_score(train(candidate, epochs))
         )
-        best, best_score, finals = None, None, {}
+        best, best_score, finals, histories = None, None, {}, {}
         for candidate in alive:
             results = train(candidate, None)
             forget(candidate)
             score = mean_score(results)
             finals[setting_text(grid[candidate])] = score
+            histories[setting_text(grid[candidate])] = {seed: result.history for seed, result in results.items()}
             if best_score is None or score > best_score:
                 best_score, best = score, TunedStrategy(grid[candidate], results, score[0])
         for candidate in set(candidates) - set(alive):
             forget(candidate)
-    best.final_scores = finals
+    best.final_scores, best.final_histories = finals, histories
     best.rungs = [
         {
             "epochs": rung["epochs"],

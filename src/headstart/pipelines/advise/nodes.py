@@ -156,7 +156,7 @@ def estimate_race_cost(
     task = candidates[0].task
     meter = cost.Meter(task)
     title = f"Cost of the advice's race ({len(candidates)} strategies; an upper bound: halving cuts networks early)"
-    plans = race_plans(candidates, len(race.seeds), race.budget_share)
+    plans = race_plans(candidates, len(race.seeds), race.budget_share, race.settings)
     race_estimate = cost.estimate_cost(task, plans, runtime.max_minutes, RACE_KNOBS, meter=meter)
     grid = cost.estimate_cost(task, transfer.cost_plans(runtime, train, validation, 0), meter=meter)
     share = race_estimate.seconds / grid.seconds if grid.seconds else float("nan")
@@ -176,21 +176,18 @@ def estimate_race_cost(
     }
 
 
-def race_strategies(
+def race_entrants(
     prior_advice: dict,
-    prior_advice_markdown: str,
     source_candidates: dict[str, StoredModel],
-    target_train: LabelledImages,
-    target_validation: LabelledImages,
-    source_train: LabelledImages,
-    target_unlabelled: LabelledImages,
+    data: tuple[LabelledImages, LabelledImages, LabelledImages, LabelledImages],
     advise: AdviseParams,
     pretrain: PretrainParams,
     transfer: TransferParams,
     runtime: RuntimeParams,
-) -> tuple[dict, str, pd.DataFrame]:
-    """The advice: the race's strategies (each from its own source, at its own depth), the prior's choice
-    first so it wins ties, raced on validation; with what the race cost; its report; the race's table."""
+) -> tuple[list[RaceCandidate], str, str]:
+    """(the race's candidates, each from its own source at its own depth, the prior's choice first;
+    that choice as raced; the source a strategy without `source` starts from). `data`: target training,
+    validation, source training and unlabelled target images. Stops on a strategy or source it cannot race."""
     compared = transfer.compared  # a strategy the comparison does not train is not advised either
     skipped = [name for name in advise.race.strategies if name not in compared]
     if skipped:
@@ -215,15 +212,14 @@ def race_strategies(
             + ", ".join(f"{name} starts from source '{source}'" for name, source in unknown.items())
             + f", not among advise.candidates ({', '.join(source_candidates)})"
         )
-    prior = prior_advice["strategy"]
     # the prior's choice as raced: its strategy's variant from its source at its depth, else the strategy
     prior_start = (prior_advice["candidate"], prior_advice["freeze_blocks"])
-    prior_raced = strategy_variant(raced, prior, *prior_start, default_source, total) or prior
+    prior_raced = strategy_variant(raced, prior_advice["strategy"], *prior_start, default_source, total)
+    prior_raced = prior_raced or prior_advice["strategy"]
     tasks: dict[str, TargetTask] = {}
 
     def task_from(source: str) -> TargetTask:
         if source not in tasks:
-            data = (target_train, target_validation, source_train, target_unlabelled)
             tasks[source] = target_task(source_candidates[source], *data)
         return tasks[source]
 
@@ -231,25 +227,51 @@ def race_strategies(
     for name in dict.fromkeys([*([prior_raced] if prior_raced in compared else []), *raced]):
         params = compared[name]
         starts_from, depth = where_it_starts(params, default_source, total)
+        grid = params.tuning_grid(transfer.lr_scales)
+        configure = partial(configure_strategy, params, runtime)
         candidates.append(
-            RaceCandidate(
-                name,
-                params.tuning_grid(transfer.lr_scales),
-                partial(configure_strategy, params, runtime),
-                task_from(params.source or default_source),
-                starts_from,
-                depth,
-            )
+            RaceCandidate(name, grid, configure, task_from(params.source or default_source), starts_from, depth)
         )
+    return candidates, prior_raced, default_source
+
+
+def race_strategies(
+    prior_advice: dict,
+    prior_advice_markdown: str,
+    source_candidates: dict[str, StoredModel],
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    source_train: LabelledImages,
+    target_unlabelled: LabelledImages,
+    advise: AdviseParams,
+    pretrain: PretrainParams,
+    transfer: TransferParams,
+    runtime: RuntimeParams,
+) -> tuple[dict, str, pd.DataFrame]:
+    """The advice: the race's strategies (each from its own source, at its own depth), the prior's choice
+    first so it wins ties, raced on validation; with what the race cost; its report; the race's table."""
+    data = (target_train, target_validation, source_train, target_unlabelled)
+    candidates, prior_raced, default_source = race_entrants(
+        prior_advice, source_candidates, data, advise, pretrain, transfer, runtime
+    )
     race = advise.race
     estimate = estimate_race_cost(candidates, race, transfer, runtime, len(target_train), len(target_validation))
     started = time.perf_counter()
-    chosen, table, rungs = race_candidates(candidates, race.seeds, race.budget_share, race.eta, race.first_rung_share)
+    chosen, table, rungs = race_candidates(
+        candidates,
+        race.seeds,
+        race.budget_share,
+        race.eta,
+        race.first_rung_share,
+        race.settings,
+        race.settled_epochs,
+    )
+    seconds = time.perf_counter() - started
+    total = prior_advice["total_blocks"]
     score_picks = {
-        score: strategy_variant(compared, advise.score_pick_strategy, first, None, default_source, total)
+        score: strategy_variant(transfer.compared, advise.score_pick_strategy, first, None, default_source, total)
         for score, first in prior_advice["first_by_score"].items()
     }
-    seconds = time.perf_counter() - started
     advice = raced_advice(prior_advice, prior_raced, chosen, table, rungs, race, seconds, score_picks, estimate)
     logger.info(
         "Advice after the race on validation: %s, source %s, %s frozen blocks (the prior: %s)",
