@@ -72,6 +72,9 @@ def test_the_suite_report_audits_the_advice_and_the_fixed_policies_on_every_task
     assert not logme.loc["printed_letters", "measured"]
     report = latest(project / "data/08_reporting/suite_report.md").read_text()
     assert report.splitlines()[2].startswith("Over 2 tasks") and "inside the best's interval on" in report
+    # the race's evidence set against what the comparison measured, per kind of finisher
+    calibration = report.split("## The race's scores against the test accuracy")[1].split("##")[0]
+    assert "| network " in calibration and "| classical reference (pixels) " in calibration
     runs = mlflow_runs(project)
     parent = [r for r in runs if r.data.tags.get("orchestrator") == "kedro suite"]
     assert len(parent) == 1 and parent[0].info.status == "FINISHED"

@@ -4,7 +4,16 @@ import pandas as pd
 import pytest
 
 from headstart.ml.metrics import compare_to_baseline
-from headstart.ml.suite import ADVICE, LOGME_PICK, PRIOR, audit_summary, leave_one_task_out, suite_audit, task_outcome
+from headstart.ml.suite import (
+    ADVICE,
+    LOGME_PICK,
+    PRIOR,
+    audit_summary,
+    leave_one_task_out,
+    race_calibration,
+    suite_audit,
+    task_outcome,
+)
 from tests.ml.test_metrics import results
 
 
@@ -93,3 +102,30 @@ def test_logmes_pick_is_scored_where_the_comparison_trained_its_variant():
     unpicked = {"strategy": "feature_svm", "race_images_seen": 10.0}  # an advice made before the score picks
     audit = suite_audit({"digits": comparison(ACCURACIES, GRID)}, {"digits": unpicked}).set_index("policy")
     assert not audit.loc[LOGME_PICK, "measured"]
+
+
+def test_the_race_calibration_sets_each_kind_of_finishers_score_against_its_test_accuracy():
+    race = [  # the comparison measured feature_svm 0.82, finetune_top 0.813, pixels_logistic 0.62
+        {"strategy": "finetune_top", "source": "digits", "epochs": 40, "cut_in_race": False}
+        | {"validation_accuracy": 0.90, "race_score": 0.83},
+        {"strategy": "finetune_full", "source": "digits", "epochs": 20, "cut_in_race": True}  # cut: not scored
+        | {"validation_accuracy": 0.99, "race_score": math.nan},
+        {"strategy": "pixels_logistic", "source": None, "epochs": 0, "cut_in_race": False}
+        | {"validation_accuracy": 0.58, "race_score": 0.58},
+        {"strategy": "feature_svm", "source": "digits", "epochs": 0, "cut_in_race": False}
+        | {"validation_accuracy": 0.85, "race_score": 0.85},
+        {"strategy": "rkd", "source": None, "epochs": 40, "cut_in_race": False}  # not compared: not scored
+        | {"validation_accuracy": 0.5, "race_score": 0.5},
+    ]
+    calibration = race_calibration({"digits": comparison(ACCURACIES, GRID)}, {"digits": {"race": {"candidates": race}}})
+    calibration = calibration.set_index("kind")
+    assert calibration["finishers"].to_dict() == {
+        "classical reference (pixels)": 1,
+        "classifier on frozen features": 1,
+        "network": 1,
+    }
+    network = calibration.loc["network"]
+    assert network["mean_race_score_minus_test"] == pytest.approx(0.83 - 0.8133, abs=1e-3)
+    assert network["mean_best_epoch_minus_test"] == pytest.approx(0.90 - 0.8133, abs=1e-3)
+    assert calibration.loc["classical reference (pixels)", "mean_race_score_minus_test"] == pytest.approx(-0.04)
+    assert math.isnan(calibration.loc["classifier on frozen features", "mean_best_epoch_minus_test"])

@@ -698,7 +698,9 @@ def multitask_sweep_report(
     )
 
 
-def suite_report(tasks: pd.DataFrame, audit: pd.DataFrame, summary: pd.DataFrame) -> str:
+def suite_report(
+    tasks: pd.DataFrame, audit: pd.DataFrame, summary: pd.DataFrame, calibration: pd.DataFrame | None = None
+) -> str:
     """The suite in Markdown, opening with its verdict in words: where transfer paid, and how the advice
     did against the fixed policies."""
     advice = summary.set_index("policy").loc[summary["policy"].iloc[0]]
@@ -751,6 +753,20 @@ def suite_report(tasks: pd.DataFrame, audit: pd.DataFrame, summary: pd.DataFrame
             "",
             summary.to_markdown(index=False, floatfmt=".3f"),
             "",
+            *(
+                [
+                    "## The race's scores against the test accuracy",
+                    "",
+                    "Per kind of race finisher, over the tasks: the race's score (the advice's evidence, on "
+                    "validation) minus the test accuracy the comparison then measured for that strategy; for networks "
+                    "also their best epoch's validation accuracy minus it. A kind read high sets it above the others.",
+                    "",
+                    calibration.to_markdown(index=False, floatfmt=".3f"),
+                    "",
+                ]
+                if calibration is not None and len(calibration)
+                else []
+            ),
             "## The audit, per task and policy",
             "",
             audit.to_markdown(index=False, floatfmt=".3f"),

@@ -105,6 +105,41 @@ def suite_audit(comparisons: Mapping[str, pd.DataFrame], advices: Mapping[str, M
     return pd.DataFrame(rows)
 
 
+def finisher_kind(row: Mapping) -> str:
+    """A race row's kind: a network (it trained epochs), a classical reference on the pixels (no source),
+    or a classifier on frozen features."""
+    if row.get("epochs", 0) > 0:
+        return "network"
+    source = row.get("source")
+    return "classical reference (pixels)" if source is None or pd.isna(source) else "classifier on frozen features"
+
+
+def race_calibration(comparisons: Mapping[str, pd.DataFrame], advices: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Per kind of race finisher (a network; a classical reference on the pixels; a classifier on frozen
+    features), how far the race's evidence sat from what the comparison then measured on the test split:
+    mean (race score − test accuracy) and, for networks, mean (best epoch − test accuracy), over every
+    finisher whose strategy the comparison measured (n = finishers). A score that reads high for one
+    kind and low for another sets them unequally in the race."""
+    rows = []
+    for task, comparison in comparisons.items():
+        tested = comparison.set_index("strategy")["accuracy"]
+        for row in advices[task].get("race", {}).get("candidates", []):
+            if row.get("cut_in_race") or row["strategy"] not in tested.index:
+                continue
+            kind = finisher_kind(row)
+            test = float(tested[row["strategy"]])
+            score = row.get("race_score", row["validation_accuracy"])  # advice made before race_score existed
+            best_epoch = row["validation_accuracy"] - test if kind == "network" else np.nan
+            rows.append({"kind": kind, "race_score_error": score - test, "best_epoch_error": best_epoch})
+    table = pd.DataFrame(rows, columns=["kind", "race_score_error", "best_epoch_error"])
+    summary = table.groupby("kind", sort=True).agg(
+        finishers=("race_score_error", "size"),
+        mean_race_score_minus_test=("race_score_error", "mean"),
+        mean_best_epoch_minus_test=("best_epoch_error", "mean"),
+    )
+    return summary.reset_index()
+
+
 def audit_summary(audit: pd.DataFrame) -> pd.DataFrame:
     """Per policy over the tasks: hit rate, mean normalised regret, mean points lost, mean cost share
     (n = tasks where its strategy was measured)."""

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from headstart.ml.plots import plot_suite_audit
 from headstart.ml.reports import suite_report
-from headstart.ml.suite import audit_summary, suite_audit, task_outcome
+from headstart.ml.suite import audit_summary, race_calibration, suite_audit, task_outcome
 from headstart.params import SuiteParams
 
 
@@ -31,6 +31,6 @@ def summarise_suite(suite: SuiteParams, *task_outputs) -> tuple[pd.DataFrame, pd
         outcomes,
         audit,
         {"tasks": len(tasks), **metrics},
-        suite_report(outcomes, audit, summary),
+        suite_report(outcomes, audit, summary, race_calibration(comparisons, advices)),
         plot_suite_audit(summary, len(tasks)),
     )
