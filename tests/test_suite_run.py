@@ -75,6 +75,8 @@ def test_the_suite_report_audits_the_advice_and_the_fixed_policies_on_every_task
     # the race's evidence set against what the comparison measured, per kind of finisher
     calibration = report.split("## The race's scores against the test accuracy")[1].split("##")[0]
     assert "| network " in calibration and "| classical reference (pixels) " in calibration
+    metrics = json.loads(latest(project / "data/08_reporting/suite_metrics.json").read_text())
+    assert -1 <= metrics["mean_race_score_minus_test.network"] <= 1  # and so in MLflow, beside the policies'
     runs = mlflow_runs(project)
     parent = [r for r in runs if r.data.tags.get("orchestrator") == "kedro suite"]
     assert len(parent) == 1 and parent[0].info.status == "FINISHED"

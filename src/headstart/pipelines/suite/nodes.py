@@ -13,8 +13,8 @@ from headstart.params import SuiteParams
 
 def summarise_suite(suite: SuiteParams, *task_outputs) -> tuple[pd.DataFrame, pd.DataFrame, dict, str, Figure]:
     """`task_outputs`: each chosen task's transfer comparison and advice, in `suite.chosen()` order.
-    The per-task table, the audit per task and policy, its summary per policy (as MLflow metrics), the
-    report, and the audit's figure."""
+    The per-task table, the audit per task and policy, its summary per policy and the race's calibration
+    per kind of finisher (as MLflow metrics), the report, and the audit's figure."""
     tasks = suite.chosen()
     comparisons = dict(zip(tasks, task_outputs[0::2]))
     advices = dict(zip(tasks, task_outputs[1::2]))
@@ -27,10 +27,17 @@ def summarise_suite(suite: SuiteParams, *task_outputs) -> tuple[pd.DataFrame, pd
         for column, value in row.items()
         if column != "tasks"
     }
+    calibration = race_calibration(comparisons, advices)
+    metrics |= {  # the race's evidence against the test accuracy, per kind of finisher
+        f"{column}.{kind}": value
+        for kind, row in calibration.set_index("kind").iterrows()
+        for column, value in row.items()
+        if column != "finishers" and pd.notna(value)
+    }
     return (
         outcomes,
         audit,
         {"tasks": len(tasks), **metrics},
-        suite_report(outcomes, audit, summary, race_calibration(comparisons, advices)),
+        suite_report(outcomes, audit, summary, calibration),
         plot_suite_audit(summary, len(tasks)),
     )
