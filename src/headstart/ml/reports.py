@@ -261,14 +261,14 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
             "and at its own depth (its `source` and `freeze_blocks`): each network strategy "
             + (
                 "at each setting of its tuning grid (a candidate each; its row shows its best)"
-                if params.get("settings") == "grid"
+                if params["settings"] == "grid"
                 else "at the middle of its tuning grid"
             )
             + f" for {budget} of its epochs, the fit networks cut by successive halving (η = "
             f"{params['eta']}, no rung before a network's min_epochs nor before {params['first_rung_share']:.0%} of "
             "its epochs), the strategies without epochs tuned over their whole grid, seeds "
             f"{params['seeds']}. The best race score wins, ties to the earlier row (the prior's choice first): "
-            f"a network's is its validation accuracy over its last {params.get('settled_epochs', 1)} epochs, the "
+            f"a network's is its validation accuracy over its last {params['settled_epochs']} epochs, the "
             "level it settled at (its best epoch, `validation_accuracy`, was picked on these same images); a "
             "classical reference's is cross-validated over its training + validation labels; a classifier on "
             "frozen features', its tuned validation accuracy. A cut row shows its score at the rung that cut it.",
@@ -698,9 +698,7 @@ def multitask_sweep_report(
     )
 
 
-def suite_report(
-    tasks: pd.DataFrame, audit: pd.DataFrame, summary: pd.DataFrame, calibration: pd.DataFrame | None = None
-) -> str:
+def suite_report(tasks: pd.DataFrame, audit: pd.DataFrame, summary: pd.DataFrame, calibration: pd.DataFrame) -> str:
     """The suite in Markdown, opening with its verdict in words: where transfer paid, and how the advice
     did against the fixed policies."""
     advice = summary.set_index("policy").loc[summary["policy"].iloc[0]]
@@ -764,7 +762,7 @@ def suite_report(
                     calibration.to_markdown(index=False, floatfmt=".3f"),
                     "",
                 ]
-                if calibration is not None and len(calibration)
+                if len(calibration)
                 else []
             ),
             "## The audit, per task and policy",
