@@ -43,6 +43,11 @@ _cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 counted = {"computed": 0, "reused": 0, "images": 0}  # views computed and reused, images through a prefix
 
 
+def images_through_prefixes() -> int:
+    """Images this process has pushed through frozen prefixes so far (a job's count is the difference)."""
+    return counted["images"]
+
+
 def _fixed(modules: list[nn.Module]) -> bool:
     """Whether these modules compute the same output in training as in evaluation: no batch norm
     estimating statistics, no dropout or drop-path that is on."""

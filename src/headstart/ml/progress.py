@@ -24,6 +24,11 @@ def listening(listener: Listener) -> Iterator[None]:
         _listeners.remove(listener)
 
 
+def forward_to(listener: Listener) -> None:
+    """A worker process's listener for good: its trainings' events go to the process that started it."""
+    _listeners.append(listener)
+
+
 def report(event: Event, label: str, payload: dict[str, Any]) -> None:
     """Tell the listeners; an unlabelled training (a test, a study's worker process) goes unheard."""
     if label:

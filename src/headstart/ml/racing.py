@@ -42,15 +42,23 @@ def survivors(scores: dict[Candidate, Score], order: Sequence[Candidate], eta: i
 
 
 def successive_halving(
-    candidates: Sequence[Candidate], budgets: Sequence[int], eta: int, score_at: Callable[[Candidate, int], Score]
+    candidates: Sequence[Candidate],
+    budgets: Sequence[int],
+    eta: int,
+    score_at: Callable[[Candidate, int], Score] | None = None,
+    *,
+    score_rung: Callable[[list[Candidate], int], dict[Candidate, Score]] | None = None,
 ) -> tuple[list[Candidate], list[dict]]:
     """The candidates that reach the full budget, and per rung its epochs, scores and survivors.
-    `score_at(candidate, epochs)` trains (or reads) the candidate to `epochs` and returns its score."""
+    `score_at(candidate, epochs)` trains (or reads) the candidate to `epochs` and returns its score;
+    `score_rung(alive, epochs)` does so for a whole rung at once (its trainings can run together)."""
+    if score_rung is None:
+        score_rung = lambda alive, budget: {c: score_at(c, budget) for c in alive}  # noqa: E731
     alive, rungs = list(candidates), []
     for budget in budgets:
         if len(alive) < 2:
             break
-        scores = {c: score_at(c, budget) for c in alive}
+        scores = score_rung(alive, budget)
         alive = survivors(scores, candidates, eta)
         rungs.append({"epochs": budget, "scores": scores, "kept": list(alive)})
     return alive, rungs

@@ -56,6 +56,7 @@ from headstart.ml.boosting import BoostedVote, tradaboost
 from headstart.ml.config import Settings, TrainConfig
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.feature_cache import cache_depth, fit_frozen_prefix_once
+from headstart.ml.feature_cache import images_through_prefixes as feature_cache_images
 from headstart.ml.models import build_model
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.racing import rung_epochs, setting_text, successive_halving
@@ -77,6 +78,7 @@ from headstart.ml.transfer import (
     target_config,
     transfer_model,
 )
+from headstart.ml.workers import Workers
 
 logger = logging.getLogger(__name__)
 Procedure = Literal["fit", "linear_classifier", "probe_then_finetune", "nearest_neighbours", "tradaboost"]
@@ -447,6 +449,7 @@ class TunedStrategy:
     final_histories: dict[str, dict[int, list[dict]]] = field(default_factory=dict)  # per finisher, per seed
     grid_seconds: float = 0.0  # every training of the grid, cut candidates' included
     grid_images_seen: int = 0
+    prefix_images: int = 0  # through cached frozen prefixes, once per process that trained it
 
     def setting_text(self) -> str:
         return setting_text(self.setting)
@@ -460,6 +463,19 @@ def mean_score(results: dict[int, StrategyResult]) -> tuple[float, float]:
     )
 
 
+def train_seed_stack(
+    task: TargetTask, configs: list[StrategyConfig], checkpoint_path: Path | None
+) -> tuple[list[StrategyResult], int]:
+    """One job of a grid: the seeds of one stack (one seed, or seeds trained together), and the images
+    its frozen prefix took (counted where the job ran: a worker process has its own feature cache)."""
+    before = feature_cache_images()
+    if len(configs) > 1:
+        trained = train_strategies_together(task, configs, checkpoint_path)
+    else:
+        trained = [train_strategy(task, configs[0], checkpoint_path)]
+    return trained, feature_cache_images() - before
+
+
 def train_tuned(
     task: TargetTask,
     grid: list[dict[str, float]],
@@ -469,6 +485,7 @@ def train_tuned(
     eta: int | None = None,
     task_for: Callable[[dict[str, float]], TargetTask] | None = None,
     rung_floor: int = 1,
+    workers: Workers | None = None,
 ) -> TunedStrategy:
     """Keep the candidate setting with the best mean validation accuracy over the seeds (ties: lower
     mean validation loss). With `eta`, the grid of a `fit` procedure is raced by successive halving
@@ -476,7 +493,10 @@ def train_tuned(
     the test split cannot sway the choice. A finished training's checkpoints are deleted. A classical
     reference on the raw pixels is tuned by cross-validation instead (`cross_validate_classical`).
     `task_for` gives a candidate its own task (the advice's race: each strategy from its own source);
-    the target data must be `task`'s. No rung comes before `rung_floor` epochs (nor before min_epochs)."""
+    the target data must be `task`'s. No rung comes before `rung_floor` epochs (nor before min_epochs).
+    With `workers`, every (candidate, seed) training of a rung runs at once in their processes; each
+    training seeds itself, so where it runs does not change what it draws."""
+    workers = workers or Workers(1)
     first = configure(grid[0], seeds[0])
     if first.model == "pixels":
         return cross_validate_classical(task, grid, seeds, configure)
@@ -486,6 +506,7 @@ def train_tuned(
     # per (candidate, seed), over its paused and resumed calls: seconds, images of one-off setup (fitted
     # once per call, e.g. importance weights' domain classifier), images in all
     spent: dict[tuple[int, int], tuple[float, int, int]] = {}
+    prefix_images = 0
     with tempfile.TemporaryDirectory(prefix="headstart-race-") as scratch:
 
         def checkpoint(candidate: int, seed: int) -> Path | None:
@@ -500,26 +521,32 @@ def train_tuned(
                 update={"training": config.training.model_copy(update={"pause_after": pause_after})}
             )
 
-        def train(candidate: int, pause_after: int | None) -> dict[int, StrategyResult]:
+        def submit(candidate: int, pause_after: int | None) -> list[tuple[list[int], Any]]:
             configs = [configured(candidate, seed, pause_after) for seed in seeds]
             own_task = task_for(grid[candidate]) if task_for else task
-            results = {}
+            jobs = []
             for stack in seed_stacks(own_task, configs):
                 stacked_seeds = [seeds[index] for index in stack]
                 for seed in stacked_seeds:  # a line per seed's training, stacked or not
                     together = f" (stacked with seeds {stacked_seeds})" if len(stack) > 1 else ""
                     logger.info("Training seed %d with %s%s", seed, grid[candidate], together)
+                path = checkpoint(candidate, stacked_seeds[0])
+                if path is not None and len(stack) > 1:
+                    path = path.with_name(f"seeds-together-{path.name}")
+                job = workers.submit(train_seed_stack, own_task, [configs[index] for index in stack], path)
+                jobs.append((stacked_seeds, job))
+            return jobs
+
+        def collect(candidate: int, jobs: list[tuple[list[int], Any]]) -> dict[int, StrategyResult]:
+            nonlocal prefix_images
+            results = {}
+            for stacked_seeds, job in jobs:
                 try:
-                    if len(stack) > 1:
-                        path = checkpoint(candidate, stacked_seeds[0])
-                        path = path.with_name(f"seeds-together-{path.name}") if path is not None else None
-                        trained = train_strategies_together(own_task, [configs[index] for index in stack], path)
-                    else:
-                        path = checkpoint(candidate, stacked_seeds[0])
-                        trained = [train_strategy(own_task, configs[stack[0]], path)]
+                    trained, prefix = job.result()
                 except FloatingPointError as error:  # name the seed and setting, not only the epoch
                     seed = getattr(error, "seed", stacked_seeds[0])
                     raise FloatingPointError(f"seed {seed}, {setting_text(grid[candidate])}: {error}") from error
+                prefix_images += prefix
                 for seed, result in zip(stacked_seeds, trained):
                     seconds, setup, _ = spent.get((candidate, seed), (0.0, 0, 0))
                     epochs_images = sum(r.get("images_seen", 0) for r in result.history)
@@ -528,6 +555,10 @@ def train_tuned(
                     spent[candidate, seed] = result.train_seconds, setup, result.images_seen
                     results[seed] = result
             return results
+
+        def train_all(candidates: list[int], pause_after: int | None) -> dict[int, dict[int, StrategyResult]]:
+            submitted = {candidate: submit(candidate, pause_after) for candidate in candidates}
+            return {candidate: collect(candidate, jobs) for candidate, jobs in submitted.items()}
 
         def forget(candidate: int) -> None:
             for seed in seeds:
@@ -538,11 +569,13 @@ def train_tuned(
 
         candidates = list(range(len(grid)))
         alive, rungs = successive_halving(
-            candidates, budgets, eta or 1, lambda candidate, epochs: mean_score(train(candidate, epochs))
+            candidates,
+            budgets,
+            eta or 1,
+            score_rung=lambda alive, epochs: {c: mean_score(r) for c, r in train_all(alive, epochs).items()},
         )
         best, best_score, finals, histories = None, None, {}, {}
-        for candidate in alive:
-            results = train(candidate, None)
+        for candidate, results in train_all(alive, None).items():
             forget(candidate)
             score = mean_score(results)
             finals[setting_text(grid[candidate])] = score
@@ -551,6 +584,7 @@ def train_tuned(
                 best_score, best = score, TunedStrategy(grid[candidate], results, score[0])
         for candidate in set(candidates) - set(alive):
             forget(candidate)
+    workers.settle()
     best.final_scores, best.final_histories = finals, histories
     best.rungs = [
         {
@@ -562,6 +596,7 @@ def train_tuned(
     ]
     best.grid_seconds = sum(seconds for seconds, _, _ in spent.values())
     best.grid_images_seen = sum(images for _, _, images in spent.values())
+    best.prefix_images = prefix_images
     return best
 
 

@@ -10,13 +10,9 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import math
-import multiprocessing
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -38,50 +34,18 @@ from headstart.ml.strategies import (
 )
 from headstart.ml.training import evaluate, resolve_device
 from headstart.ml.transfer import TransferSpec
+from headstart.ml.workers import shared
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_workers(workers: int | str, device: str) -> int:
-    """`auto`: one process per CPU core on the CPU (small trainings leave cores idle in one process),
-    one process on an accelerator."""
-    if workers != "auto":
-        return int(workers)
-    return 1 if resolve_device(device).type != "cpu" else os.cpu_count() or 1
-
-
-class _LogInParent(logging.Handler):
-    """Hands a worker's log record to the parent's logger of the same name (its levels and handlers)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
-
-
-def _start_worker(threads: int, records: multiprocessing.Queue) -> None:
-    torch.set_num_threads(threads)
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]  # a spawned process has no log set-up
-    root.setLevel(logging.INFO)
-
-
 def parallel_map(function: Callable, items: Sequence, workers: int) -> list:
-    """`function` over `items` in order, in `workers` processes when more than one (each with its share
-    of the CPU threads, its log records shown by this process). Every training seeds itself, so where
-    it runs does not change what it draws."""
+    """`function` over `items` in order, in the run's `workers` processes of one thread each when more
+    than one (headstart.ml.workers). Every training seeds itself, so where it runs does not change what
+    it draws."""
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
-    records = context.Queue()
-    listener = logging.handlers.QueueListener(records, _LogInParent())
-    listener.start()
-    try:
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start_worker, initargs=(threads, records)
-        ) as pool:
-            return list(pool.map(function, items))
-    finally:
-        listener.stop()
+    return shared(workers).map(function, items)
 
 
 def test_metrics(result: StrategyResult, test: tuple[torch.Tensor, torch.Tensor], device: str) -> dict[str, float]:
