@@ -13,16 +13,19 @@ from headstart import configured
 from headstart.ml import cost
 from headstart.ml.adaptation import SOURCE_IMAGES, AdaptationConfig, uses_of
 from headstart.ml.advice import SCORES, SizeSimilarityRule
+from headstart.ml.comparison import StrategyTrainer
 from headstart.ml.config import ExecutionParams, Settings, TrainConfig, TrainingParams
 from headstart.ml.data.printed import PrintedDigitsStyle
 from headstart.ml.data.shifts import DomainShift
+from headstart.ml.looks import LookDesign
 from headstart.ml.metrics import baseline_order
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
+from headstart.ml.models.stored import StoredModel
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting
 from headstart.ml.multitask_sweeps import SweepRun, equal_weighting_of, single_task_baseline
 from headstart.ml.pretraining import SourceRecipe
-from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES, StrategyChoice, StrategyConfig
+from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES, StrategyChoice, StrategyConfig, TargetTask
 from headstart.ml.studies import SweepArm
 from headstart.ml.transfer import TransferSpec
 
@@ -115,7 +118,7 @@ class RuntimeParams(ExecutionParams):
     # the CPU, one on an accelerator
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     # Stop before any training when the run's cost estimate (headstart.ml.cost) exceeds this; null: no limit
-    max_minutes: float | None = Field(None, gt=0)
+    time_budget_minutes: float | None = Field(None, gt=0)
 
 
 class ArchitectureParams(Settings):
@@ -406,7 +409,16 @@ class TransferParams(Settings):
     # Classical references on the raw pixels, trained on the same labels, tuned on the same
     # validation labels and seeds; with the baseline they make the rows every gain is read against.
     reference_baselines: list[str] = ["pixels_logistic", "pixels_knn"]
-    confidence: float = Field(0.95, gt=0, lt=1)
+    confidence: float = Field(0.95, gt=0, lt=1)  # 1 − α: the error α is split over the planned looks
+    # Planned looks (headstart.ml.looks): the seeds every row has at each look, taken from `seeds` in order
+    # (e.g. [3, 5, 10]); a row whose gain over the best baseline is decided stops, open rows get the next
+    # look's seeds. null: every seed at once, one look.
+    looks: list[Annotated[int, Field(ge=2)]] | None = None
+    # Whose error α is: each row's over its looks (per_comparison), or all rows' together (family_wise:
+    # Bonferroni over the rows compared with the best baseline).
+    error_control: Literal["per_comparison", "family_wise"] = "per_comparison"
+    # A gain whose whole interval lies within ±this many points is decided "equivalent"; null: never.
+    equivalence_points: float | None = Field(None, gt=0)
     # The models the catalog stores per strategy: every seed's, or only the seed with the best validation
     # accuracy (a third of the disk with three seeds). Only the kept tuning candidate's seeds are ever stored.
     keep_models: Literal["every_seed", "best_seed"] = "every_seed"
@@ -427,7 +439,24 @@ class TransferParams(Settings):
             raise ValueError(f"leave_out: {', '.join(unknown)} not among the strategies (edit leave_out with them)")
         if set(self.leave_out) & set(self.baselines):
             raise ValueError(f"leave_out: {', '.join(set(self.leave_out) & set(self.baselines))} are baselines")
+        if self.looks is not None and (self.looks != sorted(set(self.looks)) or self.looks[-1] > len(self.seeds)):
+            raise ValueError(f"looks: {self.looks} must rise and end at most at the {len(self.seeds)} seeds listed")
         return self
+
+    @property
+    def first_look_seeds(self) -> list[int]:
+        """The seeds every row trains before any decision: the first look's, or all of them."""
+        return self.seeds[: self.looks[0]] if self.looks else list(self.seeds)
+
+    def look_design(self, rows: int) -> LookDesign:
+        """The planned looks over `rows` rows compared with the best baseline (one look without `looks`)."""
+        return LookDesign(
+            tuple(self.looks or [len(self.seeds)]),
+            1 - self.confidence,
+            equivalence_points=self.equivalence_points,
+            control=self.error_control,
+            family=max(1, rows),
+        )
 
     def cost_plans(self, runtime: RuntimeParams, train: int, validation: int, test: int) -> list[cost.Plan]:
         """The comparison's trainings as headstart.ml.cost prices them: each compared strategy's grid × seeds."""
@@ -435,7 +464,7 @@ class TransferParams(Settings):
             cost.Plan(
                 name,
                 tuple(params.to_config(self.seeds[0], runtime, **s) for s in params.tuning_grid(self.lr_scales)),
-                len(self.seeds),
+                len(self.first_look_seeds),
                 train,
                 validation,
                 test,
@@ -444,6 +473,20 @@ class TransferParams(Settings):
             )
             for name, params in self.compared.items()
         ]
+
+    def trainer(self, name: str, source: StoredModel, task: TargetTask, runtime: RuntimeParams) -> StrategyTrainer:
+        """Strategy `name` of this comparison, ready to train its grid or its kept setting over seeds."""
+        params = self.strategies[name]
+        return StrategyTrainer(
+            name,
+            task,
+            params.tuning_grid(self.lr_scales),
+            lambda setting, seed: params.to_config(seed, runtime, **setting),
+            params.model_dump(mode="json"),
+            params.uses,
+            Path(runtime.checkpoint_dir),
+            self.racing_eta,
+        )
 
     @property
     def compared(self) -> dict[str, StrategyParams]:

@@ -130,7 +130,8 @@ class Knobs:
     )
     strategies: str = "transfer.strategies"
     epochs: str = "training.epochs (and probe.epochs) of each strategy"
-    limit: str = "runtime.max_minutes"
+    limit: str = "runtime.time_budget_minutes"
+    fewest_seeds: int = 1  # what the seeds cut leaves (planned looks need 2 to make an interval)
 
 
 def phases(config: StrategyConfig) -> list[tuple[TrainConfig, bool]]:
@@ -459,8 +460,9 @@ def cuts(
 
     found = []
     seeds = max(plan.seeds for plan in plans)
-    if seeds > 1:
-        found.append(cut(f"{knobs.seeds} {seeds} → 1", [replace(plan, seeds=1) for plan in plans]))
+    if seeds > knobs.fewest_seeds:
+        fewest = knobs.fewest_seeds
+        found.append(cut(f"{knobs.seeds} {seeds} → {fewest}", [replace(plan, seeds=fewest) for plan in plans]))
     widest = max(len(plan.candidates) for plan in plans)
     if widest > 1:
         fewer = [replace(plan, candidates=plan.candidates[:1]) for plan in plans]

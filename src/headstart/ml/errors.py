@@ -6,4 +6,4 @@ class InvalidDataError(ValueError):
 
 
 class CostLimitError(ValueError):
-    """The estimated cost of a run exceeds its limit (runtime.max_minutes); the message names what to cut."""
+    """The estimated cost of a run exceeds its limit (runtime.time_budget_minutes); the message names what to cut."""

@@ -56,15 +56,20 @@ def paired_gain(group: pd.DataFrame, reference: pd.Series, confidence: float) ->
 
 
 def compare_to_baseline(
-    results: pd.DataFrame, baseline: str = "scratch", confidence: float = 0.95, reference_baselines: Sequence[str] = ()
+    results: pd.DataFrame,
+    baseline: str = "scratch",
+    confidence: float = 0.95,
+    reference_baselines: Sequence[str] = (),
+    best: str | None = None,
 ) -> pd.DataFrame:
     """One row per strategy from rows of (strategy, seed, accuracy, macro_f1, nll, validation_accuracy, ...):
     means with intervals, the accuracy gain over `baseline` and over the best baseline (of `baseline`
-    and the `reference_baselines`, chosen by validation accuracy), in points, paired by seed."""
+    and the `reference_baselines`, chosen by validation accuracy unless `best` names it: the planned
+    looks fix it at the first look), in points, paired by seed."""
     if baseline not in set(results["strategy"]):
         raise ValueError(f"the baseline strategy '{baseline}' has no results; run it with the others")
     baselines = baseline_order(baseline, reference_baselines)
-    best = best_baseline(results, baselines)
+    best = best or best_baseline(results, baselines)
     top = str(results.groupby("strategy", sort=False)["accuracy"].mean().idxmax())  # measured, not chosen
     accuracy_of = {
         name: results[results["strategy"] == name].set_index("seed")["accuracy"] for name in (baseline, best, top)

@@ -62,25 +62,44 @@ def _interval_rows(axis, means, errors, colours, labels) -> None:
     axis.grid(axis="x", alpha=0.3)
 
 
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue", "open": "tab:orange"}
+
+
 def plot_gains(comparison, best: str, level: int, seeds: int) -> Figure:
-    """Each strategy's gain over the best baseline, in points, with its interval, around a zero line.
-    Baselines are grey (the best one is the zero line), transfer below the best baseline red."""
-    rows = comparison.iloc[::-1]
+    """Each row's gain over the best baseline, in points, around a zero line, sorted by gain. With the
+    planned looks' verdicts (a `verdict` column), each row is coloured by it and drawn with the interval
+    of the look that decided it; else transfer below the best baseline is red, baselines grey."""
+    rows = comparison.sort_values("gain_over_best_points", kind="stable")
     figure, axis = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.8))
     means = rows["gain_over_best_points"]
-    errors, clipped = _clipped_error(means, rows["gain_over_best_ci_low"], rows["gain_over_best_ci_high"], -100, 100)
-    colours = [
-        "tab:gray" if role != "transfer" else ("tab:red" if below else "tab:blue")
-        for role, below in zip(rows["role"], rows["below_best_baseline"])
-    ]
-    labels = [
-        f"{strategy} ({role})" if role != "transfer" else strategy
-        for strategy, role in zip(rows["strategy"], rows["role"])
-    ]
+    decided = "verdict" in rows
+    low, high = (
+        ("verdict_ci_low", "verdict_ci_high") if decided else ("gain_over_best_ci_low", "gain_over_best_ci_high")
+    )
+    errors, clipped = _clipped_error(means, rows[low].astype(float), rows[high].astype(float), -100, 100)
+    if decided:
+        colours = [VERDICT_COLOURS.get(verdict, "tab:gray") for verdict in rows["verdict"]]
+        labels = [
+            f"{name} ({verdict}, n = {n})" for name, verdict, n in zip(rows["strategy"], rows["verdict"], rows["seeds"])
+        ]
+        title = (
+            "Gain over the best baseline (chosen on validation): green better, red worse, blue equivalent, orange open"
+        )
+        interval = "each row's interval at the level of the look that decided it"
+    else:
+        colours = [
+            "tab:gray" if role != "transfer" else ("tab:red" if below else "tab:blue")
+            for role, below in zip(rows["role"], rows["below_best_baseline"])
+        ]
+        labels = [
+            f"{name} ({role})" if role != "transfer" else name for name, role in zip(rows["strategy"], rows["role"])
+        ]
+        title = "Gain over the best baseline (chosen on validation); red: below it"
+        interval = f"{level}% interval over n = {seeds} seeds"
     _interval_rows(axis, means, errors, colours, labels)
-    axis.set_xlabel(f"test accuracy gain over `{best}` (percentage points), {level}% interval over n = {seeds} seeds")
+    axis.set_xlabel(f"test accuracy gain over `{best}` (percentage points), {interval}")
     note = "\nintervals clipped to ±100 points" if clipped else ""
-    axis.set_title(f"Gain over the best baseline (chosen on validation); red: below it{note}", fontsize=9, wrap=True)
+    axis.set_title(f"{title}{note}", fontsize=9, wrap=True)
     figure.tight_layout()
     return figure
 

@@ -91,13 +91,14 @@ def transfer_protocol(
     eta: int | None = None,
     rungs: Mapping[str, Sequence[Mapping]] | None = None,
     classical_folds: Mapping[str, int] | None = None,
+    looks: Mapping | None = None,
 ) -> list[str]:
     return [
         "## Protocol",
         "",
         f"- {split_sizes(splits)}",
         f"- {labels_used(splits['train'], splits['validation'])}",
-        f"- {interval(confidence, seeds)}",
+        f"- {looks['design'] if looks else interval(confidence, seeds)} {SEED_VARIANCE}",
         f"- {tuning_grid_text(grids)}",
         f"- {racing_text(eta, rungs)}",
         *([f"- {classical_tuning_text(classical_folds)}"] if classical_folds else []),
@@ -562,6 +563,78 @@ def multitask_verdict(comparison: pd.DataFrame, baseline: str, labels: str, conf
         rows = groups[group]
         sentences.append(found.format(listing(rows, "method", "delta_p", "delta_p", "%")) if len(rows) else none)
     return " ".join(sentence for sentence in sentences if sentence)
+
+
+SEED_VARIANCE = (
+    "A seed sets a network's initialisation, the order of its batches and its augmentation draws (and the "
+    "cross-validation folds' shuffle of a classical reference); the labelled images are one draw "
+    "(ingest.split.seed), the same for every seed and row, so the intervals cover the randomness of "
+    "training, not which images were labelled."
+)
+VERDICT_ORDER = ("better", "worse", "equivalent", "open")
+
+
+def with_decisions(comparison: pd.DataFrame, decisions: Mapping[str, Mapping]) -> pd.DataFrame:
+    """The comparison with each row's verdict from the planned looks (headstart.ml.looks): the verdict,
+    the seeds and look it was made at, and the gain's interval at that look's level; sorted by gain."""
+    table = comparison.copy()
+    decided = [decisions.get(name) for name in table["strategy"]]
+    table.insert(2, "verdict", [d["verdict"] if d else "best baseline" for d in decided])
+    table.insert(3, "decided_at_look", [d["look"] if d else None for d in decided])
+    table["verdict_level"] = [d["confidence"] if d else None for d in decided]
+    table["verdict_ci_low"] = [d["low"] if d else None for d in decided]
+    table["verdict_ci_high"] = [d["high"] if d else None for d in decided]
+    table["open_because"] = [d["open_because"] if d else "" for d in decided]
+    return table.sort_values("gain_over_best_points", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def looks_verdict(comparison: pd.DataFrame, looks: Mapping, labels: str, baseline: str) -> str:
+    """The comparison in words, row by row as the planned looks decided it: better, worse, equivalent
+    within the margin, or open (and why), each with its gain, interval at its look's level and n."""
+    best = comparison[comparison["verdict"] == "best baseline"].iloc[0]
+    sentences = [
+        f"With {labels}, the best baseline (chosen on validation at the first look) is `{best['strategy']}`, "
+        f"test accuracy {best['accuracy']:.3f} (n = {best['seeds']}); each row's gain over it is in points of "
+        "test accuracy, paired by seed, with its interval at the level of the look that decided it."
+    ]
+    headings = {
+        "better": "Better than it",
+        "worse": "Worse than it (negative transfer against the best baseline)",
+        "equivalent": "Equivalent to it within the declared margin",
+        "open": "Open",
+    }
+    for kind in VERDICT_ORDER:
+        rows = comparison[comparison["verdict"] == kind]
+        if rows.empty:
+            continue
+        parts = []
+        for _, row in rows.iterrows():
+            bounds = (
+                ""
+                if pd.isna(row["verdict_ci_low"])
+                else f" [{row['verdict_ci_low']:+.1f}, {row['verdict_ci_high']:+.1f}]"
+            )
+            why = f"; {row['open_because']}" if kind == "open" and row["open_because"] else ""
+            parts.append(
+                f"`{row['strategy']}` ({row['gain_over_best_points']:+.1f}{bounds}, "
+                f"{100 * row['verdict_level']:.3g}%, n = {row['seeds']}, look {int(row['decided_at_look'])}{why})"
+            )
+        sentences.append(f"{headings[kind]}: {', '.join(parts)}.")
+    if looks.get("not_applicable"):
+        sentences.append(
+            "Not applicable here, left out before any training: "
+            + ", ".join(f"`{name}` ({why})" for name, why in looks["not_applicable"].items())
+            + "."
+        )
+    cut = [line for look in looks["looks"] for line in look.get("cut", [])]
+    if cut:
+        sentences.append(f"Not run for lack of time: {'; '.join(cut)}.")
+    sentences.append(
+        f"The looks trained {looks['seeds_if_fixed'] - looks['seeds_saved']} row-seeds of the "
+        f"{looks['seeds_if_fixed']} a fixed design of {looks['seeds_listed']} seeds would (saved "
+        f"{looks['seeds_saved']})."
+    )
+    return " ".join(sentences)
 
 
 def transfer_report(comparison: pd.DataFrame, verdict_text: str, protocol: Sequence[str]) -> str:

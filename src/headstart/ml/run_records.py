@@ -88,6 +88,7 @@ def strategy_evaluation(
     labels,
     classes: list[str],
     device: str,
+    dataset: str | None = None,
 ) -> tuple[dict, list[dict]]:
     """A strategy's test metrics per seed (with its tuning's cost), and one child run per seed: params,
     curves, test metrics, confusion matrix, transfer report, and a reference to its stored model if kept
@@ -133,7 +134,7 @@ def strategy_evaluation(
                 "history": info["history"],
                 "metrics": prefix_test_metrics(metrics),
                 "tags": {"strategy": strategy, "seed": str(info["seed"])},
-                "model": {"dataset": f"{strategy}.target_models", "name": name} if name in kept else None,
+                "model": {"dataset": dataset or f"{strategy}.target_models", "name": name} if name in kept else None,
                 "training_label": info.get("training_label"),  # the live run its curves went to, if any
                 "artifacts": {
                     "confusion_matrix.png": plot_confusion_matrix(matrix, classes, f"{strategy}, seed {info['seed']}"),

@@ -16,7 +16,7 @@ def strategy_names() -> list[str]:
     return [name for name in configured.names("transfer", "strategies") if name not in left_out]
 
 
-def node_reading_strategies(function, inputs: list[str], outputs: list[str], name: str) -> Node:
+def node_reading_strategies(function, inputs: list[str], outputs: list[str] | str, name: str) -> Node:
     """A node outside the namespaces that reads each strategy's outputs by their dotted names, as intended."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")

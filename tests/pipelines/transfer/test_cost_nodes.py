@@ -93,10 +93,10 @@ def test_the_estimate_counts_the_trainings_and_steps_the_nodes_then_train(monkey
     )
 
 
-def test_max_minutes_stops_the_pipeline_before_any_training_and_keeps_the_estimate(tmp_path):
+def test_time_budget_minutes_stops_the_pipeline_before_any_training_and_keeps_the_estimate(tmp_path):
     baselines = {k: v for k, v in TRANSFER["strategies"].items() if k.startswith(("scratch", "pixels"))}
     transfer = TransferParams.model_validate({**TRANSFER, "strategies": baselines})
-    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), max_minutes=1e-6)
+    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), time_budget_minutes=1e-6)
     nodes = ("train_target_models", "evaluate_target_models")
     trainings = [f"{strategy}.{node}" for strategy in ("scratch", "pixels_knn") for node in nodes]
     pipeline = create_pipeline().only_nodes("estimate_cost", "check_cost_limit", *trainings)
@@ -105,7 +105,9 @@ def test_max_minutes_stops_the_pipeline_before_any_training_and_keeps_the_estima
     for name in pipeline.all_outputs():
         catalog[name] = MemoryDataset(copy_mode="assign")
     catalog["transfer_cost_table"] = kept = KeptDataset(copy_mode="assign")
-    with pytest.raises(CostLimitError, match=r"exceeds runtime\.max_minutes = 1e-06; nothing was trained") as stopped:
+    with pytest.raises(
+        CostLimitError, match=r"exceeds runtime\.time_budget_minutes = 1e-06; nothing was trained"
+    ) as stopped:
         SequentialRunner().run(pipeline, catalog)
     assert "- transfer.seeds 2 → 1: saves" in str(stopped.value)
     assert list(kept.load()["strategy"]) == ["scratch", "pixels_logistic", "pixels_knn"]

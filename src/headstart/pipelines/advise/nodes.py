@@ -152,12 +152,12 @@ def estimate_race_cost(
     validation: int,
 ) -> dict:
     """The race's cost before it trains, beside the comparison's whole grid priced from the same timed steps
-    (its seeds, without the test passes); printed, and held to runtime.max_minutes like the comparison."""
+    (its seeds, without the test passes); printed, and held to runtime.time_budget_minutes like the comparison."""
     task = candidates[0].task
     meter = cost.Meter(task)
     title = f"Cost of the advice's race ({len(candidates)} strategies; an upper bound: halving cuts networks early)"
     plans = race_plans(candidates, len(race.seeds), race.budget_share, race.settings)
-    race_estimate = cost.estimate_cost(task, plans, runtime.max_minutes, RACE_KNOBS, meter=meter)
+    race_estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, RACE_KNOBS, meter=meter)
     grid = cost.estimate_cost(task, transfer.cost_plans(runtime, train, validation, 0), meter=meter)
     share = race_estimate.seconds / grid.seconds if grid.seconds else float("nan")
     logger.info("%s", race_estimate.text(title))
@@ -168,7 +168,7 @@ def estimate_race_cost(
         grid.seconds / 60,
         100 * share,
     )
-    cost.check_limit(race_estimate.summary(title), runtime.max_minutes, RACE_KNOBS)
+    cost.check_limit(race_estimate.summary(title), runtime.time_budget_minutes, RACE_KNOBS)
     return {
         "race_estimated_seconds": race_estimate.seconds,
         "grid_estimated_seconds": grid.seconds,

@@ -84,15 +84,15 @@ def estimate_layer_sweep_cost(
         target_train_pool.primary_pairs(),
         target_validation_pool.primary_pairs(),
     )
-    estimate = cost.estimate_cost(task, plans, runtime.max_minutes, KNOBS)
+    estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, KNOBS)
     title = f"Cost of the layer sweep ({len(plans)} points of arm × n)"
     logger.info("%s", estimate.text(title))
     return estimate.table, estimate.summary(title)
 
 
 def check_layer_sweep_cost(layer_sweep_cost: dict, runtime: RuntimeParams) -> dict:
-    """Stops the run before any training when the estimate exceeds runtime.max_minutes, naming what to cut."""
-    cost.check_limit(layer_sweep_cost, runtime.max_minutes, KNOBS)
+    """Stops the run before any training when the estimate exceeds runtime.time_budget_minutes, naming what to cut."""
+    cost.check_limit(layer_sweep_cost, runtime.time_budget_minutes, KNOBS)
     return {"checked": True, "estimated_minutes": layer_sweep_cost["estimated_minutes"]}
 
 

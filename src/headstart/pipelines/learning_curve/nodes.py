@@ -21,9 +21,9 @@ from headstart.ml.studies import (
     labels_saved,
     labels_saved_interval,
     parallel_map,
-    resolve_workers,
     tune_and_test,
 )
+from headstart.ml.workers import resolve_workers
 from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, TransferParams
 from headstart.pipelines.shared import configure_strategy
 
@@ -101,15 +101,15 @@ def estimate_learning_curve_cost(
     )
     points = len(draws) * len(learning_curve.seeds)
     processes = min(resolve_workers(runtime.workers, runtime.device), points)
-    estimate = cost.estimate_cost(task, plans, runtime.max_minutes, KNOBS, processes)
+    estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, KNOBS, processes)
     title = f"Cost of the learning curve ({points} points)"
     logger.info("%s", estimate.text(title))
     return estimate.table, estimate.summary(title)
 
 
 def check_learning_curve_cost(learning_curve_cost: dict, runtime: RuntimeParams) -> dict:
-    """Stops the run before any training when the estimate exceeds runtime.max_minutes, naming what to cut."""
-    cost.check_limit(learning_curve_cost, runtime.max_minutes, KNOBS)
+    """Stops the run before any training when the estimate exceeds runtime.time_budget_minutes, naming what to cut."""
+    cost.check_limit(learning_curve_cost, runtime.time_budget_minutes, KNOBS)
     return {"checked": True, "estimated_minutes": learning_curve_cost["estimated_minutes"]}
 
 

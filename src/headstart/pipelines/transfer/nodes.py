@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import time
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from headstart.ml import cost, feature_cache
+from headstart.ml import cost, workers
+from headstart.ml.comparison import budget_clock, evaluation_of, later_looks
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.fingerprints import fingerprint
-from headstart.ml.metrics import compare_to_baseline
+from headstart.ml.metrics import best_baseline, compare_to_baseline
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_gains
 from headstart.ml.prediction import as_array
-from headstart.ml.reports import labels_phrase, transfer_protocol, transfer_report, verdict
-from headstart.ml.run_records import grid_images, strategy_evaluation, tuned_models
+from headstart.ml.reports import labels_phrase, looks_verdict, transfer_protocol, transfer_report, with_decisions
+from headstart.ml.run_records import grid_images, strategy_evaluation
 from headstart.ml.selection import choose_candidate
-from headstart.ml.strategies import StrategyConfig, setting_text, target_task, train_tuned
+from headstart.ml.strategies import target_task
+from headstart.ml.workers import resolve_workers
 from headstart.params import RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
+LATER_MODELS = "transfer_later_look_models"  # the catalog entry of the later looks' models
+BUDGET = cost.Knobs(seeds="transfer.looks, the first look's seeds:", fewest_seeds=2)
 
 
 def estimate_cost(
@@ -35,18 +38,28 @@ def estimate_cost(
     target_unlabelled: LabelledImages | None = None,
     source_candidates: dict[str, StoredModel] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """The comparison's cost before any training (headstart.ml.cost): per strategy, the trainings of its
-    grid × seeds and their seconds from steps timed here; printed, and its summary for MLflow. A strategy
-    naming an advise candidate as its `source` is checked here, before any training: the candidate exists."""
+    """The first look's cost before any training (headstart.ml.cost): per strategy, the trainings of its
+    grid × the first look's seeds and their wall seconds on `runtime.workers` workers, from steps timed
+    here; what cannot run on this task, named; printed, and its summary for MLflow. A strategy naming an
+    advise candidate as its `source` is checked here, before any training: the candidate exists."""
     for name, params in transfer.compared.items():
         if params.source is not None:
             strategy_source(source_candidates or {}, params.source, name)
-    plans = transfer.cost_plans(runtime, len(target_train), len(target_validation), len(target_test))
     task = target_task(source_model["source"], target_train, target_validation, source_train, target_unlabelled)
-    estimate = cost.estimate_cost(task, plans, runtime.max_minutes)
-    title = f"Cost of the comparison ({len(plans)} strategies)"
+    left_out = {
+        name: reason
+        for name in transfer.compared
+        if (reason := transfer.trainer(name, source_model["source"], task, runtime).not_applicable())
+    }
+    plans = transfer.cost_plans(runtime, len(target_train), len(target_validation), len(target_test))
+    plans = [plan for plan in plans if plan.name not in left_out]
+    processes = resolve_workers(runtime.workers, runtime.device)
+    estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, processes=processes)
+    title = f"Cost of the comparison's first look ({len(plans)} strategies, {len(transfer.first_look_seeds)} seeds)"
     logger.info("%s", estimate.text(title))
-    return estimate.table, estimate.summary(title)
+    for name, reason in left_out.items():
+        logger.info("Not applicable, left out: %s (%s)", name, reason)
+    return estimate.table, {**estimate.summary(title), "not_applicable": left_out, "workers": processes}
 
 
 def strategy_source(models: dict[str, StoredModel], candidate: str | None, strategy: str) -> StoredModel:
@@ -64,10 +77,15 @@ def strategy_source(models: dict[str, StoredModel], candidate: str | None, strat
 
 
 def check_cost_limit(transfer_cost: dict, runtime: RuntimeParams) -> dict:
-    """Stops the run before any training when the estimate exceeds runtime.max_minutes, naming what to cut;
-    every training node waits for its output."""
-    cost.check_limit(transfer_cost, runtime.max_minutes)
-    return {"checked": True, "estimated_minutes": transfer_cost["estimated_minutes"]}
+    """Stops the run before any training when the first look's estimate exceeds runtime.time_budget_minutes,
+    naming what to cut; every training node waits for its output, which starts the budget's clock."""
+    cost.check_limit(transfer_cost, runtime.time_budget_minutes, BUDGET)
+    return {
+        "checked": True,
+        "estimated_minutes": transfer_cost["estimated_minutes"],
+        "started": time.time(),
+        "not_applicable": transfer_cost.get("not_applicable", {}),
+    }
 
 
 def train_target_models(
@@ -82,63 +100,29 @@ def train_target_models(
     *,
     strategy: str,
 ) -> dict[str, StoredModel]:
-    """One target model per seed, made by the strategy from the source model, tuned on validation.
-    Source images and unlabelled target images arrive only for the strategies that use them;
-    `cost_checked` (check_cost_limit's output) only orders the cost check before every training."""
+    """The strategy's first look: one target model per seed, tuned on validation, trained in the run's
+    workers; none when it cannot run on this task. `cost_checked` only orders the check before it."""
     if strategy not in transfer.strategies:
         raise ValueError(f"transfer.strategies has no '{strategy}'; define its parameters in parameters_transfer.yml")
-    params = transfer.strategies[strategy]
-    source = strategy_source(source_model, params.source, strategy)
+    source = strategy_source(source_model, transfer.strategies[strategy].source, strategy)
     task = target_task(source, target_train, target_validation, source_train, target_unlabelled)
-    train, validation = task.train, task.validation
-
-    def checkpoint_for(setting: dict, seed: int) -> Path:
-        extra = [t for t in (task.source and task.source[0], task.unlabelled) if t is not None]
-        made_from = fingerprint(
-            params.model_dump(mode="json"), setting, seed, source.state, *train, *validation, *extra
-        )
-        return Path(runtime.checkpoint_dir) / f"{strategy}-seed{seed}-{made_from[:16]}.pt"
-
-    grid = params.tuning_grid(transfer.lr_scales)
-
-    def label_of(setting: dict, seed: int) -> str:
-        """The training's name in its live MLflow child run: a candidate of a grid says which."""
-        return f"{strategy} seed {seed}" + (f" ({setting_text(setting)})" if len(grid) > 1 else "")
-
-    def configure(setting: dict, seed: int) -> StrategyConfig:
-        config = params.to_config(seed, runtime, **setting)
-        label = label_of(setting, seed)
-        probe = config.probe and config.probe.model_copy(update={"label": label})
-        return config.model_copy(
-            update={"training": config.training.model_copy(update={"label": label}), "probe": probe}
-        )
-
-    prefix_images = feature_cache.counted["images"]
-    try:
-        tuned = train_tuned(task, grid, transfer.seeds, configure, checkpoint_for, transfer.racing_eta)
-    except FloatingPointError as error:
-        raise FloatingPointError(f"strategy {strategy}, {error}") from error
+    trainer = transfer.trainer(strategy, source, task, runtime)
+    if reason := trainer.not_applicable():
+        logger.info("Strategy %s is not applicable here, left out: %s", strategy, reason)
+        return {}
+    tuned = trainer.train(transfer.first_look_seeds, workers.shared(resolve_workers(runtime.workers, runtime.device)))
     logger.info(
         "Strategy %s: %s has the best validation accuracy (%.4f)",
         strategy,
         tuned.setting_text(),
         tuned.validation_accuracy,
     )
-    return tuned_models(
-        tuned,
-        strategy,
-        params.model_dump(mode="json"),
-        params.uses,
-        target_train.primary_classes,
-        int(target_train.images.shape[-1]),
-        label_of,
-        feature_cache.counted["images"] - prefix_images,
-    )
+    return trainer.models(tuned, target_train.primary_classes, int(target_train.images.shape[-1]))
 
 
 def models_to_keep(models: dict[str, StoredModel], keep: str) -> dict[str, StoredModel]:
     """The models the catalog stores (`transfer.keep_models`): every seed's, or the best seed's on validation."""
-    if keep == "every_seed":
+    if keep == "every_seed" or not models:
         return models
     name = max(models, key=lambda n: models[n].info["validation_accuracy"])
     return {name: models[name]}
@@ -155,10 +139,64 @@ def evaluate_target_models(
     """The models to store, test metrics per seed, and one MLflow child run per seed (params, curves,
     confusion matrix, report, and a reference to its stored model: the catalog file is the one copy)."""
     kept = models_to_keep(trained_models, transfer.keep_models)
+    if not trained_models:  # not applicable to this task: named in the estimate and the report
+        return {}, {"strategy": strategy, "seeds": []}, []
     evaluation, runs = strategy_evaluation(
         strategy, trained_models, set(kept), *target_test.primary_pairs(), target_test.primary_classes, runtime.device
     )
     return kept, evaluation, runs
+
+
+def gather_first_look(*evaluations: dict) -> dict[str, dict]:
+    """Every strategy's first-look evaluation by name, for the later looks and the comparison."""
+    return {evaluation["strategy"]: evaluation for evaluation in evaluations}
+
+
+def run_later_looks(
+    source_model: dict[str, StoredModel],
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
+    target_test: LabelledImages,
+    transfer: TransferParams,
+    runtime: RuntimeParams,
+    first_look: dict[str, dict],
+    cost_checked: dict,
+    source_train: LabelledImages | None = None,
+    target_unlabelled: LabelledImages | None = None,
+    source_candidates: dict[str, StoredModel] | None = None,
+) -> tuple[dict[str, StoredModel], dict, list[dict]]:
+    """The planned looks after the first (headstart.ml.comparison.later_looks): each row decided at each
+    look, the open ones trained on the next look's seeds while the budget lasts. Returns the later seeds'
+    models (stored), the looks' record with those seeds' evaluations, and their child runs."""
+    compared = {name: e for name, e in first_look.items() if e["seeds"]}
+    sources = {**(source_candidates or {}), **source_model}
+    trainers = {
+        name: transfer.trainer(
+            name,
+            source := strategy_source(sources, transfer.strategies[name].source, name),
+            target_task(source, target_train, target_validation, source_train, target_unlabelled),
+            runtime,
+        )
+        for name in compared
+    }
+    first_results = pd.DataFrame([{"strategy": n, **s} for n, e in compared.items() for s in e["seeds"]])
+    best = best_baseline(first_results, transfer.baselines)
+    design = transfer.look_design(len(compared) - 1)
+    keep = transfer.keep_models == "every_seed"
+    record, later, models, runs = later_looks(
+        trainers,
+        compared,
+        design,
+        transfer.seeds,
+        best,
+        workers.shared(resolve_workers(runtime.workers, runtime.device)),
+        budget_clock(runtime.time_budget_minutes, cost_checked.get("started")),
+        evaluation_of(target_test.primary_pairs(), target_test.primary_classes, runtime.device, LATER_MODELS, keep),
+        target_train.primary_classes,
+        int(target_train.images.shape[-1]),
+    )
+    record = {**record, "later_seeds": later, "not_applicable": cost_checked.get("not_applicable", {})}
+    return (models if keep else {}), record, runs
 
 
 def compare_strategies(
@@ -166,9 +204,12 @@ def compare_strategies(
     target_validation: LabelledImages,
     target_test: LabelledImages,
     transfer: TransferParams,
-    *evaluations: dict,
+    first_look: dict[str, dict],
+    looks: dict,
 ) -> tuple[pd.DataFrame, str, Figure]:
-    """The comparison table (CSV and Markdown, opening with its verdict, its protocol stated) and the chart of gains."""
+    """The comparison table (CSV and Markdown, opening with its verdict per row, its protocol stated) and
+    the chart of gains, over every seed of every look."""
+    evaluations = [e for e in first_look.values() if e["seeds"]]
     results = pd.DataFrame(
         [
             {
@@ -177,11 +218,14 @@ def compare_strategies(
                 "grid_images_seen": grid_images(e.get("tuning") or {}),
             }
             for e in evaluations
-            for seed in e["seeds"]
+            for seed in [*e["seeds"], *looks["later_seeds"].get(e["strategy"], [])]
         ]
     )
-    comparison = compare_to_baseline(results, transfer.baseline, transfer.confidence, transfer.reference_baselines)
-    best = comparison.loc[comparison["role"] == "best baseline", "strategy"].iloc[0]
+    best = looks["best_baseline"]
+    comparison = with_decisions(
+        compare_to_baseline(results, transfer.baseline, transfer.confidence, transfer.reference_baselines, best),
+        looks["decisions"],
+    )
     level = round(transfer.confidence * 100)
     classical = {name: folds for name, folds in transfer.classical_folds.items() if name in set(results["strategy"])}
     classes = len(target_train.primary_classes)
@@ -197,15 +241,16 @@ def compare_strategies(
         eta=transfer.racing_eta,
         rungs={e["strategy"]: (e.get("tuning") or {}).get("rungs") or [] for e in evaluations},
         classical_folds=classical,
+        looks=looks,
     )
-    markdown = transfer_report(
-        comparison, verdict(comparison, labels, transfer.confidence, transfer.baseline), protocol
-    )
+    markdown = transfer_report(comparison, looks_verdict(comparison, looks, labels, transfer.baseline), protocol)
     return comparison, markdown, plot_gains(comparison, best, level, len(transfer.seeds))
 
 
 def choose_best_model(target_test: LabelledImages, *strategy_models: dict[str, StoredModel]) -> dict:
-    """This run's best model, chosen on validation (as promotion chooses), to log as an MLflow model."""
+    """This run's best model among the first look's, chosen on validation (as promotion chooses), to log
+    as an MLflow model."""
+    strategy_models = tuple(models for models in strategy_models if models)  # not applicable: none
     strategy, model = choose_candidate(strategy_models)
     (name,) = [n for models in strategy_models for n, m in models.items() if m is model]
     logger.info(

@@ -3,7 +3,7 @@
 The namespaces are the entries of `transfer.strategies` in conf: adding a strategy is a conf edit
 (its data sets come from the catalog's `{strategy}.*` factories). Before any of them trains, the
 shared `estimate_cost` node prices the whole grid and `check_cost_limit` holds it to
-runtime.max_minutes: every training node takes the check's output, so Kedro runs both first.
+runtime.time_budget_minutes: every training node takes the check's output, so Kedro runs both first.
 """
 
 from functools import partial, update_wrapper
@@ -20,6 +20,8 @@ from headstart.pipelines.transfer.nodes import (
     compare_strategies,
     estimate_cost,
     evaluate_target_models,
+    gather_first_look,
+    run_later_looks,
     train_target_models,
 )
 
@@ -122,19 +124,42 @@ def create_pipeline(**kwargs) -> Pipeline:
         )
         for s, template in templates.items()
     ]
-    comparison = node_reading_strategies(
+    first_look = node_reading_strategies(
+        gather_first_look, [f"{s}.test_evaluation" for s in names], "transfer_first_look", "gather_first_look"
+    )
+    used = sorted({image_set for name in names for image_set in images_used(name)})
+    sourced = any(source_of(name) != "source_model" for name in names)
+    later = Node(
+        run_later_looks,
+        {
+            "source_model": "source_model",
+            "target_train": "target_train",
+            "target_validation": "target_validation",
+            "target_test": "target_test",
+            "transfer": "params:transfer",
+            "runtime": "params:runtime",
+            "first_look": "transfer_first_look",
+            "cost_checked": "transfer_cost_checked",
+            **{name: name for name in used},
+            **({"source_candidates": "source_candidates"} if sourced else {}),
+        },
+        ["transfer_later_look_models", "transfer_looks", "transfer_later_look_runs"],  # models stored first
+        name="run_later_looks",
+    )
+    comparison = Node(
         compare_strategies,
         [
             "target_train",
             "target_validation",
             "target_test",
             "params:transfer",
-            *(f"{s}.test_evaluation" for s in names),
+            "transfer_first_look",
+            "transfer_looks",
         ],
         ["transfer_comparison", "transfer_comparison_markdown", "transfer_comparison_chart"],
-        "compare_strategies",
+        name="compare_strategies",
     )
     best_model = node_reading_strategies(
         choose_best_model, ["target_test", *(f"{s}.target_models" for s in names)], "best_model", "choose_best_model"
     )
-    return sum(strategies, Pipeline([*cost_nodes(names), comparison, best_model]))
+    return sum(strategies, Pipeline([*cost_nodes(names), first_look, later, comparison, best_model]))
