@@ -46,10 +46,22 @@ def project(tmp_path_factory):
     return project
 
 
+def looks_record(project: Path) -> dict:
+    return json.loads(latest(project, "data/08_reporting/transfer_looks.json").read_text())
+
+
 def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(project):
     comparison = pd.read_csv(latest(project, "data/08_reporting/transfer_comparison.csv"))
-    assert list(comparison["strategy"]) == list(STRATEGIES)
-    assert (comparison["seeds"] == 2).all()
+    assert sorted(comparison["strategy"]) == sorted(STRATEGIES)
+    assert list(comparison["gain_over_best_points"]) == sorted(comparison["gain_over_best_points"], reverse=True)
+    looks = looks_record(project)  # the planned looks: 2 seeds each, then the third for the rows still open
+    assert dict(zip(comparison["strategy"], comparison["seeds"])) == looks["seeds_trained"]
+    assert set(comparison["seeds"]) <= {2, 3} and looks["seeds_listed"] == 3
+    for name, decision in looks["decisions"].items():
+        row = comparison.set_index("strategy").loc[name]
+        assert row["verdict"] == decision["verdict"] and decision["seeds"] in (2, 3)
+        assert decision["verdict"] != "better" or decision["low"] > 0  # a flipped rule would fail here
+        assert decision["verdict"] != "worse" or decision["high"] < 0
     assert comparison.set_index("strategy").loc["scratch", "gain_points"] == 0
     assert comparison["accuracy"].between(0, 1).all() and comparison["negative_transfer"].dtype == bool
     markdown = latest(project, "data/08_reporting/transfer_comparison.md").read_text()
@@ -74,7 +86,8 @@ def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(pro
     assert (
         "With 3 labels per class to train + 3 to validate (6 per class in the budget; `pixels_logistic`, " in markdown
     )
-    assert f"the best baseline (chosen on validation) is `{best}`" in markdown
+    assert f"the best baseline (chosen on validation at the first look) is `{best}`" in markdown
+    assert "Planned looks at 2, 3 seeds, error α = 0.05 per row" in markdown
     assert latest(project, "data/08_reporting/transfer_comparison.png").stat().st_size > 1000
     weights = latest(project, "data/06_models/finetune_full/target_models")
     assert sorted(p.name for p in weights.iterdir()) == [
@@ -108,7 +121,8 @@ def test_the_cost_estimate_comes_before_any_training_counts_every_one_and_is_in_
     # (lwf's grid) logs it again, and is the same training
     # (the multi-task race's resumptions are its own: it logs no "Training seed")
     resumed = [line for line in log.splitlines() if "Resuming from" in line and "multitask-" not in line]
-    trained = log.count("Training seed") - len(resumed)
+    later = sum(n - 2 for n in looks_record(project)["seeds_trained"].values())  # the later looks' seeds
+    trained = log.count("Training seed") - len(resumed) - later
     assert trained > len(STRATEGIES) and log.index("Cost of the comparison") < log.index("Training seed")
     assert "Total: " in log and " trainings, about " in log
     parent = parent_runs(project)[0]
@@ -128,7 +142,8 @@ def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(pr
     names = {
         r.data.tags["mlflow.runName"] for r in children if r.data.tags.get("study") != "multitask" and r not in dropped
     }
-    assert names == {"pretrain source"} | {f"{s} seed {seed}" for s in STRATEGIES for seed in (0, 1)}
+    trained = looks_record(project)["seeds_trained"]
+    assert names == {"pretrain source"} | {f"{s} seed {seed}" for s in STRATEGIES for seed in range(trained[s])}
     # lwf's raced grid: the two candidates cut after the rung keep their own live runs, marked so
     assert len(dropped) == 4 and all(r.data.tags["mlflow.runName"].startswith("lwf seed ") for r in dropped)
     client = mlflow.MlflowClient()
@@ -423,14 +438,22 @@ def test_a_strategy_added_in_conf_alone_is_trained_and_compared(project):
     }
     conf.write_text(yaml.safe_dump(added))
     try:
-        # its own nodes and the comparison, which reads the other strategies' catalogued evaluations
-        nodes = "finetune_top_two.train_target_models,finetune_top_two.evaluate_target_models,compare_strategies"
+        # its own nodes, the looks and the comparison, which read the other strategies' catalogued evaluations
+        nodes = ",".join(
+            [
+                "finetune_top_two.train_target_models",
+                "finetune_top_two.evaluate_target_models",
+                "gather_first_look",
+                "run_later_looks",
+                "compare_strategies",
+            ]
+        )
         result = kedro_run(project, "--pipelines=transfer", f"--nodes={nodes}")
     finally:
         conf.write_text(original)
     assert result.returncode == 0, result.stderr[-3000:]
     comparison = pd.read_csv(latest(project, "data/08_reporting/transfer_comparison.csv")).set_index("strategy")
-    assert comparison.loc["finetune_top_two", "role"] == "transfer" and comparison.loc["finetune_top_two", "seeds"] == 2
+    assert comparison.loc["finetune_top_two", "role"] == "transfer" and comparison.loc["finetune_top_two", "seeds"] >= 2
     trained = latest(project, "data/06_models/finetune_top_two/target_models")
     assert sorted(p.name for p in trained.iterdir())[:2] == ["seed_0.json", "seed_0.safetensors"]
 
@@ -450,7 +473,7 @@ def test_advice_audit_reads_scores_against_measured_accuracy_after_the_run_and_t
     assert across.loc[("blocks", "copied_frozen", "logme"), "n"] == 1  # the test sweep's blocks 0 and 3: block 3
     assert ("blocks", "copied_frozen", "leep") not in across.index  # no per-block value: it needs the source head
     measurements = pd.read_csv(latest(project, "data/08_reporting/candidate_measurements.csv"))
-    assert len(measurements) == 4 * 2 * 2  # candidates × (fine-tune, probe) × seeds
+    assert len(measurements) == 4 * 2 * 3  # candidates × (fine-tune, probe) × seeds (transfer.seeds)
     report = latest(project, "data/08_reporting/advice_audit.md").read_text()
     assert "Kendall" in report and "Advised strategy" in report and "Advice:" in report
     assert latest(project, "data/08_reporting/advice_audit.png").stat().st_size > 1000

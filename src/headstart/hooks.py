@@ -116,6 +116,36 @@ class OneWriterHook:
                 catalog[name] = MemoryDataset(copy_mode="assign")
 
 
+class GridProgressHook:
+    """With runtime.progress, one console line for a whole grid of trainings (headstart.ml.progress)."""
+
+    def __init__(self) -> None:
+        self._bar: progress.GridProgress | None = None
+        self._listening = contextlib.ExitStack()
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        runtime = catalog.load("parameters").get("runtime") or {}
+        shown = runtime.get("progress", True) if isinstance(runtime, dict) else runtime.progress
+        if shown and distributed.is_main_process():
+            self._bar = progress.GridProgress()
+            self._listening.enter_context(progress.listening(self._bar))
+
+    def _close(self) -> None:
+        self._listening.close()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], run_result, pipeline, catalog) -> None:
+        self._close()
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline, catalog) -> None:
+        self._close()
+
+
 class MlflowTrackingHook:
     def __init__(self) -> None:
         self._settings: dict[str, Any] = {}

@@ -412,7 +412,7 @@ class TransferParams(Settings):
     confidence: float = Field(0.95, gt=0, lt=1)  # 1 − α: the error α is split over the planned looks
     # Planned looks (headstart.ml.looks): the seeds every row has at each look, taken from `seeds` in order
     # (e.g. [3, 5, 10]); a row whose gain over the best baseline is decided stops, open rows get the next
-    # look's seeds. null: every seed at once, one look.
+    # look's seeds. Looks past the seeds listed end at the last one. null: every seed at once, one look.
     looks: list[Annotated[int, Field(ge=2)]] | None = None
     # Whose error α is: each row's over its looks (per_comparison), or all rows' together (family_wise:
     # Bonferroni over the rows compared with the best baseline).
@@ -439,19 +439,25 @@ class TransferParams(Settings):
             raise ValueError(f"leave_out: {', '.join(unknown)} not among the strategies (edit leave_out with them)")
         if set(self.leave_out) & set(self.baselines):
             raise ValueError(f"leave_out: {', '.join(set(self.leave_out) & set(self.baselines))} are baselines")
-        if self.looks is not None and (self.looks != sorted(set(self.looks)) or self.looks[-1] > len(self.seeds)):
-            raise ValueError(f"looks: {self.looks} must rise and end at most at the {len(self.seeds)} seeds listed")
+        if self.looks is not None and self.looks != sorted(set(self.looks)):
+            raise ValueError(f"looks: {self.looks} must rise")
         return self
 
     @property
+    def planned_looks(self) -> list[int]:
+        """The looks within the seeds listed (a look past them ends at the last seed), or one look at all."""
+        within = [n for n in self.looks or [] if n < len(self.seeds)]
+        return [*within, len(self.seeds)]
+
+    @property
     def first_look_seeds(self) -> list[int]:
-        """The seeds every row trains before any decision: the first look's, or all of them."""
-        return self.seeds[: self.looks[0]] if self.looks else list(self.seeds)
+        """The seeds every row trains before any decision."""
+        return self.seeds[: self.planned_looks[0]]
 
     def look_design(self, rows: int) -> LookDesign:
         """The planned looks over `rows` rows compared with the best baseline (one look without `looks`)."""
         return LookDesign(
-            tuple(self.looks or [len(self.seeds)]),
+            tuple(self.planned_looks),
             1 - self.confidence,
             equivalence_points=self.equivalence_points,
             control=self.error_control,

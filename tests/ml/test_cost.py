@@ -64,7 +64,7 @@ def test_the_estimate_counts_every_candidate_and_seed_and_prices_the_steps_it_ti
     assert (rows["expected_seconds"] >= steps).all()  # plus the validation and test passes
     assert estimate.seconds == pytest.approx(rows["expected_seconds"].sum())
     text = estimate.text("Cost")
-    assert "| finetune_top" in text and f"Total: 18 trainings, about {estimate.seconds / 60:.1f} min" in text
+    assert "\nfinetune_top " in text and f"Total: 18 trainings, about {estimate.seconds / 60:.1f} min" in text
 
 
 def test_cuts_are_priced_from_the_same_measurements_and_never_drop_a_baseline(estimate):

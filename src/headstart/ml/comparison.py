@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headstart.ml import progress
 from headstart.ml.fingerprints import fingerprint
 from headstart.ml.looks import Decision, LookDesign, decide
 from headstart.ml.models.stored import StoredModel
@@ -55,12 +56,11 @@ class StrategyTrainer:
         return f"{self.name} seed {seed}" + (f" ({setting_text(setting)})" if len(self.grid) > 1 else "")
 
     def configure(self, setting: dict[str, float], seed: int) -> StrategyConfig:
+        """The (setting, seed) as trained: labelled for its live run, no bar of its own (the grid has one)."""
         config = self.config_of(setting, seed)
-        label = self.label(setting, seed)
-        probe = config.probe and config.probe.model_copy(update={"label": label})
-        return config.model_copy(
-            update={"training": config.training.model_copy(update={"label": label}), "probe": probe}
-        )
+        own = {"label": self.label(setting, seed), "progress": False}
+        probe = config.probe and config.probe.model_copy(update=own)
+        return config.model_copy(update={"training": config.training.model_copy(update=own), "probe": probe})
 
     def checkpoint(self, setting: dict[str, float], seed: int) -> Path:
         task = self.task
@@ -191,6 +191,7 @@ def later_looks(
             planned / workers.count / 60,
         )
         to_train = [best, *chosen]
+        progress.planned(len(new_seeds) * len(to_train), look + 2, len(design.looks))
         settings = {name: kept_setting(first[name], trainers[name].grid) for name in to_train}
         with ThreadPoolExecutor(len(to_train)) as threads:  # each waits on its trainings in the workers
             futures = {

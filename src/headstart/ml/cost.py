@@ -515,14 +515,22 @@ class Estimate:
         return int(self.table["trainings"].sum())
 
     def text(self, title: str) -> str:
-        """The table and its total, as the run prints them."""
-        shown = self.table.drop(columns="procedure").copy()
-        shown["expected_minutes"] = shown["expected_seconds"] / 60
+        """The table and its total as the run prints them, narrow enough for a 100-column terminal (the
+        stored CSV has every column)."""
+        shown = pd.DataFrame(
+            {
+                "strategy": self.table["strategy"],
+                "trainings": self.table["trainings"],
+                "steps each": self.table["steps_per_training"],
+                "s each": self.table["seconds_per_training"].round(2),
+                "minutes": (self.table["expected_seconds"] / 60).round(2),
+            }
+        )
         return "\n".join(
             [
                 f"{title}, before any training ({self.device}, {self.precision}; steps timed here, in "
                 f"{self.measuring_seconds:.1f} s):",
-                shown.to_markdown(index=False, floatfmt=".4g"),
+                shown.to_markdown(index=False, tablefmt="simple", floatfmt=".2f"),
                 f"Total: {self.trainings} trainings, about {self.seconds / 60:.1f} min ({self.seconds:.0f} s"
                 + (f", {self.processes} processes at once" if self.processes > 1 else "")
                 + "); an upper bound on the steps (early stopping only shortens a training).",

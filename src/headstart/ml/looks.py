@@ -38,8 +38,8 @@ class LookDesign:
     family: int = 1  # rows sharing the error under family_wise (Bonferroni)
 
     def __post_init__(self) -> None:
-        if not self.looks or list(self.looks) != sorted(set(self.looks)) or self.looks[0] < 2:
-            raise ValueError(f"looks must rise from at least 2 seeds, got {list(self.looks)}")
+        if not self.looks or list(self.looks) != sorted(set(self.looks)) or self.looks[0] < 1:
+            raise ValueError(f"looks must rise from at least 1 seed, got {list(self.looks)}")
         if self.shares is not None and len(self.shares) != len(self.looks):
             raise ValueError(f"look error shares must be one per look, got {list(self.shares)}")
 

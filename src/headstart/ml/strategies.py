@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from headstart.ml import adaptation as adaptation_module
+from headstart.ml import progress
 from headstart.ml.adaptation import (
     ADAPTATION_KINDS,
     AdaptationConfig,
@@ -574,8 +575,10 @@ def train_tuned(
             eta or 1,
             score_rung=lambda alive, epochs: {c: mean_score(r) for c, r in train_all(alive, epochs).items()},
         )
+        progress.done(len(seeds) * (len(candidates) - len(alive)))  # cut by a rung: their trainings ended
         best, best_score, finals, histories = None, None, {}, {}
         for candidate, results in train_all(alive, None).items():
+            progress.done(len(results))
             forget(candidate)
             score = mean_score(results)
             finals[setting_text(grid[candidate])] = score
@@ -720,6 +723,7 @@ def cross_validate_classical(
         result.train_seconds += sum(candidate[seed].seconds for candidate in scores)
         result.images_seen += sum(candidate[seed].images_fitted for candidate in scores)
         results[seed] = result
+    progress.done(len(results))
     tuned = TunedStrategy(grid[kept], results, mean(run.accuracy for run in scores[kept].values()))
     tuned.grid_seconds = sum(result.train_seconds for result in results.values())
     tuned.grid_images_seen = sum(result.images_seen for result in results.values())

@@ -83,7 +83,7 @@ class _Relay(threading.Thread):
 
 
 class Workers:
-    """`count` processes of one torch thread each; `count` 1 runs every job in this process."""
+    """`count` processes of one torch thread each; `count` 1 runs every job in this process, on one thread."""
 
     def __init__(self, count: int) -> None:
         self.count = max(1, count)
@@ -103,12 +103,16 @@ class Workers:
         return self._pool
 
     def submit(self, function: Callable, *args) -> Future:
-        if self.count == 1:
+        if self.count == 1:  # here, on one thread as a worker would: the same results to the digit
             future: Future = Future()
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
             try:
                 future.set_result(function(*args))
             except BaseException as error:  # as a pool's future holds it
                 future.set_exception(error)
+            finally:
+                torch.set_num_threads(threads)
             return future
         return self._started().submit(function, *args)
 

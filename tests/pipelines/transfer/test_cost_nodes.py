@@ -39,10 +39,10 @@ TRANSFER = {
 }
 
 
-def labelled(count: int, seed: int) -> LabelledImages:
+def labelled(count: int, seed: int, classes=("a", "b", "c")) -> LabelledImages:
     images, labels = toy_data(count)
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    return LabelledImages(images[order], {"digit": labels[order]}, {"digit": ["a", "b", "c"]})
+    return LabelledImages(images[order], {"digit": labels[order]}, {"digit": list(classes)})
 
 
 def inputs() -> dict:
@@ -60,7 +60,7 @@ def inputs() -> dict:
 def test_the_estimate_counts_the_trainings_and_steps_the_nodes_then_train(monkeypatch, tmp_path):
     transfer = TransferParams.model_validate({**TRANSFER, "racing_eta": None})  # each training once, to its end
     # each seed alone, through train_strategy and train_one_epoch (a stack makes the same steps, S seeds at once)
-    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), seeds_together=1)
+    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), seeds_together=1, workers=1)  # counted here
     data = inputs()
     table, summary = estimate_cost(**data, transfer=transfer, runtime=runtime)
     counted = {"trainings": 0, "steps": 0}
@@ -95,8 +95,8 @@ def test_the_estimate_counts_the_trainings_and_steps_the_nodes_then_train(monkey
 
 def test_time_budget_minutes_stops_the_pipeline_before_any_training_and_keeps_the_estimate(tmp_path):
     baselines = {k: v for k, v in TRANSFER["strategies"].items() if k.startswith(("scratch", "pixels"))}
-    transfer = TransferParams.model_validate({**TRANSFER, "strategies": baselines})
-    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), time_budget_minutes=1e-6)
+    transfer = TransferParams.model_validate({**TRANSFER, "strategies": baselines, "seeds": [0, 1, 2], "looks": [3]})
+    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), time_budget_minutes=1e-6, workers=1)
     nodes = ("train_target_models", "evaluate_target_models")
     trainings = [f"{strategy}.{node}" for strategy in ("scratch", "pixels_knn") for node in nodes]
     pipeline = create_pipeline().only_nodes("estimate_cost", "check_cost_limit", *trainings)
@@ -109,7 +109,7 @@ def test_time_budget_minutes_stops_the_pipeline_before_any_training_and_keeps_th
         CostLimitError, match=r"exceeds runtime\.time_budget_minutes = 1e-06; nothing was trained"
     ) as stopped:
         SequentialRunner().run(pipeline, catalog)
-    assert "- transfer.seeds 2 → 1: saves" in str(stopped.value)
+    assert "- transfer.looks, the first look's seeds: 3 → 2: saves" in str(stopped.value)
     assert list(kept.load()["strategy"]) == ["scratch", "pixels_logistic", "pixels_knn"]
     for strategy in ("scratch", "pixels_knn"):
         for output in ("trained_models", "target_models", "test_evaluation"):
@@ -121,3 +121,20 @@ class KeptDataset(MemoryDataset):
 
     def _release(self) -> None:
         pass
+
+
+def test_a_strategy_that_cannot_run_on_the_task_is_named_before_training_and_trains_nothing(tmp_path):
+    """A target whose classes are not the source's: TrAdaBoost is left out by the estimate (named, not
+    priced) and its node trains nothing; the others train."""
+    transfer = TransferParams.model_validate(TRANSFER)
+    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), workers=1)
+    data = inputs()
+    data["target_train"], data["target_validation"] = labelled(12, 1, "xyz"), labelled(12, 2, "xyz")
+    data["target_test"] = labelled(12, 3, "xyz")
+    table, summary = estimate_cost(**data, transfer=transfer, runtime=runtime)
+    assert set(summary["not_applicable"]) == {"tradaboost"} and "tradaboost" not in set(table["strategy"])
+    assert "classes are not the target's" in summary["not_applicable"]["tradaboost"]
+    given = {k: data[k] for k in ("source_model", "target_train", "target_validation", "source_train")}
+    assert train_target_models(**given, transfer=transfer, runtime=runtime, strategy="tradaboost") == {}
+    trained = train_target_models(**given, transfer=transfer, runtime=runtime, strategy="coral")
+    assert sorted(trained) == ["seed_0", "seed_1"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from headstart.ml import progress, workers
 from headstart.ml.config import TrainConfig
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.multitask_sets import (
@@ -30,6 +32,7 @@ from headstart.ml.multitask import (
 from headstart.ml.plots import plot_delta_m, plot_validation_curves
 from headstart.ml.racing import setting_text
 from headstart.ml.reports import multitask_report
+from headstart.ml.workers import resolve_workers
 from headstart.params import IngestParams, MultitaskParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
@@ -72,6 +75,12 @@ def build_multitask_data(
     return splits
 
 
+def method_train_config(training, runtime: RuntimeParams, seed: int, setting: dict[str, float]) -> TrainConfig:
+    """A method's training at one seed and candidate (module-level: a worker process unpickles it); no bar
+    of its own: the grid's one line counts the methods."""
+    return TrainConfig.of(training, runtime, seed, setting["lr_scale"]).model_copy(update={"progress": False})
+
+
 def train_multitask_methods(
     multitask_train: LabelledImages,
     multitask_validation: LabelledImages,
@@ -79,14 +88,15 @@ def train_multitask_methods(
     multitask: MultitaskParams,
     runtime: RuntimeParams,
 ) -> dict[str, StoredModel]:
-    """Per method and seed, its network(s): `<method>-seed<s>-all`, or one per task for single-task."""
+    """Per method and seed, its network(s): `<method>-seed<s>-all`, or one per task for single-task. The
+    methods train at once in the run's workers (headstart.ml.workers), each tuned on validation."""
     classes = outputs_per_task(multitask_train.classes)
     trunk = multitask.trunk_config(source_model["source"].config, int(multitask_train.images.shape[1]))
     source_state = source_model["source"].state if multitask.trunk.init == "source" else None
-    models = {}
-    for method_name, method in multitask.methods.items():
-        logger.info("Multi-task: %s, seeds %s", method_name, multitask.seeds)
-        tuned = tune_and_train_method(
+    pool = workers.shared(resolve_workers(runtime.workers, runtime.device))
+    jobs = {
+        name: pool.submit(
+            tune_and_train_method,
             method.sharing,
             method.weighting_for,
             method.penalty_for,
@@ -96,18 +106,27 @@ def train_multitask_methods(
             (multitask_train.images, multitask_train.labels),
             (multitask_validation.images, multitask_validation.labels),
             multitask.seeds,
-            lambda seed, setting: TrainConfig.of(multitask.training, runtime, seed, setting["lr_scale"]),
+            partial(method_train_config, multitask.training, runtime),
             method.grid(multitask.lr_scales),
             multitask.racing_eta,
             source_state,
             Path(runtime.checkpoint_dir),
-            method_name,
+            name,
         )
+        for name, method in multitask.methods.items()
+    }
+    progress.planned(len(jobs), 1, 1)
+    models = {}
+    for name, job in jobs.items():
+        tuned = job.result()
+        progress.done()
+        logger.info("Multi-task: %s trained, seeds %s", name, multitask.seeds)
         params = {
-            **method.model_dump(mode="json"),
+            **multitask.methods[name].model_dump(mode="json"),
             "tuned": {part: setting_text(t["setting"]) for part, t in tuned.tuning.items()},
         }
-        models.update(stored_networks(method_name, params, tuned.networks))
+        models.update(stored_networks(name, params, tuned.networks))
+    pool.settle()
     return models
 
 

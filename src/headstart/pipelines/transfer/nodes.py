@@ -8,7 +8,7 @@ import time
 import pandas as pd
 from matplotlib.figure import Figure
 
-from headstart.ml import cost, workers
+from headstart.ml import cost, progress, workers
 from headstart.ml.comparison import budget_clock, evaluation_of, later_looks
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.metrics import best_baseline, compare_to_baseline
@@ -54,7 +54,7 @@ def estimate_cost(
     plans = transfer.cost_plans(runtime, len(target_train), len(target_validation), len(target_test))
     plans = [plan for plan in plans if plan.name not in left_out]
     processes = resolve_workers(runtime.workers, runtime.device)
-    estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, processes=processes)
+    estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, BUDGET, processes=processes)
     title = f"Cost of the comparison's first look ({len(plans)} strategies, {len(transfer.first_look_seeds)} seeds)"
     logger.info("%s", estimate.text(title))
     for name, reason in left_out.items():
@@ -76,10 +76,11 @@ def strategy_source(models: dict[str, StoredModel], candidate: str | None, strat
     return models[candidate]
 
 
-def check_cost_limit(transfer_cost: dict, runtime: RuntimeParams) -> dict:
+def check_cost_limit(transfer_cost: dict, transfer: TransferParams, runtime: RuntimeParams) -> dict:
     """Stops the run before any training when the first look's estimate exceeds runtime.time_budget_minutes,
     naming what to cut; every training node waits for its output, which starts the budget's clock."""
     cost.check_limit(transfer_cost, runtime.time_budget_minutes, BUDGET)
+    progress.planned(transfer_cost["estimated_trainings"], 1, len(transfer.planned_looks))
     return {
         "checked": True,
         "estimated_minutes": transfer_cost["estimated_minutes"],

@@ -108,7 +108,12 @@ def cost_nodes(names: list[str]) -> list[Node]:
     }
     return [
         Node(estimate_cost, inputs, ["transfer_cost_table", "transfer_cost"], name="estimate_cost"),
-        Node(check_cost_limit, ["transfer_cost", "params:runtime"], "transfer_cost_checked", name="check_cost_limit"),
+        Node(
+            check_cost_limit,
+            ["transfer_cost", "params:transfer", "params:runtime"],
+            "transfer_cost_checked",
+            name="check_cost_limit",
+        ),
     ]
 
 
