@@ -11,6 +11,12 @@ ImageNet weights can be had here): the figures are the cost at this shape, not a
     .venv/bin/python benchmarks/real_shape.py --model resnet18
     .venv/bin/python benchmarks/real_shape.py --model vit_tiny_patch16_224
     .venv/bin/python benchmarks/real_shape.py --model resnet18 --estimate-only   # the cost estimate alone
+    .venv/bin/python benchmarks/real_shape.py --model resnet18 --plan --budget 60   # the default conf, planned
+
+`--plan` keeps the default comparison (every strategy, the planned looks, the default source of printed
+digits, whose classes are not the folder's) and gives it `--budget` minutes (runtime.time_budget_minutes):
+it prints what the run said before training (the first look's estimate, what is not applicable, or the
+refusal naming what to cut), what it then ran and cut, and the wall time.
 
 `--estimate-only` stops after the transfer pipeline's `estimate_cost` node (`--to-nodes`) and prints its
 table: the seconds it expects per training, from steps timed on this machine, before any training.
@@ -19,6 +25,7 @@ table: the seconds it expects per training, from steps timed on this machine, be
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import subprocess
@@ -74,7 +81,7 @@ def write_weights(model: str, path: Path) -> str:
     return "torchvision"
 
 
-def prepare_project(workdir: Path, model: str) -> tuple[Path, Path]:
+def prepare_project(workdir: Path, model: str, plan_budget: float | None = None) -> tuple[Path, Path]:
     if workdir.exists():
         shutil.rmtree(workdir)
     project = workdir / "project"
@@ -88,17 +95,18 @@ def prepare_project(workdir: Path, model: str) -> tuple[Path, Path]:
     weights = project / "data/01_raw" / model
     library = write_weights(model, weights)
     weights_file = next(weights.parent.glob(f"{model}.*"))
-    transfer_conf = project / "conf/base/parameters_transfer.yml"
-    transfer = yaml.safe_load(transfer_conf.read_text())
-    transfer["transfer"]["strategies"] = {s: transfer["transfer"]["strategies"][s] for s in STRATEGIES}
-    transfer_conf.write_text(yaml.safe_dump(transfer, sort_keys=False))
+    if plan_budget is None:
+        transfer_conf = project / "conf/base/parameters_transfer.yml"
+        transfer = yaml.safe_load(transfer_conf.read_text())
+        transfer["transfer"]["strategies"] = {s: transfer["transfer"]["strategies"][s] for s in STRATEGIES}
+        transfer_conf.write_text(yaml.safe_dump(transfer, sort_keys=False))
     ingest_conf = project / "conf/base/parameters_ingest.yml"  # replaced, not merged: the base's source keys differ
     ingest = yaml.safe_load(ingest_conf.read_text())
     ingest["ingest"].update(
-        image={"size": 224, "channels": 3},
-        source={"kind": "image_folder", "root": "data/01_raw/photos"},
-        target={"kind": "image_folder", "root": "data/01_raw/photos"},
+        image={"size": 224, "channels": 3}, target={"kind": "image_folder", "root": "data/01_raw/photos"}
     )
+    if plan_budget is None:
+        ingest["ingest"]["source"] = photos
     ingest_conf.write_text(yaml.safe_dump(ingest, sort_keys=False))
     local = {
         "pretrain": {
@@ -113,6 +121,8 @@ def prepare_project(workdir: Path, model: str) -> tuple[Path, Path]:
         },
         "runtime": {"progress": False},
     }
+    if plan_budget is not None:  # the default comparison, as a user first runs it, with this budget
+        local = {"pretrain": local["pretrain"], "runtime": {"progress": False, "time_budget_minutes": plan_budget}}
     (project / "conf/local/parameters.yml").parent.mkdir(parents=True, exist_ok=True)
     (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(local, sort_keys=False))
     return project, weights_file
@@ -123,8 +133,13 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/headstart_real_shape"))
     parser.add_argument("--estimate-only", action="store_true", help="stop after the cost estimate; print it")
+    parser.add_argument("--plan", action="store_true", help="the default comparison under --budget minutes")
+    parser.add_argument("--budget", type=float, default=60.0)
     args = parser.parse_args()
-    project, weights_file = prepare_project(args.workdir / args.model, args.model)
+    project, weights_file = prepare_project(args.workdir / args.model, args.model, args.budget if args.plan else None)
+    if args.plan:
+        plan(project, args.model)
+        return
     started = time.perf_counter()
     result = subprocess.run(
         [
@@ -163,6 +178,32 @@ def main() -> None:
         f"\nkedro run wall time: {wall:.1f} s; seconds per training (mean of the four): "
         f"{trained['train_seconds'].mean():.1f}"
     )
+
+
+def plan(project: Path, model: str) -> None:
+    """The default comparison at this shape under the budget: what it said before training, what it ran."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--pipelines=ingest,pretrain,transfer"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    log = result.stdout + result.stderr
+    (project / "kedro_run.log").write_text(log)
+    cost = sorted(project.glob("data/08_reporting/transfer_cost.json/*/*.json"))
+    print(f"model: {model}; 224-px RGB folder, 10 classes × 80 images; the default comparison")
+    if cost:
+        said = json.loads(cost[-1].read_text())
+        print(said["text"])
+        print(f"not applicable: {said.get('not_applicable')}")
+    if result.returncode:
+        print("refused or failed:\n" + "\n".join(line for line in result.stderr.splitlines() if line.strip())[-3000:])
+    else:
+        looks = json.loads(sorted(project.glob("data/08_reporting/transfer_looks.json/*/*.json"))[-1].read_text())
+        print(f"looks: {looks['looks']}\nseeds trained: {looks['seeds_trained']}")
+    print(f"kedro run wall time: {wall:.1f} s (exit {result.returncode})")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import logging
 import math
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -213,6 +214,7 @@ class TargetTask:
     unlabelled: torch.Tensor | None = None  # target images whose labels are not used
     shared_label_space: bool = False  # the source's classes are the target's, in the same order
     cache: dict = field(default_factory=dict, compare=False, repr=False)  # what every seed may share
+    key: str = field(default_factory=lambda: uuid.uuid4().hex, init=False, compare=False, repr=False)  # in a worker
 
     def source_features(self) -> torch.Tensor:
         """The frozen source model's features of the source images (extracted once per task)."""
@@ -464,11 +466,19 @@ def mean_score(results: dict[int, StrategyResult]) -> tuple[float, float]:
     )
 
 
+_known_tasks: dict[str, TargetTask] = {}  # a worker's tasks, so each computes a task's cache once
+
+
 def train_seed_stack(
     task: TargetTask, configs: list[StrategyConfig], checkpoint_path: Path | None
 ) -> tuple[list[StrategyResult], int]:
     """One job of a grid: the seeds of one stack (one seed, or seeds trained together), and the images
-    its frozen prefix took (counted where the job ran: a worker process has its own feature cache)."""
+    its frozen prefix took (counted where the job ran: a worker process has its own feature cache). A
+    worker keeps the tasks it has seen, so what every seed of a task shares (source features, importance
+    weights) is computed once per worker, not once per job."""
+    task = _known_tasks.setdefault(task.key, task)
+    while len(_known_tasks) > 4:
+        _known_tasks.pop(next(iter(_known_tasks)))
     before = feature_cache_images()
     if len(configs) > 1:
         trained = train_strategies_together(task, configs, checkpoint_path)
