@@ -72,7 +72,7 @@ logger = logging.getLogger(__name__)
 
 WARMUP_STEPS = 1  # untimed: the first step builds oneDNN / cuDNN kernels and allocates
 TIMED_STEPS = 2  # at least these many steps are timed, and more until STEP_WINDOW_SECONDS have passed
-STEP_WINDOW_SECONDS = 0.5  # a window, not a few steps: on a shared machine the load comes and goes
+STEP_WINDOW_SECONDS = 0.3  # a window, not a few steps: on a shared machine the load comes and goes
 MAX_TIMED_STEPS = 30
 PASS_WINDOW_SECONDS = 0.2  # likewise for a forward pass
 EVAL_BATCH = 512  # the batch of every eval-mode pass (predict_logits, extract_features)
@@ -565,7 +565,13 @@ def estimate_cost(
     taken as their seconds (timed on all the cores) shared among the processes. Estimates that share a
     `meter` share its timings (the advice's race and the comparison it stands in for)."""
     meter = meter or Meter(task)
-    table = price(meter, plans)
+    threads = torch.get_num_threads()
+    if processes > 1:  # each process trains on one thread (headstart.ml.workers): time the steps so
+        torch.set_num_threads(1)
+    try:
+        table = price(meter, plans)
+    finally:
+        torch.set_num_threads(threads)
     total = float(table["expected_seconds"].sum()) / processes
     training = plans[0].candidates[0].training
     device = resolve_device(training.device)
