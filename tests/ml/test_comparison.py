@@ -73,7 +73,7 @@ def test_a_budget_that_binds_runs_the_cheapest_open_rows_and_names_what_it_cut()
     record, later, calls, _ = run(lambda: 10.0)  # 2 seeds of base and noisy fit (6 s); dear's 100 s do not
     assert record["decisions"]["dear"]["verdict"] == "open" and record["decisions"]["dear"]["seeds"] == 3
     assert record["decisions"]["dear"]["open_because"] == "time ran out before n = 5"
-    assert record["looks"][0]["cut"] == ["dear, seeds 3–4, about 1.7 min"]
+    assert record["looks"][0]["cut"] == ["dear, seeds 3–4, about 1.7 min"]  # 100 s
     assert all(name != "dear" for name, _ in calls)
     # the flipped comparison (cut what fits) would train dear and cut noisy
     assert [s["seed"] for s in later["noisy"]][:2] == [3, 4]

@@ -26,6 +26,9 @@ def test_a_row_is_better_worse_equivalent_or_open_by_its_interval_at_the_looks_l
     assert decide([5.0, 6.0, 7.0], DESIGN, 0).verdict == "better"
     assert decide([-5.0, -6.0, -7.0], DESIGN, 0).verdict == "worse"
     assert decide([0.1, -0.1, 0.0, 0.1, -0.1], DESIGN, 1).verdict == "equivalent"
+    # clear of zero but inside the margin: equivalent (what a practitioner acts on), not "better"
+    assert decide([0.4, 0.4, 0.4], DESIGN, 0).verdict == "equivalent"
+    assert decide([2.5, 2.5, 2.5], DESIGN, 0).verdict == "better"
     assert decide([3.0, -2.0, 1.0], DESIGN, 0).verdict == "open"
     # the interval is the plain t-interval at 1 − α_j: at look 1, 98.5 %, wider than 95 %
     gains = [1.5, 2.0, 2.5]

@@ -171,10 +171,7 @@ def later_looks(
         wall_left = seconds_left() * workers.count
         chosen, cut, planned = plan_look(open_rows, len(new_seeds), state.seconds_per_seed, best, wall_left)
         record["planned_seconds"] = planned / workers.count
-        record["cut"] = [
-            f"{row}, {seeds_text(new_seeds)}, about {len(new_seeds) * state.seconds_per_seed[row] / 60:.1f} min"
-            for row in cut
-        ]
+        record["cut"] = [f"{row}, {seeds_text(new_seeds)}, about {duration(new_seeds, state, row)}" for row in cut]
         for row in cut:
             state.reasons[row] = f"time ran out before n = {design.looks[look + 1]}"
             logger.info("Not run for lack of time: %s", record["cut"][cut.index(row)])
@@ -235,6 +232,11 @@ def looks_record(state: LookState, design: LookDesign, rows: Sequence[str], best
         "seeds_saved": sum(len(seeds) - n for n in trained.values()),
         "seeds_if_fixed": len(seeds) * len(trained),
     }
+
+
+def duration(new_seeds: Sequence[int], state: LookState, row: str) -> str:
+    seconds = len(new_seeds) * state.seconds_per_seed[row]
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def minutes(seconds: float) -> float:

@@ -8,9 +8,9 @@ interval misses the true gain is at most α, whatever rule stops a row (decided,
 `family` rows sharing the error (Bonferroni), it is at most α over all of them together.
 
 The split: linear alpha spending in the information fraction, α_j = α·(n_j − n_{j−1})/n_J, unless
-shares are given. A row is decided when its interval clears zero (better or worse) or lies inside
-[−δ, +δ] (equivalent within δ: two one-sided tests, Schuirmann 1987); otherwise it stays open and
-gets the next look's seeds.
+shares are given. A row is decided when its interval lies inside [−δ, +δ] (equivalent within δ: two
+one-sided tests, Schuirmann 1987; also when it clears zero by less than δ), else when it clears zero
+(better or worse); otherwise it stays open and gets the next look's seeds.
 """
 
 from __future__ import annotations
@@ -100,9 +100,10 @@ def verdicts(gains: np.ndarray, design: LookDesign, look: int) -> tuple[np.ndarr
     lows, highs = means - half, means + half
     margin = design.equivalence_points or 0.0
     verdict = np.full(len(gains), "open", dtype=object)
-    verdict[(highs <= margin) & (lows >= -margin) & (margin > 0)] = "equivalent"
     verdict[lows > 0] = "better"
     verdict[highs < 0] = "worse"
+    # inside the margin is what a practitioner acts on, also when the interval clears zero by less
+    verdict[(highs <= margin) & (lows >= -margin) & (margin > 0)] = "equivalent"
     return verdict, means, lows, highs
 
 
