@@ -44,7 +44,7 @@ def test_a_backbone_named_alone_in_conf_local_validates_over_the_base_conf(tmp_p
     loader = settings.CONFIG_LOADER_CLASS(conf_source=str(conf), **settings.CONFIG_LOADER_ARGS)
     pretrain = PretrainParams.model_validate(loader["parameters"]["pretrain"])
     assert pretrain.architecture.name == "resnet18" and pretrain.architecture.widths is None
-    assert pretrain.training.epochs == 8  # the base's other settings still apply
+    assert pretrain.training.epochs == 6  # the base's other settings still apply
 
 
 def test_parameters_are_read_once_per_loader_and_again_for_a_new_one(monkeypatch):

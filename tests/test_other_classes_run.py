@@ -19,7 +19,7 @@ def latest(project: Path, relative: str) -> Path:
 
 def test_a_folder_of_other_classes_runs_to_its_report_without_tradaboost(tmp_path):
     project = copy_project(tmp_path)
-    write_photos(project / "data/01_raw/photos", per_class=16, seed=2)  # cat, dog, owl: not digits
+    write_photos(project / "data/01_raw/photos", per_class=40, seed=2)  # cat, dog, owl: not digits
     rewrite(
         project / "conf/base/parameters_ingest.yml",
         "ingest",

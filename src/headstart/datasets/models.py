@@ -13,6 +13,8 @@ from safetensors import SafetensorError
 from headstart.datasets.versioned_files import VersionedFileDataset
 from headstart.ml.models.stored import StoredModel
 
+NO_MODELS = "no_models.json"  # the one file of a version saved empty, so it loads as {} (not as deleted)
+
 
 class ModelDataset(VersionedFileDataset):
     """Loads and saves `dict[name, StoredModel]`. With `missing_ok`, loading before any version
@@ -27,6 +29,8 @@ class ModelDataset(VersionedFileDataset):
             return None
         folder = self._load_path()
         weights = sorted(self._fs.glob(f"{folder}/*.safetensors"))
+        if not weights and self._fs.exists(f"{folder}/{NO_MODELS}"):  # saved empty: none was made
+            return {}
         if not weights:
             raise DatasetError(f"{folder}: no model files (*.safetensors) in this version; it was deleted or emptied")
         models = {}
@@ -47,7 +51,7 @@ class ModelDataset(VersionedFileDataset):
         files = {}
         for name, model in data.items():
             files[f"{name}.safetensors"], files[f"{name}.json"] = model.encode()
-        self._write_atomically(files)
+        self._write_atomically(files or {NO_MODELS: b"{}"})  # e.g. a strategy not applicable to the task
 
     def preview(self) -> dict[str, Any]:
         """Kedro-Viz: each model's architecture config and parameter count."""

@@ -43,8 +43,6 @@ class VersionedFileDataset(AbstractVersionedDataset):
         final = self._save_path()
         partial = f"{final}.partial"
         try:
-            if not files:  # an empty version (e.g. no model: a strategy not applicable to the task)
-                self._fs.makedirs(partial, exist_ok=True)
             for name, content in files.items():
                 path = f"{partial}/{name}" if name else partial
                 self._fs.makedirs(str(PurePosixPath(path).parent), exist_ok=True)

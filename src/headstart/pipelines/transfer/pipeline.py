@@ -91,12 +91,12 @@ def strategy_template(strategy: str) -> Pipeline:
     )
 
 
-def cost_nodes(names: list[str]) -> list[Node]:
-    """The estimate of every strategy's trainings (it reads the images any of them uses), and its check."""
+def comparison_inputs(names: list[str]) -> dict[str, str]:
+    """What the nodes over every strategy read: the splits, the parameters, the images any strategy uses
+    and, when one names an advise candidate, the candidates."""
     used = sorted({image_set for name in names for image_set in images_used(name)})
     sourced = any(source_of(name) != "source_model" for name in names)
-    candidates = {"source_candidates": "source_candidates"} if sourced else {}
-    inputs = {
+    return {
         "source_model": "source_model",
         "target_train": "target_train",
         "target_validation": "target_validation",
@@ -104,8 +104,13 @@ def cost_nodes(names: list[str]) -> list[Node]:
         "transfer": "params:transfer",
         "runtime": "params:runtime",
         **{name: name for name in used},
-        **candidates,  # checked before any training: every source a strategy names exists
+        **({"source_candidates": "source_candidates"} if sourced else {}),
     }
+
+
+def cost_nodes(names: list[str]) -> list[Node]:
+    """The estimate of every strategy's trainings (it reads the images any of them uses), and its check."""
+    inputs = comparison_inputs(names)  # with the source candidates: every source a strategy names exists
     return [
         Node(estimate_cost, inputs, ["transfer_cost_table", "transfer_cost"], name="estimate_cost"),
         Node(
@@ -132,22 +137,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     first_look = node_reading_strategies(
         gather_first_look, [f"{s}.test_evaluation" for s in names], "transfer_first_look", "gather_first_look"
     )
-    used = sorted({image_set for name in names for image_set in images_used(name)})
-    sourced = any(source_of(name) != "source_model" for name in names)
     later = Node(
         run_later_looks,
-        {
-            "source_model": "source_model",
-            "target_train": "target_train",
-            "target_validation": "target_validation",
-            "target_test": "target_test",
-            "transfer": "params:transfer",
-            "runtime": "params:runtime",
-            "first_look": "transfer_first_look",
-            "cost_checked": "transfer_cost_checked",
-            **{name: name for name in used},
-            **({"source_candidates": "source_candidates"} if sourced else {}),
-        },
+        {**comparison_inputs(names), "first_look": "transfer_first_look", "cost_checked": "transfer_cost_checked"},
         ["transfer_later_look_models", "transfer_looks", "transfer_later_look_runs"],  # models stored first
         name="run_later_looks",
     )
