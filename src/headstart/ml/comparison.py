@@ -239,10 +239,6 @@ def duration(new_seeds: Sequence[int], state: LookState, row: str) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def minutes(seconds: float) -> float:
-    return seconds / 60 if math.isfinite(seconds) else math.inf
-
-
 def budget_clock(budget_minutes: float | None, started: float | None) -> Callable[[], float]:
     """Wall seconds left of the budget, counted from `started` (time.time() when the first look was
     checked); inf without a budget."""

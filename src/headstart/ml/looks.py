@@ -115,16 +115,6 @@ def decide(gains: Sequence[float], design: LookDesign, look: int) -> Decision:
     )
 
 
-def look_at(n: int, design: LookDesign) -> int | None:
-    """The index of the look with exactly `n` seeds, or None."""
-    return design.looks.index(n) if n in design.looks else None
-
-
-def decide_rows(gains: dict[str, Sequence[float]], design: LookDesign, look: int) -> dict[str, Decision]:
-    """Every row's decision at look index `look`, from its paired gains over the seeds it has."""
-    return {row: decide(values, design, look) for row, values in gains.items()}
-
-
 def simulate(
     design: LookDesign, true_gains: Sequence[float], spread: float, replications: int, seed: int = 0
 ) -> dict[str, object]:
