@@ -247,17 +247,28 @@ def test_default_run_compares_multitask_methods_with_single_task_networks_on_par
     assert list(train.labels) == ["left", "right"]
     assert (train.labels["right"] == -1).float().mean().item() == pytest.approx(0.3)  # conf/test hides 30%
     comparison = pd.read_csv(latest(project, "data/08_reporting/multitask_comparison.csv"))
-    assert list(comparison["method"]) == [
-        "single_task",
-        "hard_equal",
-        "hard_uncertainty",
-        "hard_gradnorm",
-        "hard_pcgrad",
-        "hard_upgrad",
-        "hard_famo",
-        "soft",
-    ]
+    assert sorted(comparison["method"]) == sorted(
+        [
+            "single_task",
+            "hard_equal",
+            "hard_uncertainty",
+            "hard_gradnorm",
+            "hard_pcgrad",
+            "hard_upgrad",
+            "hard_famo",
+            "soft",
+        ]
+    )
+    assert list(comparison["delta_p"]) == sorted(comparison["delta_p"], reverse=True)  # sorted by gain
+    # the planned looks (conf/test: seeds 0–2, looks at 2 and 3): decided methods stop at 2 seeds
+    looks = json.loads(latest(project, "data/08_reporting/multitask_looks.json").read_text())
     rows = comparison.set_index("method")
+    for method, decision in looks["decisions"].items():
+        assert rows.loc[method, "verdict"] == decision["verdict"]
+        assert rows.loc[method, "seeds"] == looks["seeds_trained"][method] == (3 if decision["look"] == 2 else 2)
+    assert rows.loc["single_task", "verdict"] == "baseline" and rows.loc["single_task", "seeds"] == 3
+    log = (project / "default_run.log").read_text()
+    assert log.index("Cost of the multi-task comparison's first look") < log.index("Multi-task: single_task trained")
     assert (
         rows.loc["single_task", "delta_m"] == 0
         and rows.loc["single_task", "parameters"] == rows.loc["soft", "parameters"]
@@ -273,7 +284,7 @@ def test_default_run_compares_multitask_methods_with_single_task_networks_on_par
         for r in mlflow_runs(project)
         if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id and r.data.tags.get("study") == "multitask"
     ]
-    assert len(runs) == 8 * 2  # methods × seeds
+    assert len(runs) == sum(looks["seeds_trained"].values())  # methods × the seeds each got
     single = next(r for r in runs if r.data.tags["mlflow.runName"] == "multitask single_task seed 0")
     assert {
         "left.test_accuracy",
@@ -297,6 +308,9 @@ def test_the_multitask_sweeps_measure_each_point_against_its_own_single_task_net
     ]  # conf/test: × 0.5 and × 2 of widths [4, 8]
     rows = capacity.set_index(["width_multiplier", "method"])
     assert rows.loc[(2.0, "hard_equal"), "parameters"] > rows.loc[(0.5, "hard_equal"), "parameters"]
+    assert set(capacity["verdict"]) <= {"baseline", "better", "worse", "equivalent", "open"}  # each point's looks
+    printed = result.stdout + result.stderr
+    assert printed.index("Cost of the capacity sweep's first looks") < printed.index("Multi-task capacity sweep")
     assert (capacity[capacity["method"] == "single_task"]["delta_m"] == 0).all()
     labels = pd.read_csv(latest(project, "data/08_reporting/multitask_labels_tasks_sweep.csv"))
     points = labels.drop_duplicates(["labels_per_task", "tasks", "trunk"])

@@ -4,6 +4,7 @@ so a wrong type, range or unknown key stops `kedro run` with a message naming th
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,12 +23,13 @@ from headstart.ml.metrics import baseline_order
 from headstart.ml.models import LIBRARIES, check_model_name, library_of
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.multitask import WEIGHTINGS, LossWeighting
+from headstart.ml.multitask import WEIGHTINGS, LossWeighting, method_config
 from headstart.ml.multitask_sweeps import SweepRun, equal_weighting_of, single_task_baseline
 from headstart.ml.pretraining import SourceRecipe
 from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES, StrategyChoice, StrategyConfig, TargetTask
 from headstart.ml.studies import SweepArm
 from headstart.ml.transfer import TransferSpec
+from headstart.ml.workers import resolve_workers
 
 # A path in conf; relative paths are resolved against the project root, whatever the working directory.
 ProjectPath = Annotated[str, AfterValidator(configured.resolve)]
@@ -396,19 +398,12 @@ class StrategyParams(StrategyChoice, TransferSpec):
         )
 
 
-class TransferParams(Settings):
-    seeds: list[int] = Field([0, 1, 2], min_length=1)  # every strategy trains once per seed, paired by seed
-    # The same tuning for every strategy, the baseline included: each multiplier of the learning
-    # rates (C for a linear classifier) is tried over all seeds, and the one with the best mean
-    # validation accuracy is kept. The test split plays no part in the choice.
-    lr_scales: list[Annotated[float, Field(gt=0)]] = Field([1.0], min_length=1)
-    # Successive halving's η over each strategy's grid (headstart.ml.racing): every candidate trains
-    # 1/η^s of the epochs, the best 1/η go on, ...; null: every candidate trains to the end.
-    racing_eta: int | None = Field(3, ge=2)
-    baseline: str = "scratch"  # the same architecture from random init
-    # Classical references on the raw pixels, trained on the same labels, tuned on the same
-    # validation labels and seeds; with the baseline they make the rows every gain is read against.
-    reference_baselines: list[str] = ["pixels_logistic", "pixels_knn"]
+class PlannedLooksParams(Settings):
+    """The planned looks over a comparison's `seeds` (headstart.ml.looks), declared once for the transfer
+    and the multi-task comparisons; a row's gain is in the comparison's unit (points of accuracy for
+    transfer, percent −Δm for multi-task)."""
+
+    seeds: list[int] = Field([0, 1, 2], min_length=1)  # every row trains once per seed, paired by seed
     confidence: float = Field(0.95, gt=0, lt=1)  # 1 − α: the error α is split over the planned looks
     # Planned looks (headstart.ml.looks): the seeds every row has at each look, taken from `seeds` in order
     # (e.g. [3, 5, 10]); a row whose gain over the best baseline is decided stops, open rows get the next
@@ -417,28 +412,11 @@ class TransferParams(Settings):
     # Whose error α is: each row's over its looks (per_comparison), or all rows' together (family_wise:
     # Bonferroni over the rows compared with the best baseline).
     error_control: Literal["per_comparison", "family_wise"] = "per_comparison"
-    # A gain whose whole interval lies within ±this many points is decided "equivalent"; null: never.
+    # A gain whose whole interval lies within ±this much (the gain's unit) is decided "equivalent"; null: never.
     equivalence_points: float | None = Field(None, gt=0)
-    # The models the catalog stores per strategy: every seed's, or only the seed with the best validation
-    # accuracy (a third of the disk with three seeds). Only the kept tuning candidate's seeds are ever stored.
-    keep_models: Literal["every_seed", "best_seed"] = "every_seed"
-    strategies: dict[str, StrategyParams]
-    # Strategies defined above but not run, e.g. tradaboost on a target whose classes are not the source's
-    # (a task of the suite); the baselines always run.
-    leave_out: list[str] = []
 
     @model_validator(mode="after")
-    def _has_its_baselines(self) -> TransferParams:
-        missing = [name for name in self.baselines if name not in self.strategies]
-        if missing:
-            raise ValueError(
-                f"baseline(s) {', '.join(missing)} not among the strategies ({', '.join(self.strategies)})"
-            )
-        unknown = [name for name in self.leave_out if name not in self.strategies]
-        if unknown:
-            raise ValueError(f"leave_out: {', '.join(unknown)} not among the strategies (edit leave_out with them)")
-        if set(self.leave_out) & set(self.baselines):
-            raise ValueError(f"leave_out: {', '.join(set(self.leave_out) & set(self.baselines))} are baselines")
+    def _looks_rise(self) -> PlannedLooksParams:
         if self.looks is not None and self.looks != sorted(set(self.looks)):
             raise ValueError(f"looks: {self.looks} must rise")
         return self
@@ -463,6 +441,41 @@ class TransferParams(Settings):
             control=self.error_control,
             family=max(1, rows),
         )
+
+
+class TransferParams(PlannedLooksParams):
+    # The same tuning for every strategy, the baseline included: each multiplier of the learning
+    # rates (C for a linear classifier) is tried over all seeds, and the one with the best mean
+    # validation accuracy is kept. The test split plays no part in the choice.
+    lr_scales: list[Annotated[float, Field(gt=0)]] = Field([1.0], min_length=1)
+    # Successive halving's η over each strategy's grid (headstart.ml.racing): every candidate trains
+    # 1/η^s of the epochs, the best 1/η go on, ...; null: every candidate trains to the end.
+    racing_eta: int | None = Field(3, ge=2)
+    baseline: str = "scratch"  # the same architecture from random init
+    # Classical references on the raw pixels, trained on the same labels, tuned on the same
+    # validation labels and seeds; with the baseline they make the rows every gain is read against.
+    reference_baselines: list[str] = ["pixels_logistic", "pixels_knn"]
+    # The models the catalog stores per strategy: every seed's, or only the seed with the best validation
+    # accuracy (a third of the disk with three seeds). Only the kept tuning candidate's seeds are ever stored.
+    keep_models: Literal["every_seed", "best_seed"] = "every_seed"
+    strategies: dict[str, StrategyParams]
+    # Strategies defined above but not run, e.g. tradaboost on a target whose classes are not the source's
+    # (a task of the suite); the baselines always run.
+    leave_out: list[str] = []
+
+    @model_validator(mode="after")
+    def _has_its_baselines(self) -> TransferParams:
+        missing = [name for name in self.baselines if name not in self.strategies]
+        if missing:
+            raise ValueError(
+                f"baseline(s) {', '.join(missing)} not among the strategies ({', '.join(self.strategies)})"
+            )
+        unknown = [name for name in self.leave_out if name not in self.strategies]
+        if unknown:
+            raise ValueError(f"leave_out: {', '.join(unknown)} not among the strategies (edit leave_out with them)")
+        if set(self.leave_out) & set(self.baselines):
+            raise ValueError(f"leave_out: {', '.join(set(self.leave_out) & set(self.baselines))} are baselines")
+        return self
 
     def cost_plans(self, runtime: RuntimeParams, train: int, validation: int, test: int) -> list[cost.Plan]:
         """The comparison's trainings as headstart.ml.cost prices them: each compared strategy's grid × seeds."""
@@ -648,14 +661,13 @@ def source_trunk(source_config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in source_config.items() if k not in ("num_classes", "head_hidden")}
 
 
-class MultitaskParams(Settings):
+class MultitaskParams(PlannedLooksParams):
     data: MultitaskDataParams
     missing_labels: MissingLabelsParams | None = None
     trunk: TrunkParams = TrunkParams()
     head_depth: int = Field(1, ge=1)  # layers per task head
     head_width: int = Field(64, ge=1)
     methods: dict[str, MultitaskMethodParams]
-    seeds: list[int] = Field([0, 1, 2], min_length=1)
     training: TrainingParams = TrainingParams()
     lr_scales: list[float] = Field([1.0], min_length=1)  # every method's grid of rate multipliers
     racing_eta: int | None = Field(None, ge=2)  # successive halving over each grid; null: every candidate to the end
@@ -707,10 +719,9 @@ class LabelsTasksSweepParams(Settings):
     seed: int = 0
 
 
-class MultitaskSweepsParams(Settings):
+class MultitaskSweepsParams(PlannedLooksParams):
     # by name from multitask.methods (so each is defined once); exactly one single_task among them
     methods: list[str] = Field(["single_task", "hard_equal", "hard_famo"], min_length=2)
-    seeds: list[int] = Field([0, 1, 2], min_length=1)
     lr_scales: list[float] = Field([1.0], min_length=1)  # each method's grid at every point (raced as multitask's)
     training: TrainingParams | None = None  # null: multitask.training
     capacity: CapacitySweepParams = CapacitySweepParams()
@@ -739,11 +750,14 @@ class MultitaskSweepsParams(Settings):
             head={"head_depth": multitask.head_depth, "head_width": multitask.head_width},
             seeds=self.seeds,
             budget=budget,
-            config_for=lambda seed, setting: TrainConfig.of(budget, runtime, seed, setting["lr_scale"]),
+            config_for=partial(method_config, budget, runtime),
             lr_scales=self.lr_scales,
             racing_eta=multitask.racing_eta,
             checkpoint_dir=Path(runtime.checkpoint_dir),
             device=runtime.device,
+            design=self.look_design(len(self.methods) - 1),
+            processes=resolve_workers(runtime.workers, runtime.device),
+            budget_minutes=runtime.time_budget_minutes,
         )
 
     def trunks(

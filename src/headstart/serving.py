@@ -14,7 +14,7 @@ uint8 array goes through `image_frame`, which encodes it as PNG. Output: `predic
 from __future__ import annotations
 
 import tempfile
-from importlib.metadata import version
+from importlib.metadata import requires
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import headstart
 from headstart.ml.models.stored import StoredModel
@@ -29,7 +31,37 @@ from headstart.ml.prediction import ImageClassifier, ImageLike, encode_png
 
 MODEL_CODE = Path(__file__).with_name("served_model.py")
 IMAGE_COLUMN = "image"
-RUNTIME_PACKAGES = ("mlflow", "torch", "torchvision", "safetensors", "pillow", "pandas", "scikit-learn", "scipy")
+# headstart's dependencies that the served model loads: served_model.py, this module and the headstart.ml
+# modules they import (timm's only when a timm model is built; scipy through scikit-learn). numpy, which
+# the project does not pin, comes with pandas and scikit-learn.
+SERVED_DISTRIBUTIONS = (
+    "mlflow",
+    "torch",
+    "torchvision",
+    "timm",
+    "safetensors",
+    "pydantic",
+    "pillow",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "tqdm",
+)
+
+
+def served_requirements() -> list[str]:
+    """The served model's pip requirements, pinned as pyproject.toml pins headstart's own dependencies
+    (read from the installed distribution), so a model is served with the packages it was made and
+    tested with, and a timm model can be rebuilt there."""
+    pinned = {}
+    for line in requires("headstart") or []:
+        requirement = Requirement(line)
+        if requirement.marker is None:  # the extras (test, viz, ...) carry `extra == ...`
+            pinned[canonicalize_name(requirement.name)] = str(requirement)
+    missing = [name for name in SERVED_DISTRIBUTIONS if name not in pinned]
+    if missing:
+        raise RuntimeError(f"pyproject.toml does not pin {', '.join(missing)}, which the served model loads")
+    return [pinned[name] for name in SERVED_DISTRIBUTIONS]
 
 
 def image_frame(images: list[ImageLike]) -> pd.DataFrame:
@@ -83,7 +115,7 @@ def log_image_classifier(
             code_paths=[str(Path(headstart.__file__).parent)],
             signature=signature([str(c) for c in stored.info["classes"]]),
             input_example=image_frame([example_image]),
-            pip_requirements=[f"{package}=={version(package)}" for package in RUNTIME_PACKAGES],
+            pip_requirements=served_requirements(),
             registered_model_name=registered_model_name,
         )
 

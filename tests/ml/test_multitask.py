@@ -6,10 +6,10 @@ import torch
 from headstart.ml.models.multitask import HardSharingModel, SoftSharingModel
 from headstart.ml.multitask import (
     WEIGHTINGS,
+    MethodRecipe,
     MultiTaskObjective,
     evaluate_multitask,
     masked_losses,
-    tune_and_train_method,
 )
 from headstart.ml.racing import setting_text
 from headstart.ml.training import TrainConfig, fit
@@ -177,7 +177,7 @@ def test_famo_follows_its_update_rule():
 def test_tuning_races_each_part_on_validation_keeps_its_best_and_leaves_no_checkpoint(tmp_path, sharing):
     images, labels = two_task_data(48, hidden_fraction=0.0)
     grid = [{"lr_scale": 0.01}, {"lr_scale": 1.0}, {"lr_scale": 3.0}]
-    tuned = tune_and_train_method(
+    recipe = MethodRecipe(
         sharing,
         lambda setting, tasks, seed: WEIGHTINGS["fixed"](tasks),
         lambda setting: 0.0,
@@ -186,7 +186,6 @@ def test_tuning_races_each_part_on_validation_keeps_its_best_and_leaves_no_check
         {"head_depth": 1, "head_width": 8},
         (images, labels),
         (images, labels),
-        [0, 1],
         lambda seed, setting: TrainConfig(
             epochs=3,
             batch_size=8,
@@ -200,6 +199,7 @@ def test_tuning_races_each_part_on_validation_keeps_its_best_and_leaves_no_check
         checkpoint_dir=tmp_path,
         name="m",
     )
+    tuned = recipe.tune([0, 1])
     parts = ["left", "right"] if sharing == "single_task" else ["all"]
     assert list(tuned.tuning) == parts
     assert sorted((n.info["part"], n.info["seed"]) for n in tuned.networks) == sorted(

@@ -16,6 +16,7 @@ from headstart.ml.reports import (
     multitask_report,
     multitask_verdict,
     verdict,
+    with_decisions,
 )
 from tests.ml.test_metrics import results
 
@@ -42,22 +43,36 @@ def test_multitask_report_states_its_protocol_and_sign_conventions_before_the_ta
     curves = pd.DataFrame(
         {"method": ["single"] * 7, "epoch": range(1, 8), "validation_accuracy": [0.2, 0.5, 0.7, 0.8, 0.8, 0.79, 0.8]}
     )
+    comparison = with_decisions(
+        comparison, {"hard": decision("better", 1.25, 0.5, 2.0)}, key="method", gain="delta_p", reference="baseline"
+    )
     report = multitask_report(
-        comparison, curves, "multi_digits", images(20), images(6), images(10), [0, 1, 2], 7, "single", [0.3, 1.0], 3
+        comparison,
+        LOOKS,
+        curves,
+        "multi_digits",
+        images(20),
+        images(6),
+        images(10),
+        [0, 1, 2],
+        7,
+        "single",
+        [0.3, 1.0],
+        3,
     )
     assert report.startswith("# Multi-task methods against single-task networks\n\n## Verdict\n\nWith 20 training")
-    assert "Better, the interval clear of zero: `hard`" in report
+    assert "Better than it: `hard` (+1.2% [+0.5, +2.0], 95%, n = 3, look 1)" in report
     assert report.index("## Verdict") < report.index("## Protocol") < report.index("## Results")
     data = "- Data (multi_digits): train 20, validation 6, test 10 images, each labelled for every task (left, right)"
     assert data in report
-    assert "n = 3 seeds (0, 1, 2)" in report and "(7 epochs at most)" in report
+    assert "Planned looks at 3 seeds." in report and "(7 epochs at most)" in report
     assert "the rates times 0.3, 1" in report and "successive halving (η = 3" in report
     assert (
         "`single`'s mean validation accuracy peaks at epoch 4 of 7 (0.800); over its last 5 epochs it spans 0.700–0.800"
         in report
     )
     assert "against `single`, in %, **positive = worse**" in report
-    assert report.index("## Results") < report.index("| method") and "| hard     |       3 |    -1.250 |" in report
+    assert report.index("## Results") < report.index("| method") and "| hard     |       3 | better    |" in report
     assert report.endswith("|\n")
 
 
@@ -279,20 +294,38 @@ def test_the_learning_curve_opens_with_one_verdict_per_budget_in_the_order_of_la
     assert "Indistinguishable from it (the interval spans zero): `finetune`" in lines[1]
 
 
-def test_the_multitask_verdict_reads_delta_p_against_the_single_task_networks():
-    def method(name, delta_p, low, high):
-        return {"method": name, "seeds": 3, "delta_p": delta_p, "delta_p_ci_low": low, "delta_p_ci_high": high}
+LOOKS = {"design": "Planned looks at 3 seeds.", "looks": [{"seeds": 3, "cut": []}]}
+
+
+def decision(verdict, gain, low, high, why=""):
+    return {
+        "verdict": verdict,
+        "seeds": 3,
+        "look": 1,
+        "gain_percent": gain,
+        "low": low,
+        "high": high,
+        "confidence": 0.95,
+        "open_because": why,
+    }
+
+
+def test_the_multitask_verdict_reads_the_looks_decisions_on_delta_p_against_the_single_task_networks():
+    def method(name, delta_p):
+        return {"method": name, "seeds": 3, "delta_p": delta_p}
 
     table = pd.DataFrame(
-        [
-            method("single_task", 0.0, 0.0, 0.0),
-            method("uncertainty", 1.2, 0.3, 2.1),
-            method("equal", -2.0, -3.0, -1.0),
-            method("pcgrad", 0.1, -0.5, 0.7),
-        ]
+        [method("single_task", 0.0), method("uncertainty", 1.2), method("equal", -2.5), method("pcgrad", 0.1)]
     )
-    text = multitask_verdict(table, "single_task", "2000 training + 500 validation images", 0.95)
-    assert "Better, the interval clear of zero: `uncertainty` (+1.2 % [+0.3, +2.1])" in text
-    assert "(negative transfer between the tasks): `equal` (-2.0 % [-3.0, -1.0])" in text
-    assert "Indistinguishable from it (the interval spans zero): `pcgrad` (+0.1 % [-0.5, +0.7])" in text
+    decisions = {
+        "uncertainty": decision("better", 1.2, 0.3, 2.1),
+        "equal": decision("worse", -2.5, -3.0, -1.0),
+        "pcgrad": decision("open", 0.1, -2.5, 2.7, "seeds ran out at n = 3"),
+    }
+    table = with_decisions(table, decisions, key="method", gain="delta_p", reference="baseline")
+    assert list(table["method"]) == ["uncertainty", "pcgrad", "single_task", "equal"]  # by Δp
+    text = multitask_verdict(table, LOOKS, "single_task", "2000 training + 500 validation images")
+    assert "Better than it: `uncertainty` (+1.2% [+0.3, +2.1], 95%, n = 3, look 1)" in text
+    assert "Worse than it (negative transfer against it): `equal` (-2.5% [-3.0, -1.0]" in text
+    assert "Open: `pcgrad` (+0.1% [-2.5, +2.7], 95%, n = 3, look 1; seeds ran out at n = 3)" in text
     assert "`single_task` (+" not in text and "`single_task` (-" not in text

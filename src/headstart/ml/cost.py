@@ -43,7 +43,7 @@ import torch
 from headstart.ml.data.images import select
 from headstart.ml.errors import CostLimitError
 from headstart.ml.models import build_model
-from headstart.ml.racing import rung_epochs
+from headstart.ml.racing import raced_epochs
 from headstart.ml.strategies import (
     StrategyConfig,
     TargetTask,
@@ -110,14 +110,9 @@ class Plan:
         """The share of the whole grid's epochs that racing trains (1 without racing, or for a procedure
         that is not raced): every candidate to the first rung, the survivors of each rung to the next."""
         training, count = self.candidates[0].training, len(self.candidates)
-        epochs = training.epochs
         if self.candidates[0].procedure != "fit" or not self.racing_eta:
             return 1.0
-        alive, trained, done = count, 0, 0
-        for budget in rung_epochs(epochs, count, self.racing_eta, training.min_epochs):
-            trained, done = trained + alive * (budget - done), budget
-            alive = max(1, math.ceil(alive / self.racing_eta))
-        return (trained + alive * (epochs - done)) / (count * epochs)
+        return raced_epochs(training.epochs, count, self.racing_eta, training.min_epochs) / (count * training.epochs)
 
 
 @dataclass(frozen=True)

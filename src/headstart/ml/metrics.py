@@ -154,6 +154,26 @@ def prefix_test_metrics(metrics: dict[str, float]) -> dict[str, float]:
 HIGHER_IS_BETTER = ("accuracy", "macro_f1")
 
 
+def relative_changes(results: pd.DataFrame, method: str, baseline: str) -> dict[int, tuple[float, float]]:
+    """Per seed both rows share, `method`'s (Δm, Δp) against `baseline`'s run of that seed (see
+    `compare_multitask`): the paired values an interval over seeds, or a planned look, reads."""
+    reference = results[results["method"] == baseline].set_index(["seed", "task"])
+    indexed = results[results["method"] == method].set_index(["seed", "task"])
+    tasks = list(dict.fromkeys(results["task"]))
+    changes = {}
+    for seed in sorted(set(indexed.index.get_level_values(0)) & set(reference.index.get_level_values(0))):
+        per_task = {
+            task: [
+                100 * (indexed.loc[(seed, task), m] - reference.loc[(seed, task), m]) / reference.loc[(seed, task), m]
+                for m in HIGHER_IS_BETTER
+            ]
+            for task in tasks
+        }
+        delta_m = -float(np.mean([c for task_changes in per_task.values() for c in task_changes]))
+        changes[int(seed)] = (delta_m, float(np.mean([np.mean(c) for c in per_task.values()])))
+    return changes
+
+
 def compare_multitask(
     results: pd.DataFrame, baseline: str, confidence: float = 0.95, cost_reference: str | None = None
 ) -> pd.DataFrame:
@@ -164,24 +184,12 @@ def compare_multitask(
     Δp (LibMTL): each task's mean relative change (positive = better), averaged over tasks.
     Both per seed, paired with the baseline's run of that seed, then a t-interval over seeds.
     `step_cost`: a method's seconds per epoch over `cost_reference`'s (equal weighting's, say)."""
-    reference = results[results["method"] == baseline].set_index(["seed", "task"])
     tasks = list(dict.fromkeys(results["task"]))
     rows = []
     for method, group in results.groupby("method", sort=False):
-        indexed = group.set_index(["seed", "task"])
-        delta_m, delta_p = [], []
-        for seed in sorted(set(indexed.index.get_level_values(0)) & set(reference.index.get_level_values(0))):
-            changes = {
-                task: [
-                    100
-                    * (indexed.loc[(seed, task), m] - reference.loc[(seed, task), m])
-                    / reference.loc[(seed, task), m]
-                    for m in HIGHER_IS_BETTER
-                ]
-                for task in tasks
-            }
-            delta_m.append(-np.mean([c for task_changes in changes.values() for c in task_changes]))
-            delta_p.append(np.mean([np.mean(task_changes) for task_changes in changes.values()]))
+        changes = relative_changes(results, method, baseline)
+        delta_m = [c[0] for c in changes.values()]
+        delta_p = [c[1] for c in changes.values()]
         row: dict = {"method": method, "seeds": group["seed"].nunique()}
         for task in tasks:
             mean, low, high = t_interval(group[group["task"] == task]["accuracy"], confidence)

@@ -433,6 +433,12 @@ def train_method(
     return trained
 
 
+def method_config(training, execution, seed: int, setting: dict[str, float]) -> TrainConfig:
+    """A method's training at one seed and candidate setting, with no bar of its own (the grid's one line
+    counts the methods); module-level, so a worker process unpickles it (with functools.partial)."""
+    return TrainConfig.of(training, execution, seed, setting["lr_scale"]).model_copy(update={"progress": False})
+
+
 def method_parts(sharing: str, classes: dict[str, int]) -> dict[str, list[str]]:
     """A method's networks by part: one per task for `single_task`, else one (`all`) for every task."""
     return {task: [task] for task in classes} if sharing == "single_task" else {"all": list(classes)}
@@ -468,55 +474,80 @@ def tune_method(
     return TunedMethod(kept, tuning)
 
 
-def tune_and_train_method(
-    sharing: str,
-    make_weighting: Callable[[dict[str, float], list[str], int], LossWeighting],
-    penalty: Callable[[dict[str, float]], float],
-    trunk: dict,
-    classes: dict[str, int],
-    head: dict,
-    train: tuple[torch.Tensor, dict[str, torch.Tensor]],
-    validation: tuple[torch.Tensor, dict[str, torch.Tensor]],
-    seeds: list[int],
-    config_for: Callable[[int, dict[str, float]], TrainConfig],
-    grid: list[dict[str, float]],
-    eta: int | None,
-    source_state: dict[str, torch.Tensor] | None = None,
-    checkpoint_dir: Path | None = None,
-    name: str = "method",
-) -> TunedMethod:
-    """`train_method` for every candidate setting of `grid` (its rates' multiplier, its weighting's or
-    penalty's own values), raced per part on validation (`tune_method`); the kept networks returned."""
+@dataclass(frozen=True)
+class MethodRecipe:
+    """Everything that trains one multi-task method but its seeds: picklable, so a worker process runs
+    it (headstart.ml.workers). `make_weighting(setting, tasks, seed)` and `penalty(setting)` read a
+    candidate setting of `grid` (its rates' multiplier, its weighting's or penalty's own values)."""
 
-    def checkpoint_name(setting):
-        return f"{name}-{setting_text(setting)}".replace(", ", "-").replace("=", "")
+    sharing: str
+    make_weighting: Callable[[dict[str, float], list[str], int], LossWeighting]
+    penalty: Callable[[dict[str, float]], float]
+    trunk: dict
+    classes: dict[str, int]
+    head: dict
+    train: tuple[torch.Tensor, dict[str, torch.Tensor]]
+    validation: tuple[torch.Tensor, dict[str, torch.Tensor]]
+    config_for: Callable[[int, dict[str, float]], TrainConfig]
+    grid: list[dict[str, float]]
+    eta: int | None
+    source_state: dict[str, torch.Tensor] | None = None
+    checkpoint_dir: Path | None = None
+    name: str = "method"
 
-    def train_candidate(setting, part, pause_after, scratch):
+    @property
+    def parts(self) -> list[str]:
+        return list(method_parts(self.sharing, self.classes))
+
+    def _checkpoint_name(self, setting: dict[str, float]) -> str:
+        return f"{self.name}-{setting_text(setting)}".replace(", ", "-").replace("=", "")
+
+    def train_setting(
+        self, setting: dict[str, float], part: str, seeds: list[int], pause_after: int | None, scratch: Path
+    ) -> list[TrainedNetwork]:
+        """Every seed of one part at one candidate setting (paused after `pause_after` epochs, if given)."""
         return train_method(
-            sharing,
-            lambda tasks, seed: make_weighting(setting, tasks, seed),
-            penalty(setting),
-            trunk,
-            classes,
-            head,
-            train,
-            validation,
+            self.sharing,
+            lambda tasks, seed: self.make_weighting(setting, tasks, seed),
+            self.penalty(setting),
+            self.trunk,
+            self.classes,
+            self.head,
+            self.train,
+            self.validation,
             seeds,
-            lambda seed: config_for(seed, setting).model_copy(update={"pause_after": pause_after}),
-            source_state,
-            checkpoint_dir or scratch,
-            checkpoint_name(setting),
+            lambda seed: self.config_for(seed, setting).model_copy(update={"pause_after": pause_after}),
+            self.source_state,
+            self.checkpoint_dir or scratch,
+            self._checkpoint_name(setting),
             parts=[part],
         )
 
-    def forget(setting, part):  # a cut candidate's paused checkpoints
-        if checkpoint_dir is not None:
-            for path in checkpoint_dir.glob(f"multitask-{checkpoint_name(setting)}-{part}-seed*.pt"):
-                path.unlink(missing_ok=True)
+    def tune(self, seeds: list[int]) -> TunedMethod:
+        """Every candidate of `grid` over `seeds`, raced per part on validation (`tune_method`); the kept
+        networks returned."""
 
-    parts = list(method_parts(sharing, classes))
-    first = config_for(seeds[0], grid[0])
-    return tune_method(grid, train_candidate, parts, first.epochs, eta, forget, first.min_epochs)
+        def forget(setting, part):  # a cut candidate's paused checkpoints
+            if self.checkpoint_dir is not None:
+                pattern = f"multitask-{self._checkpoint_name(setting)}-{part}-seed*.pt"
+                for path in self.checkpoint_dir.glob(pattern):
+                    path.unlink(missing_ok=True)
+
+        def train_candidate(setting, part, pause_after, scratch):
+            return self.train_setting(setting, part, seeds, pause_after, scratch)
+
+        first = self.config_for(seeds[0], self.grid[0])
+        return tune_method(self.grid, train_candidate, self.parts, first.epochs, self.eta, forget, first.min_epochs)
+
+    def train_kept(self, seeds: list[int], settings: dict[str, dict[str, float]]) -> list[TrainedNetwork]:
+        """More seeds at each part's kept setting (chosen on validation at the first look): no race."""
+        with tempfile.TemporaryDirectory(prefix="headstart-mt-look-") as scratch:
+            networks = []
+            for part in self.parts:
+                networks += self.train_setting(settings[part], part, seeds, None, Path(scratch))
+        for network in networks:
+            network.info["tuned"] = settings[network.info["part"]]
+        return networks
 
 
 def tune_part(

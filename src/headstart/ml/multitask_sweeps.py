@@ -13,6 +13,7 @@ budget and grid as each other, Δm against the single-task networks of the same 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +23,30 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from headstart.ml import workers
+from headstart.ml.comparison import budget_clock
 from headstart.ml.config import TrainConfig, TrainingParams
+from headstart.ml.cost import Estimate, Knobs, check_limit
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.multitask_sets import digit_presence, overlay_digit_pairs, with_tasks
+from headstart.ml.looks import LookDesign
 from headstart.ml.metrics import compare_multitask
-from headstart.ml.multitask import evaluate_methods, outputs_per_task, stored_networks, tune_and_train_method
+from headstart.ml.multitask import MethodRecipe, evaluate_methods, outputs_per_task, stored_networks
+from headstart.ml.multitask_cost import MethodPlan, estimate_methods
+from headstart.ml.multitask_looks import run_looks
 from headstart.ml.plots import plot_multitask_sweep
 from headstart.ml.racing import setting_text
 from headstart.ml.reports import interval, multitask_sweep_report, sweep_point_text
 
 logger = logging.getLogger(__name__)
+
+SWEEP_KNOBS = Knobs(
+    seeds="the first look's seeds (multitask_sweeps.seeds, multitask_sweeps.looks)",
+    grid="the tuning grids (multitask_sweeps.lr_scales; a method's tune)",
+    strategies="multitask_sweeps.methods",
+    epochs="multitask_sweeps.training.epochs",
+    fewest_seeds=2,
+)
 
 SUMMARY_COLUMNS = [
     "method",
@@ -105,58 +120,89 @@ def presence_tasks(
     return tuple(with_tasks(split, available[:tasks]) for split in splits)
 
 
+def point_recipes(sweep: str, point: SweepPoint, setup: SweepRun) -> dict[str, MethodRecipe]:
+    """Every method's training at one point but its seeds."""
+    text = sweep_point_text(point.values)
+    return {
+        name: MethodRecipe(
+            method.sharing,
+            method.weighting_for,
+            method.penalty_for,
+            point.trunk,
+            outputs_per_task(point.train.classes),
+            setup.head,
+            (point.train.images, point.train.labels),
+            (point.validation.images, point.validation.labels),
+            setup.config_for,
+            method.grid(setup.lr_scales),
+            setup.racing_eta,
+            point.source_state,
+            setup.checkpoint_dir,
+            f"{sweep}-{text.replace('=', '').replace(', ', '-')}-{name}",
+        )
+        for name, method in setup.methods.items()
+    }
+
+
+def sweep_estimate(sweep: str, points: Sequence[SweepPoint], setup: SweepRun) -> Estimate:
+    """The sweep's first looks, every point × method, priced before any training."""
+    seeds = setup.design.looks[0]
+    plans = [
+        MethodPlan(f"{sweep_point_text(point.values)}: {name}", recipe, seeds, name, required=name == setup.baseline)
+        for point in points
+        for name, recipe in point_recipes(sweep, point, setup).items()
+    ]
+    return estimate_methods(plans, SWEEP_KNOBS, setup.budget_minutes, setup.processes)
+
+
+def run_point(
+    sweep: str, point: SweepPoint, setup: SweepRun, pool: workers.Workers, seconds_left: Callable[[], float]
+) -> tuple[pd.DataFrame, list[dict], dict]:
+    """One point's methods in planned looks: its test rows, child-run records and looks' record."""
+    text = sweep_point_text(point.values)
+    logger.info("Multi-task %s sweep, %s: %s", sweep, text, ", ".join(setup.methods))
+
+    def stored(name: str, networks: list, tuning: dict[str, dict]) -> dict:
+        tuned = {part: setting_text(t["setting"]) for part, t in tuning.items()}
+        return stored_networks(name, {"sweep": sweep, **point.values, "tuned": tuned}, networks)
+
+    def evaluate(name, networks, tuning):
+        return evaluate_methods(stored(name, networks, tuning), point.test, setup.device)[0]
+
+    recipes = point_recipes(sweep, point, setup)
+    looked = run_looks(recipes, setup.baseline, setup.seeds, setup.design, pool, seconds_left, evaluate)
+    models = {}
+    for name, networks in looked.networks.items():
+        models.update(stored(name, networks, looked.tuning[name]))
+    results, runs = evaluate_methods(models, point.test, setup.device)
+    for run in runs:
+        run["run_name"] = f"{sweep} sweep {text}: {run['run_name'].removeprefix('multitask ')}"
+        run["params"]["study"] = run["tags"]["study"] = f"multitask_{sweep}_sweep"
+    return results.assign(**point.values), runs, looked.record
+
+
 def run_sweep(
-    sweep: str,
-    points: Sequence[SweepPoint],
-    methods: Mapping[str, Any],
-    head: dict,
-    seeds: list[int],
-    config_for: Callable[[int, dict[str, float]], TrainConfig],
-    lr_scales: list[float],
-    racing_eta: int | None,
-    checkpoint_dir: Path | None,
-    device: str,
-) -> tuple[pd.DataFrame, list[dict]]:
-    """Every method at every point, tuned on that point's validation split (`tune_and_train_method`) and
-    evaluated on its test split: rows of (point values, method, seed, task, test metrics, cost) and one
-    MLflow child-run record per point × method × seed. `methods` are `MultitaskMethodParams`."""
-    rows, runs = [], []
-    for point in points:
-        text = sweep_point_text(point.values)
-        classes = outputs_per_task(point.train.classes)
-        models = {}
-        for name, method in methods.items():
-            logger.info("Multi-task %s sweep, %s: %s, seeds %s", sweep, text, name, seeds)
-            tuned = tune_and_train_method(
-                method.sharing,
-                method.weighting_for,
-                method.penalty_for,
-                point.trunk,
-                classes,
-                head,
-                (point.train.images, point.train.labels),
-                (point.validation.images, point.validation.labels),
-                seeds,
-                config_for,
-                method.grid(lr_scales),
-                racing_eta,
-                point.source_state,
-                checkpoint_dir,
-                f"{sweep}-{text.replace('=', '').replace(', ', '-')}-{name}",
-            )
-            params = {
-                "sweep": sweep,
-                **point.values,
-                "tuned": {part: setting_text(t["setting"]) for part, t in tuned.tuning.items()},
-            }
-            models.update(stored_networks(name, params, tuned.networks))
-        results, point_runs = evaluate_methods(models, point.test, device)
-        rows.append(results.assign(**point.values))
-        for run in point_runs:
-            run["run_name"] = f"{sweep} sweep {text}: {run['run_name'].removeprefix('multitask ')}"
-            run["params"]["study"] = run["tags"]["study"] = f"multitask_{sweep}_sweep"
+    sweep: str, points: Sequence[SweepPoint], setup: SweepRun, first_looks: Sequence[float] | None = None
+) -> tuple[pd.DataFrame, list[dict], dict]:
+    """Every method at every point in planned looks (headstart.ml.multitask_looks: tuned on that point's
+    validation split at its first look, only the methods still open against single-task get more seeds)
+    in the run's workers, evaluated on its test split: rows of (point values, method, seed, task, test
+    metrics, cost), one MLflow child-run record per point × method × seed, and each point's looks. The
+    budget's clock starts here and runs over the whole sweep; a point's later looks leave the estimated
+    wall seconds of the later points' first looks (`first_looks`, one per point) untouched."""
+    rows, runs, looks = [], [], {}
+    pool = workers.shared(setup.processes)
+    clock = budget_clock(setup.budget_minutes, time.time())
+    first_looks = list(first_looks or [0.0] * len(points))
+    for index, point in enumerate(points):
+        reserved = sum(first_looks[index + 1 :])
+        results, point_runs, looks[sweep_point_text(point.values)] = run_point(
+            sweep, point, setup, pool, lambda reserved=reserved: clock() - reserved
+        )
+        rows.append(results)
         runs += point_runs
-    return pd.concat(rows, ignore_index=True), runs
+    pool.settle()
+    return pd.concat(rows, ignore_index=True), runs, looks
 
 
 def sweep_table(
@@ -237,6 +283,9 @@ class SweepRun:
     racing_eta: int | None
     checkpoint_dir: Path | None
     device: str
+    design: LookDesign = LookDesign((3,))
+    processes: int = 1  # the run's workers
+    budget_minutes: float | None = None  # runtime.time_budget_minutes: the whole sweep's
 
     @property
     def baseline(self) -> str:
@@ -255,7 +304,7 @@ class SweepRun:
         )
         return [
             f"Methods: {', '.join(f'`{name}`' for name in self.methods)}, each defined once in multitask.methods.",
-            interval(0.95, self.seeds),
+            f"At every point: {self.design.describe()} {interval(0.95, self.seeds)} (`seeds`: a method's own n).",
             f"One budget at every point and for every method: at most {budget.epochs} epochs of batch "
             f"{budget.batch_size}{steps}, early stopping after {budget.patience} epochs without a better "
             f"validation score (not before epoch {budget.min_epochs}). Every method is tuned on each point's "
@@ -280,24 +329,32 @@ def sweep_study(
 ) -> tuple[pd.DataFrame, str, Figure, list[dict]]:
     """A sweep run, tabulated (`sweep_table`), reported in words and drawn: table, Markdown, figure and
     the MLflow child-run records."""
-    results, runs = run_sweep(
-        sweep,
-        points,
-        setup.methods,
-        setup.head,
-        setup.seeds,
-        setup.config_for,
-        setup.lr_scales,
-        setup.racing_eta,
-        setup.checkpoint_dir,
-        setup.device,
-    )
+    found = sweep_estimate(sweep, points, setup)
+    heading = f"Cost of the {sweep} sweep's first looks ({len(points)} points × {len(setup.methods)} methods)"
+    print(found.text(heading), flush=True)
+    check_limit(found.summary(heading), setup.budget_minutes, SWEEP_KNOBS)
+    per_point = found.table["expected_seconds"].to_numpy().reshape(len(points), -1).sum(axis=1) / setup.processes
+    results, runs, looks = run_sweep(sweep, points, setup, list(per_point))
     dimensions = list(points[0].values)
-    table = sweep_table(results, dimensions, setup.baseline, setup.equal_weighting, reference=reference)
+    table = with_verdicts(
+        sweep_table(results, dimensions, setup.baseline, setup.equal_weighting, reference=reference), dimensions, looks
+    )
     markdown = multitask_sweep_report(title, table, dimensions, setup.baseline, [*data_lines, *setup.protocol()])
     lines = [d for d in dimensions if d != x]
     figure = plot_multitask_sweep(table, x, lines, setup.baseline, len(setup.seeds), title)
     return table, markdown, figure, runs
+
+
+def with_verdicts(table: pd.DataFrame, dimensions: list[str], looks: Mapping[str, dict]) -> pd.DataFrame:
+    """The sweep's table with each point's looks' verdict per method (and its n and look)."""
+    decisions = [
+        looks[sweep_point_text(dict(zip(dimensions, values)))]["decisions"].get(method)
+        for *values, method in table[[*dimensions, "method"]].itertuples(index=False)
+    ]
+    table = table.copy()
+    table.insert(len(dimensions) + 1, "verdict", [d["verdict"] if d else "baseline" for d in decisions])
+    table.insert(len(dimensions) + 2, "decided_at_look", [d["look"] if d else None for d in decisions])
+    return table
 
 
 def capacity_sweep(

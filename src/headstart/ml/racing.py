@@ -34,6 +34,19 @@ def rung_epochs(epochs: int, candidates: int, eta: int, earliest: int = 1) -> li
     return sorted({b for b in budgets if b < epochs})
 
 
+def raced_epochs(epochs: int, candidates: int, eta: int | None, earliest: int = 1) -> int:
+    """The epochs successive halving trains over a grid of `candidates` (every candidate to the first
+    rung, the survivors of each rung to the next, the last ones to `epochs`); the whole grid's
+    `candidates × epochs` without racing."""
+    if not eta:
+        return candidates * epochs
+    alive, trained, done = candidates, 0, 0
+    for budget in rung_epochs(epochs, candidates, eta, earliest):
+        trained, done = trained + alive * (budget - done), budget
+        alive = max(1, math.ceil(alive / eta))
+    return trained + alive * (epochs - done)
+
+
 def survivors(scores: dict[Candidate, Score], order: Sequence[Candidate], eta: int) -> list[Candidate]:
     """The best ⌈n/η⌉ of a rung, by score; exact ties keep the grid's order."""
     keep = max(1, math.ceil(len(scores) / eta))

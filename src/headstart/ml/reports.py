@@ -130,6 +130,7 @@ def plateau_text(curves: pd.DataFrame, method: str, last: int = 5) -> str:
 
 def multitask_report(
     comparison: pd.DataFrame,
+    looks: Mapping,
     curves: pd.DataFrame,
     data_kind: str,
     train: LabelledImages,
@@ -149,7 +150,7 @@ def multitask_report(
             "",
             "## Verdict",
             "",
-            multitask_verdict(comparison, baseline, labels, 0.95),
+            multitask_verdict(comparison, looks, baseline, labels),
             "",
             "## Protocol",
             "",
@@ -157,7 +158,7 @@ def multitask_report(
             f"test {len(test)} images, each labelled for every task ({', '.join(train.labels)}) "
             "unless marked missing. Multi-digit pairs are drawn within the target train pool, the whole validation "
             "split and the test split respectively, so every method uses the same labels, validation included.",
-            f"- {interval(0.95, seeds)}",
+            f"- {looks['design']} {SEED_VARIANCE}",
             f"- One budget for every method ({epochs} epochs at most). Every method, `{baseline}` included, is tuned "
             f"on validation only: its grid is the rates times {', '.join(f'{x:g}' for x in lr_scales)}, and its "
             "own settings where conf lists them (`tune`), each candidate over every seed, the best mean validation "
@@ -173,7 +174,7 @@ def multitask_report(
             "",
             "## Results",
             "",
-            f"Per task: mean test accuracy over {len(seeds)} seeds with its 95% t-interval. "
+            "Per task: mean test accuracy over the method's seeds (column `seeds`) with its 95% t-interval. "
             f"Δm (Maninis et al. 2019): mean relative change of every task's accuracy and macro-F1 against "
             f"`{baseline}`, in %, **positive = worse**. Δp (LibMTL): per task the mean relative change "
             "of its metrics, then the mean over tasks, in %, **positive = better** (with the same metrics for every "
@@ -540,29 +541,18 @@ def learning_curve_verdict(
     return lines
 
 
-def multitask_verdict(comparison: pd.DataFrame, baseline: str, labels: str, confidence: float) -> str:
-    """The multi-task comparison (`compare_multitask`'s table) in plain words, by Δp against the
-    single-task networks (positive = better): better, worse (negative transfer between the tasks), or
-    indistinguishable, each with its interval."""
-    methods = comparison[comparison["method"] != baseline]
+def multitask_verdict(comparison: pd.DataFrame, looks: Mapping, baseline: str, labels: str) -> str:
+    """The multi-task comparison in plain words, method by method as the planned looks decided it, by Δp
+    against the single-task networks (positive = better; Δm has the opposite sign)."""
     sentences = [
         f"With {labels}, against `{baseline}` (one network per task): Δp in % (positive = better; Δm has the "
-        f"opposite sign), paired by seed, with its {round(confidence * 100)}% interval ({seeds_text(comparison)})."
+        "opposite sign), paired by seed, with its interval at the level of the look that decided it. " + looks["design"]
     ]
-    groups = interval_groups(methods, "delta_p", "delta_p")
-    for group, found, none in (
-        ("better", "Better, the interval clear of zero: {}.", "No method beats it with an interval clear of zero."),
-        (
-            "worse",
-            "Worse, the interval clear below zero (negative transfer between the tasks): {}.",
-            "None is below it with an interval clear of zero.",
-        ),
-        ("indistinguishable", "Indistinguishable from it (the interval spans zero): {}.", ""),
-        ("no interval", "Without an interval (one seed): {}.", ""),
-    ):
-        rows = groups[group]
-        sentences.append(found.format(listing(rows, "method", "delta_p", "delta_p", "%")) if len(rows) else none)
-    return " ".join(sentence for sentence in sentences if sentence)
+    sentences += verdict_sentences(comparison[comparison["method"] != baseline], "method", "delta_p", "%")
+    cut = [line for look in looks["looks"] for line in look.get("cut", [])]
+    if cut:
+        sentences.append(f"Not run for lack of time: {'; '.join(cut)}.")
+    return " ".join(sentences)
 
 
 SEED_VARIANCE = (
@@ -574,18 +564,53 @@ SEED_VARIANCE = (
 VERDICT_ORDER = ("better", "worse", "equivalent", "open")
 
 
-def with_decisions(comparison: pd.DataFrame, decisions: Mapping[str, Mapping]) -> pd.DataFrame:
+def with_decisions(
+    comparison: pd.DataFrame,
+    decisions: Mapping[str, Mapping],
+    key: str = "strategy",
+    gain: str = "gain_over_best_points",
+    reference: str = "best baseline",
+) -> pd.DataFrame:
     """The comparison with each row's verdict from the planned looks (headstart.ml.looks): the verdict,
     the seeds and look it was made at, and the gain's interval at that look's level; sorted by gain."""
     table = comparison.copy()
-    decided = [decisions.get(name) for name in table["strategy"]]
-    table.insert(2, "verdict", [d["verdict"] if d else "best baseline" for d in decided])
+    decided = [decisions.get(name) for name in table[key]]
+    table.insert(2, "verdict", [d["verdict"] if d else reference for d in decided])
     table.insert(3, "decided_at_look", [d["look"] if d else None for d in decided])
     table["verdict_level"] = [d["confidence"] if d else None for d in decided]
     table["verdict_ci_low"] = [d["low"] if d else None for d in decided]
     table["verdict_ci_high"] = [d["high"] if d else None for d in decided]
     table["open_because"] = [d["open_because"] if d else "" for d in decided]
-    return table.sort_values("gain_over_best_points", ascending=False, kind="stable").reset_index(drop=True)
+    return table.sort_values(gain, ascending=False, kind="stable").reset_index(drop=True)
+
+
+VERDICT_HEADINGS = {
+    "better": "Better than it",
+    "worse": "Worse than it (negative transfer against it)",
+    "equivalent": "Equivalent to it within the declared margin",
+    "open": "Open",
+}
+
+
+def verdict_sentences(table: pd.DataFrame, key: str, gain: str, unit: str) -> list[str]:
+    """One sentence per verdict (headstart.ml.looks), listing its rows: gain, interval at the level of
+    the look that decided it, n, the look, and why an open row stayed open."""
+    sentences = []
+    for kind in VERDICT_ORDER:
+        rows = table[table["verdict"] == kind]
+        if rows.empty:
+            continue
+        parts = []
+        for _, row in rows.iterrows():
+            low, high = row["verdict_ci_low"], row["verdict_ci_high"]
+            bounds = "" if pd.isna(low) else f" [{low:+.1f}, {high:+.1f}]"
+            why = f"; {row['open_because']}" if kind == "open" and row["open_because"] else ""
+            parts.append(
+                f"`{row[key]}` ({row[gain]:+.1f}{unit}{bounds}, {100 * row['verdict_level']:.3g}%, "
+                f"n = {row['seeds']}, look {int(row['decided_at_look'])}{why})"
+            )
+        sentences.append(f"{VERDICT_HEADINGS[kind]}: {', '.join(parts)}.")
+    return sentences
 
 
 def looks_verdict(comparison: pd.DataFrame, looks: Mapping, labels: str, baseline: str) -> str:
@@ -597,29 +622,7 @@ def looks_verdict(comparison: pd.DataFrame, looks: Mapping, labels: str, baselin
         f"test accuracy {best['accuracy']:.3f} (n = {best['seeds']}); each row's gain over it is in points of "
         "test accuracy, paired by seed, with its interval at the level of the look that decided it."
     ]
-    headings = {
-        "better": "Better than it",
-        "worse": "Worse than it (negative transfer against the best baseline)",
-        "equivalent": "Equivalent to it within the declared margin",
-        "open": "Open",
-    }
-    for kind in VERDICT_ORDER:
-        rows = comparison[comparison["verdict"] == kind]
-        if rows.empty:
-            continue
-        parts = []
-        for _, row in rows.iterrows():
-            bounds = (
-                ""
-                if pd.isna(row["verdict_ci_low"])
-                else f" [{row['verdict_ci_low']:+.1f}, {row['verdict_ci_high']:+.1f}]"
-            )
-            why = f"; {row['open_because']}" if kind == "open" and row["open_because"] else ""
-            parts.append(
-                f"`{row['strategy']}` ({row['gain_over_best_points']:+.1f}{bounds}, "
-                f"{100 * row['verdict_level']:.3g}%, n = {row['seeds']}, look {int(row['decided_at_look'])}{why})"
-            )
-        sentences.append(f"{headings[kind]}: {', '.join(parts)}.")
+    sentences += verdict_sentences(comparison, "strategy", "gain_over_best_points", "")
     if looks.get("not_applicable"):
         sentences.append(
             "Not applicable here, left out before any training: "

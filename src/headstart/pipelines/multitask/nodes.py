@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from headstart.ml import progress, workers
-from headstart.ml.config import TrainConfig
+from headstart.ml import workers
+from headstart.ml.comparison import budget_clock
+from headstart.ml.cost import Knobs, check_limit
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.multitask_sets import (
     digit_presence,
@@ -23,15 +25,18 @@ from headstart.ml.data.splits import random_split, stratified_split
 from headstart.ml.metrics import compare_multitask, in_listed_order
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.multitask import (
+    MethodRecipe,
     evaluate_methods,
+    method_config,
     outputs_per_task,
     stored_networks,
-    tune_and_train_method,
     validation_curves,
 )
+from headstart.ml.multitask_cost import MethodPlan, estimate_methods
+from headstart.ml.multitask_looks import run_looks
 from headstart.ml.plots import plot_delta_m, plot_validation_curves
 from headstart.ml.racing import setting_text
-from headstart.ml.reports import multitask_report
+from headstart.ml.reports import multitask_report, with_decisions
 from headstart.ml.workers import resolve_workers
 from headstart.params import IngestParams, MultitaskParams, RuntimeParams
 
@@ -75,59 +80,105 @@ def build_multitask_data(
     return splits
 
 
-def method_train_config(training, runtime: RuntimeParams, seed: int, setting: dict[str, float]) -> TrainConfig:
-    """A method's training at one seed and candidate (module-level: a worker process unpickles it); no bar
-    of its own: the grid's one line counts the methods."""
-    return TrainConfig.of(training, runtime, seed, setting["lr_scale"]).model_copy(update={"progress": False})
-
-
-def train_multitask_methods(
+def method_recipes(
     multitask_train: LabelledImages,
     multitask_validation: LabelledImages,
     source_model: dict[str, StoredModel],
     multitask: MultitaskParams,
     runtime: RuntimeParams,
-) -> dict[str, StoredModel]:
-    """Per method and seed, its network(s): `<method>-seed<s>-all`, or one per task for single-task. The
-    methods train at once in the run's workers (headstart.ml.workers), each tuned on validation."""
-    classes = outputs_per_task(multitask_train.classes)
+) -> dict[str, MethodRecipe]:
+    """Each method's training but its seeds, as the workers run it."""
     trunk = multitask.trunk_config(source_model["source"].config, int(multitask_train.images.shape[1]))
-    source_state = source_model["source"].state if multitask.trunk.init == "source" else None
-    pool = workers.shared(resolve_workers(runtime.workers, runtime.device))
-    jobs = {
-        name: pool.submit(
-            tune_and_train_method,
+    return {
+        name: MethodRecipe(
             method.sharing,
             method.weighting_for,
             method.penalty_for,
             trunk,
-            classes,
+            outputs_per_task(multitask_train.classes),
             {"head_depth": multitask.head_depth, "head_width": multitask.head_width},
             (multitask_train.images, multitask_train.labels),
             (multitask_validation.images, multitask_validation.labels),
-            multitask.seeds,
-            partial(method_train_config, multitask.training, runtime),
+            partial(method_config, multitask.training, runtime),
             method.grid(multitask.lr_scales),
             multitask.racing_eta,
-            source_state,
+            source_model["source"].state if multitask.trunk.init == "source" else None,
             Path(runtime.checkpoint_dir),
             name,
         )
         for name, method in multitask.methods.items()
     }
-    progress.planned(len(jobs), 1, 1)
-    models = {}
-    for name, job in jobs.items():
-        tuned = job.result()
-        progress.done()
-        logger.info("Multi-task: %s trained, seeds %s", name, multitask.seeds)
-        params = {
-            **multitask.methods[name].model_dump(mode="json"),
-            "tuned": {part: setting_text(t["setting"]) for part, t in tuned.tuning.items()},
-        }
-        models.update(stored_networks(name, params, tuned.networks))
+
+
+MULTITASK_KNOBS = Knobs(
+    seeds="multitask.looks' first look (multitask.seeds)",
+    grid="the tuning grids (multitask.lr_scales; a method's tune)",
+    strategies="multitask.methods",
+    epochs="multitask.training.epochs",
+    fewest_seeds=2,
+)
+
+
+def estimate_multitask_cost(
+    multitask_train: LabelledImages,
+    multitask_validation: LabelledImages,
+    source_model: dict[str, StoredModel],
+    multitask: MultitaskParams,
+    runtime: RuntimeParams,
+) -> tuple[pd.DataFrame, dict]:
+    """The first look's cost before any training (headstart.ml.multitask_cost), printed, and its summary
+    for MLflow."""
+    recipes = method_recipes(multitask_train, multitask_validation, source_model, multitask, runtime)
+    seeds = len(multitask.first_look_seeds)
+    plans = [MethodPlan(n, r, seeds, n, required=n == multitask.baseline) for n, r in recipes.items()]
+    processes = resolve_workers(runtime.workers, runtime.device)
+    found = estimate_methods(plans, MULTITASK_KNOBS, runtime.time_budget_minutes, processes)
+    title = f"Cost of the multi-task comparison's first look ({len(plans)} methods, {seeds} seeds)"
+    print(found.text(title), flush=True)
+    logger.info("%s: %d trainings, about %.1f min", title, found.trainings, found.seconds / 60)
+    return found.table, found.summary(title)
+
+
+def train_multitask_methods(
+    multitask_train: LabelledImages,
+    multitask_validation: LabelledImages,
+    multitask_test: LabelledImages,
+    source_model: dict[str, StoredModel],
+    multitask_cost: dict,
+    multitask: MultitaskParams,
+    runtime: RuntimeParams,
+) -> tuple[dict[str, StoredModel], dict]:
+    """Per method and seed, its network(s): `<method>-seed<s>-all`, or one per task for single-task,
+    trained in planned looks (headstart.ml.multitask_looks) in the run's workers, each method tuned on
+    validation at its first look; and the looks' record. Refused before any training when the first
+    look's estimate exceeds the budget; the budget's clock starts here."""
+    check_limit(multitask_cost, runtime.time_budget_minutes, MULTITASK_KNOBS)
+    recipes = method_recipes(multitask_train, multitask_validation, source_model, multitask, runtime)
+
+    def method_params(name: str, tuning: dict[str, dict]) -> dict:
+        tuned = {part: setting_text(t["setting"]) for part, t in tuning.items()}
+        return {**multitask.methods[name].model_dump(mode="json"), "tuned": tuned}
+
+    def evaluate(name, networks, tuning):
+        return evaluate_methods(
+            stored_networks(name, method_params(name, tuning), networks), multitask_test, runtime.device
+        )[0]
+
+    pool = workers.shared(resolve_workers(runtime.workers, runtime.device))
+    looked = run_looks(
+        recipes,
+        multitask.baseline,
+        multitask.seeds,
+        multitask.look_design(len(recipes) - 1),
+        pool,
+        budget_clock(runtime.time_budget_minutes, time.time()),
+        evaluate,
+    )
     pool.settle()
-    return models
+    models = {}
+    for name, networks in looked.networks.items():
+        models.update(stored_networks(name, method_params(name, looked.tuning[name]), networks))
+    return models, looked.record
 
 
 def evaluate_multitask_methods(
@@ -140,6 +191,7 @@ def evaluate_multitask_methods(
 def compare_multitask_methods(
     results: pd.DataFrame,
     multitask_models: dict[str, StoredModel],
+    multitask_looks: dict,
     multitask: MultitaskParams,
     multitask_train: LabelledImages,
     multitask_validation: LabelledImages,
@@ -147,14 +199,21 @@ def compare_multitask_methods(
 ) -> tuple[pd.DataFrame, str, Figure, Figure]:
     """The comparison table (CSV and Markdown, protocol and sign conventions stated), the Δm chart and
     the validation curves."""
-    comparison = compare_multitask(
-        in_listed_order(results, "method", list(multitask.methods)),
-        multitask.baseline,
-        cost_reference=multitask.equal_weighting,
+    comparison = with_decisions(
+        compare_multitask(
+            in_listed_order(results, "method", list(multitask.methods)),
+            multitask.baseline,
+            cost_reference=multitask.equal_weighting,
+        ),
+        multitask_looks["decisions"],
+        key="method",
+        gain="delta_p",
+        reference="baseline",
     )
     curves = validation_curves(multitask_models)
     markdown = multitask_report(
         comparison,
+        multitask_looks,
         curves,
         multitask.data.kind,
         multitask_train,

@@ -3,6 +3,7 @@ from kedro.pipeline import Node, Pipeline
 from headstart.pipelines.multitask.nodes import (
     build_multitask_data,
     compare_multitask_methods,
+    estimate_multitask_cost,
     evaluate_multitask_methods,
     train_multitask_methods,
 )
@@ -28,9 +29,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="build_multitask_data",
             ),
             Node(
-                train_multitask_methods,
+                estimate_multitask_cost,
                 ["multitask_train", "multitask_validation", "source_model", "params:multitask", "params:runtime"],
-                "multitask_models",
+                ["multitask_cost_table", "multitask_cost"],
+                name="estimate_multitask_cost",
+            ),
+            Node(
+                train_multitask_methods,
+                [*SPLITS, "source_model", "multitask_cost", "params:multitask", "params:runtime"],
+                ["multitask_models", "multitask_looks"],
                 name="train_multitask_methods",
             ),
             Node(
@@ -41,7 +48,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 compare_multitask_methods,
-                ["multitask_results", "multitask_models", "params:multitask", *SPLITS],
+                estimate_multitask_cost,
+                ["multitask_results", "multitask_models", "multitask_looks", "params:multitask", *SPLITS],
                 [
                     "multitask_comparison",
                     "multitask_comparison_markdown",

@@ -56,7 +56,8 @@ def estimate_cost(
     processes = resolve_workers(runtime.workers, runtime.device)
     estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, BUDGET, processes=processes)
     title = f"Cost of the comparison's first look ({len(plans)} strategies, {len(transfer.first_look_seeds)} seeds)"
-    logger.info("%s", estimate.text(title))
+    print(estimate.text(title), flush=True)  # a table for the terminal, not a log record the handler wraps
+    logger.info("%s: %d trainings, about %.1f min", title, estimate.trainings, estimate.seconds / 60)
     for name, reason in left_out.items():
         logger.info("Not applicable, left out: %s (%s)", name, reason)
     return estimate.table, {**estimate.summary(title), "not_applicable": left_out, "workers": processes}
