@@ -11,6 +11,7 @@ references' old gap, one at a time.
 
     PYTHONPATH=src .venv/bin/python benchmarks/classical_baselines.py
     PYTHONPATH=src .venv/bin/python benchmarks/classical_baselines.py --labels-per-class 1 2 5 --draws 5
+    PYTHONPATH=src .venv/bin/python benchmarks/classical_baselines.py --smoke   # k = 1, one draw: checks it runs
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels-per-class", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="k = 1, one draw: checks it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.labels_per_class, args.draws = [1], 1
     ingest, transfer = load_conf()
     split = ingest.split
     target = split_target(

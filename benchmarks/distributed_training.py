@@ -6,6 +6,7 @@ cores across processes gains or costs. Each count is launched `--repeats` times;
 
     .venv/bin/python benchmarks/distributed_training.py
     .venv/bin/python benchmarks/distributed_training.py --processes 1 2 4 --images 16384
+    .venv/bin/python benchmarks/distributed_training.py --smoke   # 2 processes, 128 images, once: checks it runs
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="2 processes, 128 images, once: checks it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.processes, args.images, args.epochs, args.batch_size, args.repeats = [2], 128, 1, 32, 1
     if args.worker:
         worker(args.images, args.epochs, args.batch_size)
         return

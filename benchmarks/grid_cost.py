@@ -20,16 +20,23 @@ Shapes: `default` is the default comparison (28-px digits, small_cnn, every stra
 local weights file, where scratch, feature_svm, finetune_top and l2_sp (with the classical references)
 stand for the grid, one seed, at a budget of --photo-epochs epochs so that it fits a CPU session.
 
+`--smoke` checks that the script still runs: the first row alone, on the default shape shrunk (200 source
+images, 2 labels per class, a narrow network, one epoch, one seed, the references beside scratch and
+finetune_top), in a temporary folder; its figures mean nothing.
+
     .venv/bin/python benchmarks/grid_cost.py --shapes default photos
+    .venv/bin/python benchmarks/grid_cost.py --smoke
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +45,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_shape import write_photo_folder, write_weights  # noqa: E402
+from real_shape import keep_strategies, write_photo_folder, write_weights  # noqa: E402
 
 CONFIGURATIONS = {
     "before: full grid, uncached, seed by seed": {"racing_eta": None, "views": None, "together": 1},
@@ -48,6 +55,7 @@ CONFIGURATIONS = {
     "ten seeds, the default conf": {"racing_eta": 3, "views": 8, "together": None, "seeds": 10},
 }
 PHOTO_STRATEGIES = ["scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top", "l2_sp"]
+SMOKE_STRATEGIES = ["scratch", "pixels_logistic", "pixels_knn", "finetune_top"]
 
 
 def copy_project(workdir: Path) -> Path:
@@ -64,15 +72,28 @@ def copy_project(workdir: Path) -> Path:
     return project
 
 
+def prepare_smoke(project: Path) -> dict:
+    """The default shape shrunk to seconds a run; returns the local overrides."""
+    keep_strategies(project, SMOKE_STRATEGIES)
+    one_epoch = {"lr_scales": [1.0], "training": {"epochs": 1, "min_epochs": 0}}
+    return {
+        "ingest": {"source": {"count": 200}, "split": {"labels_per_class": 2}},
+        "pretrain": {"architecture": {"widths": [8, 16, 16]}, "training": {"epochs": 1}},
+        "transfer": {
+            "lr_scales": [1.0],
+            "looks": None,
+            "strategies": {name: json.loads(json.dumps(one_epoch)) for name in ("scratch", "finetune_top")},
+        },
+        "runtime": {"workers": 1, "time_budget_minutes": None},
+    }
+
+
 def prepare_photos(project: Path, epochs: int) -> dict:
     """The 224-px folder and resnet18 weights, the subset of strategies; returns the local overrides."""
     write_photo_folder(project / "data/01_raw/photos")
     library = write_weights("resnet18", project / "data/01_raw/resnet18")
     weights = next((project / "data/01_raw").glob("resnet18.*"))
-    transfer_conf = project / "conf/base/parameters_transfer.yml"
-    transfer = yaml.safe_load(transfer_conf.read_text())
-    transfer["transfer"]["strategies"] = {s: transfer["transfer"]["strategies"][s] for s in PHOTO_STRATEGIES}
-    transfer_conf.write_text(yaml.safe_dump(transfer, sort_keys=False))
+    keep_strategies(project, PHOTO_STRATEGIES)
     ingest_conf = project / "conf/base/parameters_ingest.yml"
     ingest = yaml.safe_load(ingest_conf.read_text())
     ingest["ingest"].update(
@@ -109,7 +130,7 @@ def local_overrides(
     return {
         **base,
         "transfer": {**base.get("transfer", {}), "seeds": seeds, "racing_eta": racing_eta, "strategies": strategies},
-        "runtime": {"progress": False, "seeds_together": together},
+        "runtime": {**base.get("runtime", {}), "progress": False, "seeds_together": together},
     }
 
 
@@ -137,10 +158,13 @@ def measured_cost(project: Path) -> tuple[int, int, int]:
     return trainings, trained, prefixes
 
 
-def run_shape(shape: str, workdir: Path, seeds: list[int], photo_epochs: int, configurations: list[str]) -> list[dict]:
+def run_shape(
+    shape: str, workdir: Path, seeds: list[int], photo_epochs: int, configurations: list[str], smoke: bool = False
+) -> list[dict]:
     project = copy_project(workdir / shape)
-    base = prepare_photos(project, photo_epochs) if shape == "photos" else {}
-    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump({**base, "runtime": {"progress": False}}))
+    base = prepare_photos(project, photo_epochs) if shape == "photos" else prepare_smoke(project) if smoke else {}
+    runtime = {**base.get("runtime", {}), "progress": False}
+    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump({**base, "runtime": runtime}))
     kedro(project, "ingest,pretrain")
     rows = []
     for name, settings in CONFIGURATIONS.items():
@@ -178,7 +202,9 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["default", "photos"], choices=["default", "photos"])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the default shape (the photos shape: one)")
     parser.add_argument("--photo-epochs", type=int, default=9)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/headstart_grid_cost"))
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="default: /tmp/headstart_grid_cost (smoke: a temp dir)"
+    )
     parser.add_argument(
         "--configurations",
         nargs="+",
@@ -186,12 +212,25 @@ def main() -> None:
         default=list(range(len(CONFIGURATIONS))),
         help="which rows to run, by position: " + "; ".join(f"{i}: {n}" for i, n in enumerate(CONFIGURATIONS)),
     )
+    parser.add_argument("--smoke", action="store_true", help="the first row on a tiny default shape: checks it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.shapes, args.seeds, args.configurations = ["default"], 1, [0]
+        for name in [name for name in os.environ if name.startswith("MLFLOW_")]:
+            del os.environ[name]  # MLflow goes to the scratch copy's mlruns/ too
+    if args.workdir is None and args.smoke:
+        with tempfile.TemporaryDirectory() as scratch:
+            compare(args, Path(scratch))
+    else:
+        compare(args, args.workdir or Path("/tmp/headstart_grid_cost"))
+
+
+def compare(args: argparse.Namespace, workdir: Path) -> None:
     chosen = [name for i, name in enumerate(CONFIGURATIONS) if i in args.configurations]
     rows = []
     for shape in args.shapes:
         seeds = list(range(args.seeds)) if shape == "default" else [0]
-        rows += run_shape(shape, args.workdir, seeds, args.photo_epochs, chosen)
+        rows += run_shape(shape, workdir, seeds, args.photo_epochs, chosen, args.smoke)
     table = pd.DataFrame(rows)
     for _shape, group in table.groupby("shape", sort=False):
         before = group.iloc[0]

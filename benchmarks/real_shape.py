@@ -20,6 +20,9 @@ refusal naming what to cut), what it then ran and cut, and the wall time.
 
 `--estimate-only` stops after the transfer pipeline's `estimate_cost` node (`--to-nodes`) and prints its
 table: the seconds it expects per training, from steps timed on this machine, before any training.
+
+`--smoke` checks that the script still runs: the same run at 32 px, 3 classes × 20 images, 2 labels per
+class and one epoch, in a temporary folder; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +47,7 @@ from PIL import Image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ["scratch", "pixels_logistic", "pixels_knn", "feature_svm", "finetune_top", "l2_sp"]
+TRAINED = ["scratch", "finetune_top", "l2_sp"]  # the strategies with a training budget of their own
 
 
 def write_photo_folder(root: Path, classes: int = 10, per_class: int = 80, size: int = 224, seed: int = 0) -> None:
@@ -81,7 +87,18 @@ def write_weights(model: str, path: Path) -> str:
     return "torchvision"
 
 
-def prepare_project(workdir: Path, model: str, plan_budget: float | None = None) -> tuple[Path, Path]:
+def keep_strategies(project: Path, names: list[str]) -> None:
+    """Only `names` in the scratch copy's transfer conf (and in its leave_out)."""
+    transfer_conf = project / "conf/base/parameters_transfer.yml"
+    transfer = yaml.safe_load(transfer_conf.read_text())
+    transfer["transfer"]["strategies"] = {s: transfer["transfer"]["strategies"][s] for s in names}
+    transfer["transfer"]["leave_out"] = [s for s in transfer["transfer"].get("leave_out") or [] if s in names]
+    transfer_conf.write_text(yaml.safe_dump(transfer, sort_keys=False))
+
+
+def prepare_project(
+    workdir: Path, model: str, plan_budget: float | None = None, smoke: bool = False
+) -> tuple[Path, Path]:
     if workdir.exists():
         shutil.rmtree(workdir)
     project = workdir / "project"
@@ -91,22 +108,22 @@ def prepare_project(workdir: Path, model: str, plan_budget: float | None = None)
     shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     shutil.copytree(PROJECT_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     photos = project / "data/01_raw/photos"
-    write_photo_folder(photos)
+    size = 32 if smoke else 224
+    if smoke:
+        write_photo_folder(photos, classes=3, per_class=20, size=size)
+    else:
+        write_photo_folder(photos)
     weights = project / "data/01_raw" / model
     library = write_weights(model, weights)
     weights_file = next(weights.parent.glob(f"{model}.*"))
     if plan_budget is None:
-        transfer_conf = project / "conf/base/parameters_transfer.yml"
-        transfer = yaml.safe_load(transfer_conf.read_text())
-        transfer["transfer"]["strategies"] = {s: transfer["transfer"]["strategies"][s] for s in STRATEGIES}
-        transfer_conf.write_text(yaml.safe_dump(transfer, sort_keys=False))
+        keep_strategies(project, STRATEGIES)
     ingest_conf = project / "conf/base/parameters_ingest.yml"  # replaced, not merged: the base's source keys differ
     ingest = yaml.safe_load(ingest_conf.read_text())
-    ingest["ingest"].update(
-        image={"size": 224, "channels": 3}, target={"kind": "image_folder", "root": "data/01_raw/photos"}
-    )
+    folder = {"kind": "image_folder", "root": "data/01_raw/photos"}
+    ingest["ingest"].update(image={"size": size, "channels": 3}, target=folder)
     if plan_budget is None:
-        ingest["ingest"]["source"] = photos
+        ingest["ingest"]["source"] = dict(folder)
     ingest_conf.write_text(yaml.safe_dump(ingest, sort_keys=False))
     local = {
         "pretrain": {
@@ -121,6 +138,14 @@ def prepare_project(workdir: Path, model: str, plan_budget: float | None = None)
         },
         "runtime": {"progress": False},
     }
+    if smoke:  # the backbone at the folder's 32 px (not its own 224), one epoch of one step each
+        local["pretrain"]["architecture"]["input_size"] = size
+        local["ingest"] = {"split": {"labels_per_class": 2}}
+        one_step = {"epochs": 1, "min_epochs": 0, "min_batches_per_epoch": 1}
+        strategies = {s: {"lr_scales": [1.0], "training": dict(one_step)} for s in TRAINED}
+        strategies["l2_sp"]["adaptation"] = {"weight": [0.01]}
+        local["transfer"] |= {"looks": None, "strategies": strategies}
+        local["runtime"] |= {"workers": 1, "time_budget_minutes": None}
     if plan_budget is not None:  # the default comparison, as a user first runs it, with this budget
         local = {"pretrain": local["pretrain"], "runtime": {"progress": False, "time_budget_minutes": plan_budget}}
     (project / "conf/local/parameters.yml").parent.mkdir(parents=True, exist_ok=True)
@@ -131,12 +156,27 @@ def prepare_project(workdir: Path, model: str, plan_budget: float | None = None)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet18")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/headstart_real_shape"))
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="default: /tmp/headstart_real_shape (smoke: a temp dir)"
+    )
     parser.add_argument("--estimate-only", action="store_true", help="stop after the cost estimate; print it")
     parser.add_argument("--plan", action="store_true", help="the default comparison under --budget minutes")
     parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--smoke", action="store_true", help="the run at 32 px on 60 images: checks it runs")
     args = parser.parse_args()
-    project, weights_file = prepare_project(args.workdir / args.model, args.model, args.budget if args.plan else None)
+    if args.smoke:
+        for name in [name for name in os.environ if name.startswith("MLFLOW_")]:
+            del os.environ[name]  # MLflow goes to the scratch copy's mlruns/ too
+    if args.workdir is None and args.smoke:
+        with tempfile.TemporaryDirectory() as scratch:
+            measure(args, Path(scratch))
+    else:
+        measure(args, args.workdir or Path("/tmp/headstart_real_shape"))
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> None:
+    plan_budget = args.budget if args.plan else None
+    project, weights_file = prepare_project(workdir / args.model, args.model, plan_budget, args.smoke)
     if args.plan:
         plan(project, args.model)
         return
@@ -171,7 +211,8 @@ def main() -> None:
         return
     comparison = pd.read_csv(sorted(project.glob("data/08_reporting/transfer_comparison.csv/*/*.csv"))[-1])
     columns = ["strategy", "accuracy", "gain_points", "train_seconds", "images_seen", "trainable_parameters"]
-    print(f"model: {args.model} from {weights_file.name}; 224-px RGB folder, 10 classes × 80 images; 1 seed")
+    shape = "32-px RGB folder, 3 classes × 20 images" if args.smoke else "224-px RGB folder, 10 classes × 80 images"
+    print(f"model: {args.model} from {weights_file.name}; {shape}; 1 seed")
     print(comparison[[c for c in columns if c in comparison]].to_markdown(index=False, floatfmt=".3f"))
     trained = comparison[comparison["strategy"].isin(["scratch", "feature_svm", "finetune_top", "l2_sp"])]
     print(

@@ -5,7 +5,10 @@ The default comparison's `scratch` shape: headstart's CNN (widths 32, 64, 128) f
 and no early stop, for `--seeds` seeds. Prints the seconds of each way and their ratio, measured in
 one run, and checks that the kept weights agree.
 
+`--smoke` checks that the script still runs: 2 seeds, 1 epoch.
+
     .venv/bin/python benchmarks/stacked_seeds.py --seeds 10 --epochs 10
+    .venv/bin/python benchmarks/stacked_seeds.py --smoke
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true", help="2 seeds, 1 epoch: checks it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.epochs = 2, 1
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (200, 1, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.arange(200) % 10

@@ -5,8 +5,10 @@ A step is forward (under autocast when bf16), cross-entropy, backward and AdamW,
 28×28 grey images. "workers" rows run that many processes at once, each with its share of the
 threads, and report the steps per second of all of them together (the learning curve's set-up).
 Every row is timed after a warm-up, in one run of this script; ratios are to the first row.
+`--smoke` checks that the script still runs: one process, 2 steps a row after 1 of warm-up.
 
     .venv/bin/python benchmarks/step_time.py
+    .venv/bin/python benchmarks/step_time.py --smoke
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from headstart.ml.models import build_model
 from headstart.ml.training import trains_in_bf16
 
 
-def steps_per_second(threads: int, channels_last: bool, bf16: bool, steps: int) -> float:
+def steps_per_second(threads: int, channels_last: bool, bf16: bool, steps: int, warmup: int = 10) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -40,7 +42,7 @@ def steps_per_second(threads: int, channels_last: bool, bf16: bool, steps: int) 
         loss.backward()
         optimizer.step()
 
-    for _ in range(10):
+    for _ in range(warmup):
         step()
     started = time.perf_counter()
     for _ in range(steps):
@@ -55,18 +57,20 @@ def _worker(arguments: tuple) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--smoke", action="store_true", help="one process, 2 steps a row: checks it runs")
     args = parser.parse_args()
+    steps, warmup = (2, 1) if args.smoke else (args.steps, 10)
     cores = os.cpu_count() or 1
     native_bf16 = trains_in_bf16("auto", torch.device("cpu"))
     print(f"small_cnn, batch 32, on {cores} CPU cores; bf16 native here (AMX): {native_bf16}")
     print(f"| {'processes × threads':<20} | {'memory format':<13} | {'precision':<9} | {'steps/s':>8} | {'ratio':>6} |")
     print(f"|{'-' * 22}|{'-' * 15}|{'-' * 11}|{'-' * 10}|{'-' * 8}|")
     first = None
-    for workers in sorted({1, cores}):
+    for workers in [1] if args.smoke else sorted({1, cores}):
         threads = max(1, cores // workers)
         for channels_last in (False, True):
             for bf16 in (False, True):
-                settings = (threads, channels_last, bf16, args.steps)
+                settings = (threads, channels_last, bf16, steps, warmup)
                 if workers == 1:
                     rate = steps_per_second(*settings)
                 else:

@@ -4,6 +4,7 @@ alone (the traceback under `--verbose`, and always in logs/last_error.log); `sui
 
 from __future__ import annotations
 
+import importlib.resources
 import traceback
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import click
 from kedro.framework.cli.project import run as kedro_run
 
-from headstart.user_errors import user_message
+from headstart.user_errors import UnknownNameError, unknown_namespaces, unknown_pipelines, user_message
 
 ERROR_LOG = Path("logs/last_error.log")
 
@@ -22,7 +23,41 @@ def cli() -> None:
 
 
 def _run(verbose: bool, **options: Any) -> Any:
-    return _reported(verbose, kedro_run.callback, **options)
+    return _reported(verbose, _run_named, **options)
+
+
+def _run_named(**options: Any) -> Any:
+    """Kedro's run; a pipeline or namespace it does not know (Kedro raises an ImportError or a
+    ValueError deep in a traceback) answered with the names there are."""
+    try:
+        return kedro_run.callback(**options)
+    except Exception as error:
+        pipeline_names = [
+            *(options.get("pipelines") or ()),
+            *([options["pipeline"]] if options.get("pipeline") else []),
+        ]
+        message = _unknown_names(pipeline_names, list(options.get("namespaces") or ()))
+        if message is None:
+            raise
+        raise UnknownNameError(message) from error
+
+
+def _unknown_names(pipeline_names: list[str], namespaces: list[str]) -> str | None:
+    """Our message for a name the project lacks; None when the run's error is another. The pipelines'
+    names are their folders (as find_pipelines registers them), so a broken pipeline elsewhere hides nothing."""
+    from kedro.framework.project import PACKAGE_NAME, pipelines
+
+    folders = importlib.resources.files(f"{PACKAGE_NAME}.pipelines").iterdir()
+    known = {folder.name for folder in folders if folder.is_dir() and not folder.name.startswith(("_", "."))}
+    message = unknown_pipelines(known | {"__default__"}, pipeline_names)
+    if message is not None or not namespaces:
+        return message
+    chosen = pipeline_names or ["__default__"]
+    try:
+        built = {name: pipelines[name] for name in chosen}  # built from the run's conf (ConfiguredParametersHook)
+    except Exception:
+        return None  # a pipeline that fails to build: the run's own error says so
+    return unknown_namespaces(built, namespaces, default=not pipeline_names)
 
 
 def _reported(verbose: bool, command: Any, *arguments: Any, **options: Any) -> Any:

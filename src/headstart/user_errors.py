@@ -4,8 +4,10 @@ logs/last_error.log keeps it)."""
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import click
 from kedro.io import DatasetError
@@ -21,6 +23,52 @@ USER_ERRORS = (InvalidDataError, WeightsUnavailableError, CheckpointMismatchErro
 
 class ParameterError(click.ClickException):
     """Parameters that fail their typed check, one line per field, before any node runs."""
+
+
+class UnknownNameError(click.ClickException):
+    """A pipeline or namespace the project lacks (a typo, mostly), answered with the names there are."""
+
+
+def _prefixes(namespace: str) -> list[str]:
+    parts = namespace.split(".")
+    return [".".join(parts[: end + 1]) for end in range(len(parts))]
+
+
+def _unknown(what: str, missing: Sequence[str], there: Sequence[str], where: str) -> str:
+    named = []
+    for name in missing:
+        close = difflib.get_close_matches(name, there, 1)
+        named.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    plural = "s" if len(missing) > 1 else ""
+    return f"unknown {what}{plural} {', '.join(named)}; the {what}s {where}: {', '.join(there) or 'none'}"
+
+
+def unknown_pipelines(known: Iterable[str], pipeline_names: Sequence[str]) -> str | None:
+    """The pipelines a run named that the project lacks, with those there are; None when all exist."""
+    known = set(known)
+    missing = [name for name in pipeline_names if name not in known]
+    there = sorted(name for name in known if name != "__default__")
+    return _unknown("pipeline", missing, there, "there are") if missing else None
+
+
+def unknown_namespaces(pipelines: Mapping[str, Any], namespaces: Sequence[str], default: bool) -> str | None:
+    """The namespaces a run named that its `pipelines` lack (a namespace also selects those nested in it,
+    as Kedro's filter does), with those there are; None when all exist."""
+    there = sorted(
+        {
+            prefix
+            for pipeline in pipelines.values()
+            for node in pipeline.nodes
+            if node.namespace
+            for prefix in _prefixes(node.namespace)
+        }
+    )
+    missing = [namespace for namespace in namespaces if namespace not in there]
+    if not missing:
+        return None
+    return _unknown(
+        "namespace", missing, there, "of the default run" if default else f"of --pipelines={','.join(pipelines)}"
+    )
 
 
 # How pydantic names the member of a union (`int | Literal["all"]`) that a value failed, in an error's location.

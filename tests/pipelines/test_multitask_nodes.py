@@ -8,6 +8,7 @@ from headstart.params import MultitaskParams, RuntimeParams
 from headstart.pipelines.multitask.nodes import (
     build_multitask_data,
     compare_multitask_methods,
+    estimate_multitask_cost,
     evaluate_multitask_methods,
     train_multitask_methods,
 )
@@ -29,9 +30,11 @@ def test_a_trunk_from_the_source_model_starts_from_its_body(tmp_path):
             "training": {"epochs": 1, "body_lr": 1e-12, "head_lr": 1e-3, "weight_decay": 0.0},
         }
     )
-    models = train_multitask_methods(
-        data, data, {"source": source}, params, RuntimeParams(progress=False, checkpoint_dir=str(tmp_path))
+    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), workers=1)
+    models, looks = train_multitask_methods(
+        data, data, data, {"source": source}, {"estimated_minutes": 0}, params, runtime
     )
+    assert looks["seeds_trained"] == {"single": 1, "soft": 1}
     assert sorted(models) == ["single-seed0-left", "single-seed0-right", "soft-seed0-all"]
     trunk = models["single-seed0-left"].state["trunk.blocks.0.0.weight"]
     torch.testing.assert_close(trunk, source.state["blocks.0.0.weight"], atol=1e-6, rtol=0)  # body barely trained
@@ -68,15 +71,17 @@ def test_multi_label_targets_train_a_sigmoid_per_label_with_missing_labels_maske
     source = {
         "source": StoredModel.from_module(build_model({"name": "small_cnn", "widths": [4, 8]}), {"name": "small_cnn"})
     }
-    models = train_multitask_methods(
-        train, validation, source, params, RuntimeParams(progress=False, checkpoint_dir=str(tmp_path))
-    )
+    runtime = RuntimeParams(progress=False, checkpoint_dir=str(tmp_path), workers=1)
+    cost_table, cost = estimate_multitask_cost(train, validation, source, params, runtime)
+    assert list(cost_table["strategy"]) == ["single", "hard"] and cost["estimated_trainings"] == 2 * 3 + 2 * 1
+    models, looks = train_multitask_methods(train, validation, test, source, cost, params, runtime)
     assert models["hard-seed0-all"].state["heads.has_a.weight"].shape[0] == 1  # one logit: a sigmoid
     results, _ = evaluate_multitask_methods(models, test, RuntimeParams(progress=False))
     assert sorted(set(results["task"])) == ["has_a", "has_b", "has_c"]
     assert results["accuracy"].between(0, 1).all() and results["nll"].gt(0).all()
-    comparison, markdown, _, _ = compare_multitask_methods(results, models, params, train, validation, test)
-    assert list(comparison["method"]) == ["single", "hard"] and "has_c_accuracy" in comparison
+    comparison, markdown, _, _ = compare_multitask_methods(results, models, looks, params, train, validation, test)
+    assert set(comparison["method"]) == {"single", "hard"} and "has_c_accuracy" in comparison
+    assert comparison.set_index("method").loc["hard", "verdict"] == looks["decisions"]["hard"]["verdict"]
 
 
 def test_binary_cross_entropy_of_a_yes_no_label_averages_over_its_labelled_entries():

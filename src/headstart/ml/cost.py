@@ -347,7 +347,7 @@ def training_seconds(meter: Meter, plan: Plan, config: StrategyConfig, scale: fl
         return steps, step_total, total
     if config.procedure == "linear_classifier":
         return 0, 0.0, passes(plan.train) + passes(plan.validation) + meter.fit_seconds(config, plan.train)
-    if config.procedure == "tradaboost":
+    if config.procedure == "tradaboost":  # every round priced as a cold fit: its rounds start warm, so an upper bound
         source = len(task.source[0]) if task.source is not None else 0
         fits = config.boosting_rounds * meter.fit_seconds(config, plan.train + source, with_source=True)
         return 0, 0.0, passes(plan.train) + passes(plan.validation) + fits

@@ -48,7 +48,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 compare_multitask_methods,
-                estimate_multitask_cost,
                 ["multitask_results", "multitask_models", "multitask_looks", "params:multitask", *SPLITS],
                 [
                     "multitask_comparison",

@@ -1,0 +1,44 @@
+"""Every script under benchmarks/ runs in its smoke mode (`--smoke`: a tiny shape, seconds, nothing written
+outside a temporary folder) and prints its result: a script the code has moved away from fails here, not
+when someone next measures with it."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT, kedro_environment
+
+SCRIPTS = sorted(path.name for path in (PROJECT_ROOT / "benchmarks").glob("*.py"))
+# A line of each script's result, figures included; a new script adds its own.
+RESULTS = {
+    "classical_baselines.py": r"^pixels_logistic +0\.\d+$",
+    "default_run_stages.py": r"^\| ingest \(nodes\) +\| +[\d.]+ \|",
+    "distributed_training.py": r"^\| +2 \| +[\d.]+ \| +\d+ \|",
+    "grid_cost.py": r"^\| default +\| before: full grid[^|]*\| +[\d.]+ \|",
+    "real_shape.py": r"^\| scratch +\| +[\d.]+ \|",
+    "stacked_seeds.py": r"^seeds keeping the same epoch: \d of 2",
+    "step_time.py": r"^\| 1 × \d+ +\| channels-last \| bf16 +\| +[\d.]+ \|",
+    "training_throughput.py": r"^\| smoke +\| headstart fit +\| +[\d.]+ \|",
+}
+# Each runs a whole `kedro run` (10 s of Kedro's start-up alone on a shared 2-core machine, 15-45 s in all).
+KEDRO_RUNS = {"default_run_stages.py", "grid_cost.py", "real_shape.py"}
+
+
+@pytest.mark.parametrize(
+    "script", [pytest.param(name, marks=pytest.mark.slow) if name in KEDRO_RUNS else name for name in SCRIPTS]
+)
+def test_a_benchmark_runs_in_its_smoke_mode_and_prints_its_result(script, tmp_path):
+    assert script in RESULTS, f"say in RESULTS which line of its output is {script}'s result"
+    (tmp_path / "tmp").mkdir()
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / script), "--smoke"],
+        cwd=tmp_path,  # anything a script writes relative to where it runs stays here
+        env=kedro_environment(TMPDIR=str(tmp_path / "tmp")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(RESULTS[script], result.stdout, re.MULTILINE), result.stdout[-3000:]
