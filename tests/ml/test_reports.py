@@ -328,4 +328,5 @@ def test_the_multitask_verdict_reads_the_looks_decisions_on_delta_p_against_the_
     assert "Better than it: `uncertainty` (+1.2% [+0.3, +2.1], 95%, n = 3, look 1)" in text
     assert "Worse than it (negative transfer against it): `equal` (-2.5% [-3.0, -1.0]" in text
     assert "Open: `pcgrad` (+0.1% [-2.5, +2.7], 95%, n = 3, look 1; seeds ran out at n = 3)" in text
+    assert "To decide the 1 open row(s), list more `multitask.seeds`" in text
     assert "`single_task` (+" not in text and "`single_task` (-" not in text

@@ -63,6 +63,7 @@ def _interval_rows(axis, means, errors, colours, labels) -> None:
 
 
 VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue", "open": "tab:orange"}
+VERDICT_KEY = "green better, red worse, blue equivalent, orange open"
 
 
 def plot_gains(comparison, best: str, level: int, seeds: int) -> Figure:
@@ -83,7 +84,7 @@ def plot_gains(comparison, best: str, level: int, seeds: int) -> Figure:
             f"{name} ({verdict}, n = {n})" for name, verdict, n in zip(rows["strategy"], rows["verdict"], rows["seeds"])
         ]
         title = (
-            "Gain over the best baseline (chosen on validation): green better, red worse, blue equivalent, orange open"
+            "Gain over the best baseline (chosen on validation)\ngreen better, red worse, blue equivalent, orange open"
         )
         interval = "each row's interval at the level of the look that decided it"
     else:
@@ -97,9 +98,9 @@ def plot_gains(comparison, best: str, level: int, seeds: int) -> Figure:
         title = "Gain over the best baseline (chosen on validation); red: below it"
         interval = f"{level}% interval over n = {seeds} seeds"
     _interval_rows(axis, means, errors, colours, labels)
-    axis.set_xlabel(f"test accuracy gain over `{best}` (percentage points), {interval}")
+    axis.set_xlabel(f"test accuracy gain over `{best}` (percentage points)\n{interval}", fontsize=9)
     note = "\nintervals clipped to ±100 points" if clipped else ""
-    axis.set_title(f"{title}{note}", fontsize=9, wrap=True)
+    axis.set_title(f"{title}{note}", fontsize=9)
     figure.tight_layout()
     return figure
 

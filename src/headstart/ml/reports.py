@@ -552,6 +552,7 @@ def multitask_verdict(comparison: pd.DataFrame, looks: Mapping, baseline: str, l
     cut = [line for look in looks["looks"] for line in look.get("cut", [])]
     if cut:
         sentences.append(f"Not run for lack of time: {'; '.join(cut)}.")
+    sentences += more_seeds_hint(comparison, "`multitask.seeds`")
     return " ".join(sentences)
 
 
@@ -613,6 +614,17 @@ def verdict_sentences(table: pd.DataFrame, key: str, gain: str, unit: str) -> li
     return sentences
 
 
+def more_seeds_hint(table: pd.DataFrame, knob: str) -> list[str]:
+    """What decides a row the seeds left open: more seeds in the looks (conf/decisive lists ten)."""
+    ran_out = table[(table["verdict"] == "open") & table["open_because"].astype(str).str.startswith("seeds ran out")]
+    if ran_out.empty:
+        return []
+    return [
+        f"To decide the {len(ran_out)} open row(s), list more {knob} for the planned looks (`kedro run --env "
+        "decisive`: up to 10 seeds, spent only on the rows still open)."
+    ]
+
+
 def looks_verdict(comparison: pd.DataFrame, looks: Mapping, labels: str, baseline: str) -> str:
     """The comparison in words, row by row as the planned looks decided it: better, worse, equivalent
     within the margin, or open (and why), each with its gain, interval at its look's level and n."""
@@ -632,6 +644,7 @@ def looks_verdict(comparison: pd.DataFrame, looks: Mapping, labels: str, baselin
     cut = [line for look in looks["looks"] for line in look.get("cut", [])]
     if cut:
         sentences.append(f"Not run for lack of time: {'; '.join(cut)}.")
+    sentences += more_seeds_hint(comparison, "`transfer.seeds`")
     sentences.append(
         f"The looks trained {looks['seeds_if_fixed'] - looks['seeds_saved']} row-seeds of the "
         f"{looks['seeds_if_fixed']} a fixed design of {looks['seeds_listed']} seeds would (saved "
