@@ -2,7 +2,7 @@ import pytest
 
 from headstart.ml.cost import CostLimitError, Knobs, check_limit
 from headstart.ml.multitask import WEIGHTINGS, MethodRecipe
-from headstart.ml.multitask_cost import MethodPlan, StepTimer, estimate_methods
+from headstart.ml.multitask_cost import MethodPlan, StepCost, StepTimer, estimate_methods
 from headstart.ml.racing import raced_epochs
 from headstart.ml.training import TrainConfig
 from tests.ml.test_multitask import TASKS, TRUNK, two_task_data
@@ -29,7 +29,7 @@ def recipe(sharing, grid, epochs=6):
 
 class FixedTimer(StepTimer):
     def __call__(self, recipe):
-        return 0.5 * len(recipe.parts)  # every network's step: half a second
+        return StepCost(0.5 * len(recipe.parts), 0.0)  # every network's step: half a second
 
 
 def test_a_row_counts_networks_seeds_and_candidates_and_prices_the_race():
@@ -63,5 +63,15 @@ def test_over_the_budget_the_cuts_are_named_and_the_baseline_is_never_dropped():
 def test_the_step_is_timed_here_on_one_thread():
     timer = StepTimer()
     seconds = timer(recipe("hard", [{"lr_scale": 1.0}]))
-    assert 0 < seconds < 5 and timer.measuring_seconds > 0
+    assert 0 < seconds.step < 5 and 0 <= seconds.epoch < 5 and timer.measuring_seconds > 0
     assert timer(recipe("hard", [{"lr_scale": 1.0}])) == seconds  # the same shape: timed once
+
+
+def test_what_an_epoch_adds_to_its_steps_is_priced_in_every_epoch():
+    class EpochTimer(StepTimer):
+        def __call__(self, recipe):
+            return StepCost(0.5 * len(recipe.parts), 0.2 * len(recipe.parts))
+
+    single = recipe("single_task", [{"lr_scale": 1.0}])
+    found = estimate_methods([MethodPlan("single", single, 3, "single", True)], KNOBS, None, 1, EpochTimer())
+    assert found.table.loc[0, "expected_seconds"] == pytest.approx(3 * 6 * (5 * 1.0 + 0.4))

@@ -1,11 +1,12 @@
 """The multi-task comparison's and its sweeps' first look, priced before any training.
 
-A method's step is timed here on one thread (as a worker trains it): each network of the method trains
-1 and then 4 optimizer steps, and the difference is the seconds of 3 steps, so building the network
-and its validation passes drop out. A row's trainings are its networks × seeds × candidates; its
-seconds are its networks × seeds × the epochs successive halving trains over the grid
-(headstart.ml.racing.raced_epochs) × the steps an epoch × the step: an upper bound, since early
-stopping only shortens a training. The table, totals and cuts are headstart.ml.cost's.
+A method's step is timed here on one thread (as a worker trains it): its first network trains an epoch
+of 1 and then of 4 optimizer steps; the difference is the seconds of 3 steps, and what the 1-step
+epoch took beyond its step (the validation pass, building the network) is counted again in every
+epoch. A row's trainings are its networks × seeds × candidates; its seconds are its networks × seeds
+× the epochs successive halving trains over the grid (headstart.ml.racing.raced_epochs) × (the steps
+an epoch × the step + the epoch's rest): an upper bound on the steps, since early stopping only
+shortens a training. The table, totals and cuts are headstart.ml.cost's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -44,14 +46,22 @@ def _config_with(recipe: MethodRecipe, epochs: int, seed: int, setting: dict) ->
     return config.model_copy(update={"epochs": epochs, "min_epochs": 0, "min_batches_per_epoch": None})
 
 
+class StepCost(NamedTuple):
+    """Seconds of one optimizer step of a method's networks, and of what an epoch adds to its steps (the
+    validation pass, and building the networks counted in every epoch: an upper bound)."""
+
+    step: float
+    epoch: float
+
+
 class StepTimer:
-    """Seconds of one optimizer step of a method's networks, timed once per network shape and method."""
+    """A method's `StepCost`, timed once per network shape and method."""
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
+        self.seconds: dict[str, StepCost] = {}
         self.measuring_seconds = 0.0
 
-    def __call__(self, recipe: MethodRecipe) -> float:
+    def __call__(self, recipe: MethodRecipe) -> StepCost:
         key = json.dumps([recipe.sharing, recipe.trunk, recipe.classes, recipe.head, recipe.grid[0]], default=str)
         if key not in self.seconds:
             started = time.perf_counter()
@@ -60,7 +70,7 @@ class StepTimer:
         return self.seconds[key]
 
     @staticmethod
-    def _measure(recipe: MethodRecipe) -> float:
+    def _measure(recipe: MethodRecipe) -> StepCost:
         setting, part = recipe.grid[0], recipe.parts[0]
         batch = recipe.config_for(0, setting).batch_size
         threads = torch.get_num_threads()
@@ -74,7 +84,6 @@ class StepTimer:
                     timed = replace(
                         recipe,
                         train=(images[:count], {t: y[:count] for t, y in labels.items()}),
-                        validation=(images[:batch], {t: y[:batch] for t, y in labels.items()}),
                         config_for=lambda seed, s, epochs=-(-steps * batch // count): _config_with(
                             recipe, epochs, seed, s
                         ),
@@ -86,7 +95,9 @@ class StepTimer:
         finally:
             torch.set_num_threads(threads)
         per_step = (seconds[1] - seconds[0]) / (TIMED_STEPS[1] - TIMED_STEPS[0])
-        return max(per_step, seconds[1] / TIMED_STEPS[1] / 4) * len(recipe.parts)  # noise cannot make it ~0
+        per_step = max(per_step, seconds[1] / TIMED_STEPS[1] / 4)  # noise cannot make it ~0
+        networks = len(recipe.parts)
+        return StepCost(per_step * networks, max(seconds[0] - per_step, 0.0) * networks)
 
 
 def price(plans: Sequence[MethodPlan], timer: StepTimer, epochs_scale: float = 1.0) -> pd.DataFrame:
@@ -95,17 +106,18 @@ def price(plans: Sequence[MethodPlan], timer: StepTimer, epochs_scale: float = 1
         recipe = plan.recipe
         config = recipe.config_for(0, recipe.grid[0])
         epochs = max(1, round(config.epochs * epochs_scale))
-        steps = epochs * steps_per_epoch(len(recipe.train[0]), config)
-        step = timer(recipe)
+        per_epoch = steps_per_epoch(len(recipe.train[0]), config)
+        cost = timer(recipe)
+        epoch_seconds = per_epoch * cost.step + cost.epoch
         grid_epochs = raced_epochs(epochs, len(recipe.grid), recipe.eta, min(config.min_epochs, epochs))
         networks = len(recipe.parts)
         rows.append(
             {
                 "strategy": plan.name,
                 "trainings": plan.seeds * networks * len(recipe.grid),
-                "steps_per_training": steps,
-                "seconds_per_training": steps * step / networks,
-                "expected_seconds": plan.seeds * grid_epochs * steps_per_epoch(len(recipe.train[0]), config) * step,
+                "steps_per_training": epochs * per_epoch,
+                "seconds_per_training": epochs * epoch_seconds / networks,
+                "expected_seconds": plan.seeds * grid_epochs * epoch_seconds,
             }
         )
     return pd.DataFrame(rows)
