@@ -55,3 +55,19 @@ def kedro_run(project: Path, *arguments: str, **environment: str) -> subprocess.
         text=True,
         timeout=600,
     )
+
+
+def runs_below(runs: list, parent_id: str, level: str | None = None) -> list:
+    """Every run below `parent_id` at any depth (a comparison's trainings nest under their strategy's
+    run); with `level`, only those tagged `headstart.level` so, or untagged children for "training"."""
+    children: dict[str, list] = {}
+    for run in runs:
+        children.setdefault(run.data.tags.get("mlflow.parentRunId"), []).append(run)
+    found, frontier = [], [parent_id]
+    while frontier:
+        below = children.get(frontier.pop(), [])
+        found += below
+        frontier += [run.info.run_id for run in below]
+    if level == "training":
+        return [run for run in found if run.data.tags.get("headstart.level") != "strategy"]
+    return [run for run in found if level is None or run.data.tags.get("headstart.level") == level]

@@ -21,7 +21,7 @@ from kedro.io import DatasetError, Version
 
 from headstart import configured
 from headstart.datasets.models import ModelDataset
-from tests.conftest import copy_project, kedro_command, kedro_environment, kedro_run
+from tests.conftest import copy_project, kedro_command, kedro_environment, kedro_run, runs_below
 from tests.test_run import mlflow_runs
 
 pytestmark = pytest.mark.slow
@@ -108,8 +108,8 @@ def test_a_run_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(proj
         r for r in runs if r.data.tags.get("headstart.pid") == str(killed.pid) and r.data.tags.get("kedro.run_id")
     ]
     assert killed_parent.info.status == "KILLED"
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == killed_parent.info.run_id]
-    assert children and {r.info.status for r in children} == {"KILLED"}
+    children = runs_below(runs, killed_parent.info.run_id, "training")  # below its strategy's run, killed too
+    assert children and {r.info.status for r in runs_below(runs, killed_parent.info.run_id)} == {"KILLED"}
     assert mlflow.MlflowClient().get_metric_history(children[0].info.run_id, "train_loss")  # kept what it finished
     logged = resumed.stdout + resumed.stderr
     assert "Resuming from" in logged and "scratch-seed" in logged
@@ -168,11 +168,7 @@ def test_keeping_only_the_best_seed_stores_one_model_and_every_seed_still_has_it
     (new,) = set(versions(project, "pixels_knn")) - set(before)
     stored = sorted((project / "data/06_models/pixels_knn/target_models" / new / "target_models").glob("*.safetensors"))
     parent = [r for r in mlflow_runs(project) if "mlflow.parentRunId" not in r.data.tags][-1]
-    children = mlflow.search_runs(
-        experiment_ids=[parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-        output_format="list",
-    )
+    children = runs_below(mlflow_runs(project), parent.info.run_id, "training")
     assert len(children) == 2 and len(stored) == 1
     (referring,) = [c for c in children if "model.file" in c.data.tags]
     assert Path(referring.data.tags["model.file"]) == stored[0]
@@ -245,7 +241,7 @@ def test_two_workers_log_to_one_tracking_server_under_the_dag_runs_parent(projec
     tasks = {r.data.tags["kedro.namespaces"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent}
     assert tasks.keys() == set(strategies) and {r.info.status for r in tasks.values()} == {"FINISHED"}
     for strategy, task in tasks.items():
-        trainings = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == task.info.run_id]
+        trainings = runs_below(runs, task.info.run_id, "training")  # below the strategy's run
         assert sorted(r.data.tags["mlflow.runName"] for r in trainings) == [f"{strategy} seed {s}" for s in (0, 1)]
         assert all(Path(r.data.tags["model.file"]).exists() for r in trainings)  # each refers to its own file
         (new,) = set(versions(project, strategy)) - set(before[strategy])  # one new version, none overwritten

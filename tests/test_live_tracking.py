@@ -51,7 +51,9 @@ def test_a_crash_keeps_the_finished_training_and_the_epochs_of_the_one_it_stoppe
     client = mlflow.MlflowClient()
     runs = {r.data.tags["mlflow.runName"]: r for r in client.search_runs([parent.info.experiment_id])}
     finished, stopped = runs["scratch seed 0"], runs["scratch seed 1"]
-    assert finished.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    strategy = runs["scratch"]  # the strategy's run, between the pipeline's and its trainings'
+    assert strategy.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert finished.data.tags["mlflow.parentRunId"] == strategy.info.run_id and strategy.info.status == "FAILED"
     assert finished.info.status == "FINISHED" and stopped.info.status == "FAILED"
     assert [m.step for m in client.get_metric_history(finished.info.run_id, "train_loss")] == [1, 2, 3]
     assert [m.step for m in client.get_metric_history(stopped.info.run_id, "train_loss")] == [1, 2]

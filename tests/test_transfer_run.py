@@ -21,7 +21,7 @@ import yaml
 from headstart.datasets.labelled_images import LabelledImagesDataset
 from headstart.ml.prediction import as_array, encode_png
 from headstart.serving import image_frame
-from tests.conftest import PROJECT_ROOT, copy_project, kedro_run
+from tests.conftest import PROJECT_ROOT, copy_project, kedro_environment, kedro_run, runs_below
 from tests.test_run import mlflow_runs
 
 pytestmark = pytest.mark.slow
@@ -137,7 +137,7 @@ def test_the_cost_estimate_comes_before_any_training_counts_every_one_and_is_in_
 def test_each_strategy_and_seed_is_a_child_run_with_curves_weights_and_report(project):
     runs = mlflow_runs(project)
     parent = parent_runs(project)[0]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = runs_below(runs, parent.info.run_id, "training")
     dropped = [r for r in children if r.data.tags.get("tuning.kept") == "false"]
     names = {
         r.data.tags["mlflow.runName"] for r in children if r.data.tags.get("study") != "multitask" and r not in dropped
@@ -176,11 +176,7 @@ def test_one_strategy_runs_alone_on_the_catalogued_source_model_and_splits(proje
     result = kedro_run(project, "--pipelines=transfer", "--namespaces=finetune_full")
     assert result.returncode == 0, result.stderr[-3000:]
     parent = parent_runs(project)[-1]
-    children = [
-        r.data.tags["mlflow.runName"]
-        for r in mlflow_runs(project)
-        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-    ]
+    children = [r.data.tags["mlflow.runName"] for r in runs_below(mlflow_runs(project), parent.info.run_id, "training")]
     assert sorted(children) == ["finetune_full seed 0", "finetune_full seed 1"]
     assert len(list((project / "data/06_models/finetune_full/target_models").iterdir())) == 2
     assert {p.name for p in (project / "data/06_models/scratch/target_models").iterdir()} == before
@@ -426,13 +422,21 @@ def test_predict_pipeline_classifies_a_folder_with_the_champion_or_a_strategy(pr
     for index, image in enumerate(images):
         (folder / ("batch_2" if index % 2 else "") / f"digit_{index:02d}.png").write_bytes(encode_png(image))
     (folder / "README.txt").write_text("not an image: skipped")
+    (folder / "zz_inverted.png").write_bytes(encode_png(255 - images[0]))  # unlike any training image
     written = {}
     for chosen, version in (("champion", "champion v1"), ("finetune_top", "finetune_top seed")):
         result = kedro_run(project, "--pipelines=predict", f"--params=predict.model={chosen},predict_images={folder}")
         assert result.returncode == 0, result.stderr[-3000:]
         predictions = pd.read_csv(latest(project, "data/07_model_output/predictions.csv"))
-        assert len(predictions) == 12 and predictions["model_version"].str.startswith(version).all()
+        assert len(predictions) == 13 and predictions["model_version"].str.startswith(version).all()
         assert predictions["probability"].between(0, 1).all()
+        # calibrated probabilities, the k-NN out-of-distribution score and its flag at the stored threshold
+        new = ["ood_score", "out_of_distribution"]
+        assert list(predictions.columns[1:6]) == ["predicted_class", "probability", "model_version", *new]
+        assert predictions["out_of_distribution"].dtype == bool and predictions["ood_score"].notna().all()
+        digits, inverted = predictions.iloc[:-1], predictions.iloc[-1]
+        assert inverted["file"] == "zz_inverted.png" and inverted["ood_score"] > digits["ood_score"].median()
+        assert digits["out_of_distribution"].mean() <= 0.5
         written[chosen] = predictions.set_index("file")
     assert len(list((project / "data/07_model_output/predictions.csv").iterdir())) == 2  # versioned: both kept
     runs = [r for r in mlflow_runs(project) if r.data.tags.get("kedro.pipelines") == "predict"]
@@ -440,6 +444,8 @@ def test_predict_pipeline_classifies_a_folder_with_the_champion_or_a_strategy(pr
     served = mlflow.pyfunc.load_model(champion_uri(project)).predict(image_frame(images))
     files = [f"{'batch_2/' if index % 2 else ''}digit_{index:02d}.png" for index in range(12)]
     assert list(written["champion"].loc[files, "predicted_class"].astype(str)) == list(served["predicted_class"])
+    np.testing.assert_allclose(written["champion"].loc[files, "ood_score"], served["ood_score"], rtol=1e-5)
+    assert list(written["champion"].loc[files, "out_of_distribution"]) == list(served["out_of_distribution"])
 
 
 def test_a_strategy_added_in_conf_alone_is_trained_and_compared(project):
@@ -493,3 +499,45 @@ def test_advice_audit_reads_scores_against_measured_accuracy_after_the_run_and_t
     report = latest(project, "data/08_reporting/advice_audit.md").read_text()
     assert "Kendall" in report and "Advised strategy" in report and "Advice:" in report
     assert latest(project, "data/08_reporting/advice_audit.png").stat().st_size > 1000
+
+
+def test_the_notebook_runs_top_to_bottom_on_the_runs_outputs(project):
+    """notebooks/explore_experiment.ipynb, every code cell in order as Jupyter runs them (its one magic
+    left out, `display` as IPython's), on this project's default run: a renamed data set or column fails."""
+    notebook = json.loads((PROJECT_ROOT / "notebooks" / "explore_experiment.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    script = "\n".join(line for cell in cells for line in cell.splitlines() if not line.startswith("%"))
+    ran = subprocess.run(
+        [sys.executable, "-c", "def display(shown):\n    print(type(shown).__name__)\n" + script],
+        cwd=project,
+        env={**kedro_environment(), "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "test images misclassified" in ran.stdout and "Figure" in ran.stdout
+
+
+def test_each_strategy_is_a_run_of_its_own_with_its_summary_and_its_trainings_below_it(project):
+    """The MLflow UI compares strategies side by side: one run per strategy under the pipeline's run,
+    its row of the comparison as metrics and tags, its trainings nested below it; one filter
+    (`tags.tuning.kept != 'false'`) hides the candidates its tuning dropped."""
+    runs = mlflow_runs(project)
+    parent = parent_runs(project)[0]
+    strategies = {r.data.tags["strategy"]: r for r in runs_below(runs, parent.info.run_id, "strategy")}
+    assert sorted(strategies) == sorted(STRATEGIES)
+    comparison = pd.read_csv(latest(project, "data/08_reporting/transfer_comparison.csv")).set_index("strategy")
+    for name, run in strategies.items():
+        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.metrics["gain_over_best_points"] == pytest.approx(comparison.loc[name, "gain_over_best_points"])
+        assert run.data.tags["verdict"] == comparison.loc[name, "verdict"]
+        assert run.data.metrics["seeds"] == comparison.loc[name, "seeds"]
+        trainings = runs_below(runs, run.info.run_id)
+        assert {r.data.tags["mlflow.runName"].split(" (")[0] for r in trainings} >= {f"{name} seed 0", f"{name} seed 1"}
+    hidden = mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string="tags.`tuning.kept` = 'false'",
+        output_format="list",
+    )
+    assert hidden and all(r.data.tags["mlflow.parentRunId"] == strategies["lwf"].info.run_id for r in hidden)

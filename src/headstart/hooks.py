@@ -251,6 +251,9 @@ class MlflowTrackingHook:
         if run_id:  # the training's live run: its curves are there already
             record["run_id"] = run_id
             record["history"] = () if streamed else record.get("history", ())
+        elif self._live is not None and "model" in record and "strategy" in (record.get("tags") or {}):
+            # a training of the comparison that logged nothing live (a classical reference)
+            record["run_id"] = self._live.training_run(record["tags"]["strategy"], record["run_name"])
         if "model" not in record:  # a run of a study: nothing stored
             return record
         model = record.pop("model")
@@ -275,6 +278,8 @@ class MlflowTrackingHook:
                 self._live.mark_dropped(dataset_name.rsplit(".", 1)[0])
         if metadata.get("mlflow"):
             log_dataset(dataset_name, data, metadata)
+        if metadata.get("strategy_runs") == "summary" and self._live is not None:  # one run per strategy
+            self._live.summarise(data)
 
     def _end_run(self, status: str) -> None:
         self._listening.close()

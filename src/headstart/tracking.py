@@ -18,11 +18,12 @@ from typing import Any
 import matplotlib.pyplot as plt
 import mlflow
 from matplotlib.figure import Figure
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from pydantic import BaseModel
 
 MLFLOW_KEY = re.compile(r"[^\w\-. /]")
 MAX_PARAM_LENGTH = 6000
+STRATEGY_LABEL = re.compile(r"^(\S+) seed \d+")  # a comparison's training: "<strategy> seed <s> (<setting>)"
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -164,11 +165,51 @@ class LiveRuns:
         self.runs: dict[str, str] = {}  # label → run id
         self.streamed: set[str] = set()  # labels whose epochs were logged live
         self.open: set[str] = set()
+        self.strategies: dict[str, str] = {}  # a comparison's strategy → its run, its trainings' parent
+
+    def strategy_run(self, strategy: str) -> str:
+        """The run of one strategy of a comparison, under the pipeline's run: its trainings nest below it
+        and the comparison's summary of it lands on it (`summarise`), so the UI compares strategies."""
+        if strategy not in self.strategies:
+            tags = {
+                "mlflow.parentRunId": self.parent.info.run_id,
+                "headstart.level": "strategy",
+                "strategy": strategy,
+                **process_tags(),
+            }
+            run = self.client.create_run(self.parent.info.experiment_id, run_name=strategy, tags=tags)
+            self.strategies[strategy] = run.info.run_id
+        return self.strategies[strategy]
+
+    def training_run(self, strategy: str, run_name: str) -> str:
+        """A run for a training of `strategy` that logged nothing live (a classical reference)."""
+        tags = {"mlflow.parentRunId": self.strategy_run(strategy), "headstart.level": "training", **process_tags()}
+        return self.client.create_run(self.parent.info.experiment_id, run_name=run_name, tags=tags).info.run_id
+
+    def summarise(self, comparison) -> None:
+        """Each strategy's row of the comparison (a pandas table) on its run: the numbers as metrics, the
+        verdict and the words as tags; the run then ends FINISHED."""
+        for row in comparison.to_dict("records"):
+            run_id = self.strategy_run(str(row["strategy"]))
+            numbers = {k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            words = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in row.items() if k not in numbers and k != "strategy"}
+            self.client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(MLFLOW_KEY.sub("_", k), v, int(time.time() * 1000), 0) for k, v in numbers.items() if v == v
+                ],
+                tags=[RunTag(MLFLOW_KEY.sub("_", k), v) for k, v in words.items()],
+            )
+            self.client.set_terminated(run_id, "FINISHED")
 
     def __call__(self, event: str, label: str, payload: dict[str, Any]) -> None:
         if event == "started":
             if label not in self.runs:
-                tags = {"mlflow.parentRunId": self.parent.info.run_id, "training.label": label, **process_tags()}
+                strategy = STRATEGY_LABEL.match(label)
+                parent = self.strategy_run(strategy.group(1)) if strategy else self.parent.info.run_id
+                tags = {"mlflow.parentRunId": parent, "training.label": label, **process_tags()}
+                if strategy:
+                    tags |= {"headstart.level": "training", "strategy": strategy.group(1)}
                 run = self.client.create_run(self.parent.info.experiment_id, run_name=label, tags=tags)
                 self.runs[label] = run.info.run_id
                 config = {
@@ -202,10 +243,14 @@ class LiveRuns:
             self.client.set_tag(self.runs.pop(label), "tuning.kept", "false")
 
     def end_open(self, status: str) -> None:
-        """A failed or killed pipeline: the trainings still running end with it."""
+        """A failed or killed pipeline: the trainings still running end with it, and every strategy's run
+        the comparison did not summarise."""
         for label in sorted(self.open):
             self.client.set_terminated(self.runs[label], status)
         self.open.clear()
+        for run_id in self.strategies.values():
+            if self.client.get_run(run_id).info.status == "RUNNING":
+                self.client.set_terminated(run_id, status)
 
 
 def process_tags() -> dict[str, str]:
