@@ -17,6 +17,7 @@ RESULTS = {
     "default_run_stages.py": r"^\| ingest \(nodes\) +\| +[\d.]+ \|",
     "distributed_training.py": r"^\| +2 \| +[\d.]+ \| +\d+ \|",
     "grid_cost.py": r"^\| default +\| before: full grid[^|]*\| +[\d.]+ \|",
+    "ood_scores.py": r"^\| letters +\| knn +\| +[\d.]+ \| +[\d.]+ \|",
     "real_shape.py": r"^\| scratch +\| +[\d.]+ \|",
     "stacked_seeds.py": r"^seeds keeping the same epoch: \d of 2",
     "step_time.py": r"^\| 1 × \d+ +\| channels-last \| bf16 +\| +[\d.]+ \|",

@@ -27,6 +27,7 @@ from headstart.ml.models.stored import StoredModel
 from headstart.ml.prediction import ImageClassifier
 from headstart.serving import image_frame, log_image_classifier, served_requirements
 from tests.conftest import PROJECT_ROOT
+from tests.ml.test_ood import calibrated_model
 from tests.ml.test_prediction import stored_model
 
 
@@ -67,18 +68,23 @@ def pickled_files(folder: Path) -> list[str]:
 
 
 def test_logged_model_loads_through_pyfunc_and_predicts_like_the_library(experiment):
-    stored = stored_model()
+    stored = calibrated_model()  # with its temperature and out-of-distribution thresholds
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (20, 30), dtype=np.uint8), rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)]
     with mlflow.start_run():
         logged = log_image_classifier(stored, "model", images[0], registered_model_name="served")
     assert logged.signature.inputs.input_names() == ["image"]
-    assert "probability_c" in logged.signature.outputs.input_names()
+    outputs = logged.signature.outputs.input_names()
+    assert outputs[:4] == ["predicted_class", "probability", "ood_score", "out_of_distribution"]
+    assert "probability_c" in outputs
     loaded = mlflow.pyfunc.load_model("models:/served/1")
     served = loaded.predict(image_frame(images))
     direct = ImageClassifier(stored).predict(images)
     assert list(served["predicted_class"]) == list(direct["predicted_class"])
     np.testing.assert_allclose(served["probability"], direct["probability"], rtol=1e-6)
+    np.testing.assert_allclose(served["ood_score"], direct["ood_score"], rtol=1e-6)
+    assert list(served["out_of_distribution"]) == list(direct["out_of_distribution"])
+    assert stored.info["temperature"] != 1 and direct["ood_score"].notna().all()
 
     folder = model_folder(logged)
     assert (folder / "MLmodel").is_file() and (folder / "served_model.py").is_file()  # the folder it is served from

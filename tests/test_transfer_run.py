@@ -89,6 +89,11 @@ def test_default_run_writes_the_comparison_of_every_strategy_against_scratch(pro
     assert f"the best baseline (chosen on validation at the first look) is `{best}`" in markdown
     assert "Planned looks at 2, 3 seeds, error α = 0.05 per row" in markdown
     assert latest(project, "data/08_reporting/transfer_comparison.png").stat().st_size > 1000
+    # calibration (ECE, NLL before / after temperature scaling) and selective prediction (AURC), with intervals
+    assert {"ece", "ece_calibrated", "nll_calibrated", "aurc", "aurc_ci_high"} <= set(comparison.columns)
+    assert comparison[["ece", "ece_calibrated", "aurc"]].stack().between(0, 1).all() and "Calibration:" in markdown
+    for chart in ("transfer_reliability.png", "transfer_risk_coverage.png"):
+        assert latest(project, f"data/08_reporting/{chart}").stat().st_size > 1000
     weights = latest(project, "data/06_models/finetune_full/target_models")
     assert sorted(p.name for p in weights.iterdir()) == [
         "seed_0.json",

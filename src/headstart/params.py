@@ -25,6 +25,8 @@ from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting, method_config
 from headstart.ml.multitask_sweeps import SweepRun, equal_weighting_of, single_task_baseline
+from headstart.ml.ood import DEFAULT_SCORE as DEFAULT_OOD_SCORE
+from headstart.ml.ood import SCORES as OOD_SCORES
 from headstart.ml.pretraining import SourceRecipe
 from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES, StrategyChoice, StrategyConfig, TargetTask
 from headstart.ml.studies import SweepArm
@@ -776,3 +778,6 @@ class PredictParams(Settings):
     # "champion": the registry's champion (kedro run --pipelines=retrain promotes one); or the name
     # of a strategy in transfer.strategies: its catalogued models, the seed best on validation.
     model: str = "champion"
+    # Which out-of-distribution score flags an image (headstart.ml.ood): knn (the default, the best measured
+    # on the default data by benchmarks/ood_scores.py), energy or msp. Every score's threshold is stored.
+    ood_score: Literal[OOD_SCORES] = DEFAULT_OOD_SCORE

@@ -8,7 +8,10 @@ source, the weights as safetensors, so nothing is pickled.
 Input: a DataFrame with an `image` column of image files' bytes (PNG or JPEG, any size and mode;
 base64 strings over HTTP). Arrays of varying size and mode cannot share one tensor schema, so a
 uint8 array goes through `image_frame`, which encodes it as PNG. Output: `predicted_class`,
-`probability` and `probability_<class>` for every class.
+`probability` (calibrated by the model's stored temperature), `ood_score` and `out_of_distribution` (the
+score above the model's stored threshold: an image unlike its training data; headstart.ml.ood), and
+`probability_<class>` for every class. The score is headstart.ml.ood.DEFAULT_SCORE unless the logged
+model's config names another (`model_config={"ood_score": "msp"}`).
 """
 
 from __future__ import annotations
@@ -74,7 +77,10 @@ class HeadstartImageClassifier(mlflow.pyfunc.PythonModel):
         # A run's model refers to its catalog file (one stored copy); a registered champion carries its own.
         weights = Path((context.model_config or {}).get("weights_file") or context.artifacts["weights"])
         described = Path(context.artifacts["model_json"])
-        self.classifier = ImageClassifier(StoredModel.decode(weights.read_bytes(), described.read_bytes()))
+        score = (context.model_config or {}).get("ood_score")
+        self.classifier = ImageClassifier(
+            StoredModel.decode(weights.read_bytes(), described.read_bytes()), ood_score=score
+        )
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if IMAGE_COLUMN not in model_input:
@@ -85,6 +91,7 @@ class HeadstartImageClassifier(mlflow.pyfunc.PythonModel):
 
 def signature(classes: list[str]) -> ModelSignature:
     outputs = [ColSpec("string", "predicted_class"), ColSpec("double", "probability")]
+    outputs += [ColSpec("double", "ood_score"), ColSpec("boolean", "out_of_distribution")]
     outputs += [ColSpec("double", f"probability_{name}") for name in classes]
     return ModelSignature(inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]), outputs=Schema(outputs))
 

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from headstart.ml.metrics import compare_to_baseline, t_interval
+from headstart.ml.metrics import compare_to_baseline, selective_prediction_table, t_interval, with_calibration
 from headstart.ml.reports import tuning_grid_text
 
 
@@ -89,3 +89,27 @@ def test_the_tuning_text_names_each_value_of_a_setting_once_when_the_grid_crosse
     grid = [{"lr_scale": 1.0, "adaptation_weight": w} for w in (0.01, 0.1, 1.0)]
     text = tuning_grid_text({"l2_sp": grid, "scratch": [{"lr_scale": s} for s in (0.3, 1.0, 3.0)]})
     assert "l2_sp: lr_scale ∈ {1}; adaptation_weight ∈ {0.01, 0.1, 1}; scratch: lr_scale ∈ {0.3, 1, 3}." in text
+
+
+def test_calibration_columns_take_the_nll_columns_place_with_t_intervals_over_seeds():
+    rows = pd.DataFrame(results("scratch", [0.7, 0.8, 0.9]) + results("good", [0.75, 0.85, 0.95]))
+    rows["ece"], rows["ece_calibrated"] = [0.10, 0.12, 0.14, 0.05, 0.05, 0.05], 0.02
+    rows["nll_calibrated"], rows["aurc"] = 0.5, [0.01, 0.02, 0.03, 0.0, 0.0, 0.0]
+    comparison = compare_to_baseline(rows)
+    table = with_calibration(comparison, rows)
+    assert list(table.columns).index("ece") == list(comparison.columns).index("nll")
+    table = table.set_index("strategy")
+    assert table.loc["scratch", "ece"] == pytest.approx(0.12)
+    assert table.loc["scratch", "ece_ci_high"] - 0.12 == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-5)
+    assert table.loc["good", "ece_ci_low"] == pytest.approx(0.05) and table.loc["good", "nll"] == 1.0
+    assert {"nll_ci_low", "nll_calibrated_ci_high", "aurc_ci_low"} <= set(table.columns)
+    assert with_calibration(comparison, rows.drop(columns=["ece", "ece_calibrated", "nll_calibrated", "aurc"])) is (
+        comparison
+    )  # evaluations made before: the table as it was
+
+
+def test_selective_prediction_table_averages_each_coverage_over_seeds():
+    table = selective_prediction_table([("a", [1.0, 0.8]), ("a", [1.0, 0.6]), ("b", [0.9, 0.7])], [0.5, 1.0])
+    assert list(table["strategy"]) == ["a", "a", "b", "b"] and list(table["seeds"]) == [2, 2, 1, 1]
+    assert list(table["accuracy"]) == pytest.approx([1.0, 0.7, 0.9, 0.7])
+    assert table["accuracy_ci_low"].iloc[0] == 1.0 and math.isnan(table["accuracy_ci_low"].iloc[2])

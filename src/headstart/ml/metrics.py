@@ -219,3 +219,56 @@ def in_listed_order(results: pd.DataFrame, column: str, names: Sequence[str]) ->
     """`results` with its rows sorted by `column` in the order `names` lists them (stable otherwise)."""
     order = {name: i for i, name in enumerate(names)}
     return results.sort_values(column, key=lambda values: values.map(order), kind="stable")
+
+
+# Calibration and selective prediction (headstart.ml.calibration): per seed, then intervals over seeds.
+CALIBRATION_METRICS = ("ece", "ece_calibrated", "nll_calibrated", "aurc")
+CALIBRATION_COLUMNS = ("ece", "ece_calibrated", "nll", "nll_calibrated", "aurc")  # lower is better, each
+
+
+def with_calibration(comparison: pd.DataFrame, results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """`comparison` with, in place of its mean NLL, each row's ECE and NLL before and after temperature
+    scaling and its AURC: means over seeds with the same t-interval as accuracy's. A row whose seeds
+    lack them (evaluated before they were measured) gets NaN; without any, the comparison is unchanged."""
+    present = [name for name in CALIBRATION_COLUMNS if name in results]
+    if not set(CALIBRATION_METRICS) & set(present):
+        return comparison
+    columns: dict[str, dict[str, float]] = {}
+    for strategy, group in results.groupby("strategy", sort=False):
+        for name in present:
+            values = group[name].dropna()
+            mean, low, high = t_interval(values, confidence) if len(values) else (math.nan,) * 3
+            for column, value in ((name, mean), (f"{name}_ci_low", low), (f"{name}_ci_high", high)):
+                columns.setdefault(column, {})[strategy] = value
+    table = comparison.drop(columns=[c for c in columns if c in comparison])
+    at = list(comparison.columns).index("nll") if "nll" in comparison else len(table.columns)
+    for offset, (column, values) in enumerate(columns.items()):
+        table.insert(at + offset, column, table["strategy"].map(values))
+    return table
+
+
+def selective_prediction_table(
+    selective: Sequence[tuple[str, Sequence[float]]], coverages: Sequence[float], confidence: float = 0.95
+) -> pd.DataFrame:
+    """Accuracy against coverage per strategy, from (strategy, one seed's accuracy at each coverage)
+    pairs: the mean over seeds with its t-interval at each coverage (answering the most confident first)."""
+    rows = []
+    by_strategy: dict[str, list[Sequence[float]]] = {}
+    for strategy, accuracies in selective:
+        by_strategy.setdefault(strategy, []).append(accuracies)
+    for strategy, seeds in by_strategy.items():
+        for index, coverage in enumerate(coverages):
+            mean, low, high = t_interval([accuracies[index] for accuracies in seeds], confidence)
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "coverage": coverage,
+                    "seeds": len(seeds),
+                    "accuracy": mean,
+                    "accuracy_ci_low": low,
+                    "accuracy_ci_high": high,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["strategy", "coverage", "seeds", "accuracy", "accuracy_ci_low", "accuracy_ci_high"]
+    )

@@ -269,3 +269,57 @@ def plot_suite_audit(summary, tasks: int) -> Figure:
     figure.suptitle(f"The advice and fixed policies across the suite's {tasks} tasks", fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def plot_reliability(pooled: dict[str, dict[str, dict[str, list]]], bins: int) -> Figure:
+    """A reliability diagram per strategy (its seeds' test images pooled): the accuracy in each of `bins`
+    equal-width confidence bins before (grey outline) and after temperature scaling (bars), against the
+    diagonal a calibrated model follows; the title gives both ECEs (headstart.ml.calibration)."""
+    from headstart.ml.calibration import ece_of_bins
+
+    columns = min(4, max(1, len(pooled)))
+    rows = -(-len(pooled) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 3.0 * rows), squeeze=False)
+    width = 1.0 / bins
+    centres = [width * (index + 0.5) for index in range(bins)]
+    for axis, (strategy, binned) in zip(axes.flat, pooled.items()):
+        for kind, style in (
+            ("calibrated", {"color": "tab:blue", "alpha": 0.7}),
+            ("raw", {"fill": False, "edgecolor": "grey"}),
+        ):
+            counts, correct = binned[kind]["count"], binned[kind]["correct"]
+            accuracy = [r / n if n else 0.0 for r, n in zip(correct, counts)]
+            axis.bar(centres, accuracy, width=width, label="after T" if kind == "calibrated" else "before", **style)
+        axis.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
+        axis.set(xlim=(0, 1), ylim=(0, 1))
+        axis.set_title(
+            f"{strategy}\nECE {ece_of_bins(binned['raw']):.3f} → {ece_of_bins(binned['calibrated']):.3f}", fontsize=8
+        )
+        axis.tick_params(labelsize=7)
+    for axis in list(axes.flat)[len(pooled) :]:
+        axis.axis("off")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    figure.supxlabel("confidence (maximum probability)", fontsize=9)
+    figure.supylabel("accuracy", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_risk_coverage(table, seeds: int) -> Figure:
+    """Accuracy against coverage per strategy (answering its most confident test images first), the mean
+    over seeds (`metrics.selective_prediction_table`); the legend orders strategies by accuracy at half
+    coverage."""
+    figure, axis = plt.subplots(figsize=(7.5, 5))
+    half = table[table["coverage"].sub(0.5).abs() < 1e-9].set_index("strategy")["accuracy"]
+    order = sorted(table["strategy"].unique(), key=lambda name: -half.get(name, 0.0))
+    for index, strategy in enumerate(order):
+        rows = table[table["strategy"] == strategy]
+        style = "-" if index < 10 else "--"  # the colour cycle has ten colours
+        axis.plot(rows["coverage"], rows["accuracy"], style, marker="o", markersize=3, label=strategy)
+    axis.set_xlabel("coverage (share of test images answered, most confident first)")
+    axis.set_ylabel("accuracy of the answered images")
+    axis.set_title(f"Selective prediction, mean over up to {seeds} seeds", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    return figure

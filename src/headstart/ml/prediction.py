@@ -1,10 +1,13 @@
 """Class predictions for new images, as a user has them: encoded files (PNG, JPEG) or uint8 arrays of
-any size and mode, brought to the model's input by the same preprocessing as ingest (image folders)."""
+any size and mode, brought to the model's input by the same preprocessing as ingest (image folders);
+with probabilities calibrated by the model's stored temperature and a flag for images unlike its
+training data (its stored out-of-distribution threshold)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,11 +15,21 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from headstart.ml.calibration import fit_temperature
+from headstart.ml.calibration import probabilities as calibrated
 from headstart.ml.data.image_folder import pil_to_tensor
 from headstart.ml.errors import InvalidDataError
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.training import image_batches, model_device, scale_images
+from headstart.ml.ood import (
+    DEFAULT_SCORE,
+    SCORES,
+    OutOfDistribution,
+    fit_out_of_distribution,
+    logits_and_features,
+)
+from headstart.ml.training import resolve_device
 
+logger = logging.getLogger(__name__)
 ImageLike = bytes | np.ndarray | Image.Image
 
 
@@ -64,27 +77,36 @@ def prepare_images(
 
 
 def classify(
-    model: torch.nn.Module, images: torch.Tensor, classes: Sequence[str], batch_size: int = 256
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    classes: Sequence[str],
+    batch_size: int = 256,
+    temperature: float = 1.0,
+    detector: OutOfDistribution | None = None,
+    ood_score: str = DEFAULT_SCORE,
 ) -> pd.DataFrame:
-    """One row per image: the predicted class, its probability, and every class's probability."""
-    device = model_device(model)
-    model.eval()
-    with torch.no_grad():
-        probabilities = (
-            torch.cat(
-                [
-                    torch.softmax(model(scale_images(batch.to(device))).float(), dim=1).cpu()
-                    for batch in image_batches(images, batch_size)
-                ]
-            )
-            if len(images)
-            else torch.zeros(0, len(classes))
-        )
+    """One row per image: the predicted class, its probability (temperature-scaled: calibrated when the
+    model's temperature was fitted), its out-of-distribution score and whether that is above the
+    model's threshold (`detector`; without one the score is NaN and nothing is flagged), and every
+    class's probability."""
+    logits, features = logits_and_features(
+        model, images, batch_size, features=detector is not None and ood_score == "knn"
+    )
+    logits = logits if len(images) else torch.zeros(0, len(classes))
+    probabilities = calibrated(logits, temperature)
+    if detector is not None and len(images):
+        scores = detector.scores(logits, features, ood_score)
+        flags = detector.flags(scores, ood_score).numpy()
+        scores = scores.double().numpy()
+    else:
+        scores, flags = np.full(len(images), np.nan), np.zeros(len(images), dtype=bool)
     best = probabilities.argmax(dim=1)
     table = pd.DataFrame(
         {
             "predicted_class": [str(classes[i]) for i in best.tolist()],
             "probability": probabilities.max(dim=1).values.double().numpy(),
+            "ood_score": scores,
+            "out_of_distribution": flags.astype(bool),
         }
     )
     for index, name in enumerate(classes):
@@ -92,15 +114,56 @@ def classify(
     return table
 
 
-class ImageClassifier:
-    """A stored model with what it needs to classify raw images: its classes, input size and channels."""
+def calibrate_models(
+    models: Mapping[str, StoredModel],
+    train_images: torch.Tensor,
+    validation_images: torch.Tensor,
+    validation_labels: torch.Tensor,
+    device: str = "cpu",
+) -> Mapping[str, StoredModel]:
+    """Each model with its temperature (Guo et al. 2017) and out-of-distribution thresholds fitted on
+    validation (headstart.ml.calibration, headstart.ml.ood) written into its info, so the stored model
+    predicts calibrated probabilities and flags strange images after loading. In place, and returned:
+    the later looks store the very objects they evaluate."""
+    for stored in models.values():
+        model = stored.build().to(resolve_device(device))
+        logits, _ = logits_and_features(model, validation_images, features=False)
+        temperature = fit_temperature(logits, validation_labels)
+        detector = fit_out_of_distribution(model, train_images, validation_images, temperature)
+        stored.info["temperature"] = temperature
+        stored.info["out_of_distribution"] = detector.to_info()
+    return models
 
-    def __init__(self, stored: StoredModel, image_size: int | None = None) -> None:
+
+class ImageClassifier:
+    """A stored model with what it needs to classify raw images: its classes, input size and channels,
+    its temperature and its out-of-distribution thresholds (stored by `calibrate_models`; a model stored
+    before them predicts with T = 1 and flags nothing). `ood_score`: which score flags (headstart.ml.ood)."""
+
+    def __init__(self, stored: StoredModel, image_size: int | None = None, ood_score: str | None = None) -> None:
         info: dict[str, Any] = stored.info
         self.classes = [str(c) for c in info["classes"]]
         self.image_size = int(image_size or info["image_size"])
         self.channels = int(stored.config.get("in_channels", 1))
         self.model = stored.build()
+        self.temperature = float(info.get("temperature", 1.0))
+        described = info.get("out_of_distribution")
+        self.detector = OutOfDistribution.from_info(described) if described else None
+        self.ood_score = ood_score or DEFAULT_SCORE
+        if self.ood_score not in SCORES:
+            raise InvalidDataError(f"unknown out-of-distribution score '{self.ood_score}'; known: {', '.join(SCORES)}")
+        if self.detector is None:
+            logger.warning(
+                "This model was stored without a temperature or out-of-distribution thresholds (made before "
+                "headstart fitted them): its probabilities are uncalibrated and no image is flagged"
+            )
 
     def predict(self, images: Sequence[ImageLike], names: Sequence[str] = ()) -> pd.DataFrame:
-        return classify(self.model, prepare_images(images, self.image_size, self.channels, names), self.classes)
+        return classify(
+            self.model,
+            prepare_images(images, self.image_size, self.channels, names),
+            self.classes,
+            temperature=self.temperature,
+            detector=self.detector,
+            ood_score=self.ood_score,
+        )

@@ -8,11 +8,12 @@ from collections.abc import Callable, Mapping
 
 from sklearn.metrics import confusion_matrix
 
-from headstart.ml.metrics import evaluation_record, prefix_test_metrics
+from headstart.ml.calibration import calibration_record
+from headstart.ml.metrics import CALIBRATION_METRICS, evaluation_record, prefix_test_metrics
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_confusion_matrix
 from headstart.ml.strategies import TUNED_SETTINGS, TunedStrategy
-from headstart.ml.training import evaluate, resolve_device
+from headstart.ml.training import evaluate, predict_logits, resolve_device
 
 MULTITASK_METRICS = ("accuracy", "macro_f1", "nll")  # per task, of each method × seed
 
@@ -92,7 +93,10 @@ def strategy_evaluation(
 ) -> tuple[dict, list[dict]]:
     """A strategy's test metrics per seed (with its tuning's cost), and one child run per seed: params,
     curves, test metrics, confusion matrix, transfer report, and a reference to its stored model if kept
-    (the catalog file is the one copy)."""
+    (the catalog file is the one copy). With the model's temperature (headstart.ml.prediction's
+    `calibrate_models`; 1 if none), calibration and selective prediction on test: ECE and NLL before and
+    after temperature scaling, AURC, and the per-seed lists the comparison pools (reliability bins,
+    accuracy at each coverage)."""
     first = next(iter(trained_models.values())).info
     evaluation = {
         "strategy": strategy,
@@ -103,7 +107,9 @@ def strategy_evaluation(
     runs = []
     for name, stored in trained_models.items():
         info = stored.info
-        measured = evaluate(stored.build().to(resolve_device(device)), images, labels)
+        model = stored.build().to(resolve_device(device))
+        measured = evaluate(model, images, labels)
+        calibration = calibration_record(predict_logits(model, images), labels, info.get("temperature", 1.0))
         matrix = confusion_matrix(labels.numpy(), measured["predictions"].numpy(), labels=range(len(classes)))
         report = info["transfer_report"]
         metrics = {
@@ -113,13 +119,17 @@ def strategy_evaluation(
             "images_seen": info.get("images_seen", 0),
             **{setting: info[setting] for setting in TUNED_SETTINGS if setting in info},
         }
+        scalars = {metric: calibration[metric] for metric in ("temperature", *CALIBRATION_METRICS)}
         evaluation["seeds"].append(
             {
                 "seed": info["seed"],
                 **metrics,
+                **scalars,
                 "tuned": info["tuned"],
                 "uses": info.get("uses", ""),
                 "confusion_matrix": matrix.tolist(),
+                "selective_accuracy": calibration["selective_accuracy"],
+                "reliability": calibration["reliability"],
             }
         )
         runs.append(
@@ -132,7 +142,11 @@ def strategy_evaluation(
                     **info["strategy_params"],
                 },
                 "history": info["history"],
-                "metrics": prefix_test_metrics(metrics),
+                "metrics": {
+                    **prefix_test_metrics(metrics),
+                    "temperature": calibration["temperature"],  # fitted on validation
+                    **{f"test_{metric}": calibration[metric] for metric in CALIBRATION_METRICS},
+                },
                 "tags": {"strategy": strategy, "seed": str(info["seed"])},
                 "model": {"dataset": dataset or f"{strategy}.target_models", "name": name} if name in kept else None,
                 "training_label": info.get("training_label"),  # the live run its curves went to, if any

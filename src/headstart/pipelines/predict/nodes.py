@@ -34,7 +34,8 @@ def chosen_model(model: dict | Mapping[str, StoredModel] | None, predict: Predic
 def predict_images(
     images_to_predict: dict[str, Callable], model: dict | None, predict: PredictParams, ingest: IngestParams
 ) -> pd.DataFrame:
-    """The predicted class and its probability (and every class's) for each image in the folder."""
+    """The predicted class and its calibrated probability (and every class's), its out-of-distribution
+    score (`predict.ood_score`) and whether the model's stored threshold flags it, for each image."""
     names = sorted(
         name
         for name in images_to_predict
@@ -44,9 +45,15 @@ def predict_images(
     if not names:
         raise InvalidDataError(f"images_to_predict: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     stored, version = chosen_model(model, predict)
-    classifier = ImageClassifier(stored, stored.info.get("image_size") or ingest.image.size)
+    classifier = ImageClassifier(stored, stored.info.get("image_size") or ingest.image.size, predict.ood_score)
     table = classifier.predict([images_to_predict[name]() for name in names], names)
     table.insert(0, "file", names)
     table.insert(3, "model_version", version)
-    logger.info("Predicted %d images with %s", len(table), version)
+    logger.info(
+        "Predicted %d images with %s; %d flagged out of distribution (%s score)",
+        len(table),
+        version,
+        int(table["out_of_distribution"].sum()),
+        classifier.ood_score,
+    )
     return table

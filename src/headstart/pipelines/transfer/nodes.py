@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import pandas as pd
 from matplotlib.figure import Figure
 
 from headstart.ml import cost, progress, workers
+from headstart.ml.calibration import BINS, COVERAGES, pooled_bins
 from headstart.ml.comparison import budget_clock, evaluation_of, later_looks
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.metrics import best_baseline, compare_to_baseline
+from headstart.ml.metrics import best_baseline, compare_to_baseline, selective_prediction_table, with_calibration
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.plots import plot_gains
-from headstart.ml.prediction import as_array
-from headstart.ml.reports import labels_phrase, looks_verdict, transfer_protocol, transfer_report, with_decisions
+from headstart.ml.plots import plot_gains, plot_reliability, plot_risk_coverage
+from headstart.ml.prediction import as_array, calibrate_models
+from headstart.ml.reports import (
+    calibration_text,
+    labels_phrase,
+    looks_verdict,
+    transfer_protocol,
+    transfer_report,
+    with_decisions,
+)
 from headstart.ml.run_records import grid_images, strategy_evaluation
 from headstart.ml.selection import choose_candidate
 from headstart.ml.strategies import target_task
@@ -24,6 +33,7 @@ from headstart.params import RuntimeParams, TransferParams
 
 logger = logging.getLogger(__name__)
 LATER_MODELS = "transfer_later_look_models"  # the catalog entry of the later looks' models
+PER_SEED_LISTS = ("confusion_matrix", "selective_accuracy", "reliability")  # in the evaluations, not the table
 BUDGET = cost.Knobs(seeds="transfer.looks, the first look's seeds:", fewest_seeds=2)
 
 
@@ -130,19 +140,32 @@ def models_to_keep(models: dict[str, StoredModel], keep: str) -> dict[str, Store
     return {name: models[name]}
 
 
+def calibration_of(
+    target_train: LabelledImages, target_validation: LabelledImages, device: str
+) -> Callable[[dict[str, StoredModel]], dict[str, StoredModel]]:
+    """How a strategy's new models get their temperature and out-of-distribution thresholds, fitted on
+    validation (the k-NN score's features from the training images) before they are tested and stored."""
+    validation_images, validation_labels = target_validation.primary_pairs()
+    return lambda models: calibrate_models(models, target_train.images, validation_images, validation_labels, device)
+
+
 def evaluate_target_models(
     trained_models: dict[str, StoredModel],
+    target_train: LabelledImages,
+    target_validation: LabelledImages,
     target_test: LabelledImages,
     transfer: TransferParams,
     runtime: RuntimeParams,
     *,
     strategy: str,
 ) -> tuple[dict[str, StoredModel], dict, list[dict]]:
-    """The models to store, test metrics per seed, and one MLflow child run per seed (params, curves,
-    confusion matrix, report, and a reference to its stored model: the catalog file is the one copy)."""
-    kept = models_to_keep(trained_models, transfer.keep_models)
+    """The models to store (calibrated on validation, with their out-of-distribution thresholds), test
+    metrics per seed, and one MLflow child run per seed (params, curves, confusion matrix, report, and a
+    reference to its stored model: the catalog file is the one copy)."""
     if not trained_models:  # not applicable to this task: named in the estimate and the report
         return {}, {"strategy": strategy, "seeds": []}, []
+    trained_models = calibration_of(target_train, target_validation, runtime.device)(trained_models)
+    kept = models_to_keep(trained_models, transfer.keep_models)
     evaluation, runs = strategy_evaluation(
         strategy, trained_models, set(kept), *target_test.primary_pairs(), target_test.primary_classes, runtime.device
     )
@@ -185,6 +208,8 @@ def run_later_looks(
     best = best_baseline(first_results, transfer.baselines)
     design = transfer.look_design(len(compared) - 1)
     keep = transfer.keep_models == "every_seed"
+    test = evaluation_of(target_test.primary_pairs(), target_test.primary_classes, runtime.device, LATER_MODELS, keep)
+    calibrate = calibration_of(target_train, target_validation, runtime.device)
     record, later, models, runs = later_looks(
         trainers,
         compared,
@@ -193,7 +218,7 @@ def run_later_looks(
         best,
         workers.shared(resolve_workers(runtime.workers, runtime.device)),
         budget_clock(runtime.time_budget_minutes, cost_checked.get("started")),
-        evaluation_of(target_test.primary_pairs(), target_test.primary_classes, runtime.device, LATER_MODELS, keep),
+        lambda name, trained: test(name, calibrate(trained)),  # calibrated in place: the models stored
         target_train.primary_classes,
         int(target_train.images.shape[-1]),
     )
@@ -216,7 +241,7 @@ def compare_strategies(
         [
             {
                 "strategy": e["strategy"],
-                **{k: v for k, v in seed.items() if k != "confusion_matrix"},
+                **{k: v for k, v in seed.items() if k not in PER_SEED_LISTS},
                 "grid_images_seen": grid_images(e.get("tuning") or {}),
             }
             for e in evaluations
@@ -228,6 +253,7 @@ def compare_strategies(
         compare_to_baseline(results, transfer.baseline, transfer.confidence, transfer.reference_baselines, best),
         looks["decisions"],
     )
+    comparison = with_calibration(comparison, results, transfer.confidence)
     level = round(transfer.confidence * 100)
     classical = {name: folds for name, folds in transfer.classical_folds.items() if name in set(results["strategy"])}
     classes = len(target_train.primary_classes)
@@ -245,8 +271,28 @@ def compare_strategies(
         classical_folds=classical,
         looks=looks,
     )
+    protocol.append(f"- {calibration_text(BINS, COVERAGES)}")
     markdown = transfer_report(comparison, looks_verdict(comparison, looks, labels, transfer.baseline), protocol)
     return comparison, markdown, plot_gains(comparison, best, level, len(transfer.seeds))
+
+
+def summarise_calibration(
+    first_look: dict[str, dict], looks: dict, transfer: TransferParams
+) -> tuple[pd.DataFrame, Figure, Figure]:
+    """Selective prediction and calibration over every seed of every look: accuracy against coverage per
+    strategy (a table, with intervals over seeds, and its plot) and a reliability diagram per strategy."""
+    seeds = {
+        name: [*e["seeds"], *looks["later_seeds"].get(name, [])]
+        for name, e in first_look.items()
+        if e["seeds"] and "reliability" in e["seeds"][0]
+    }
+    selective = [(name, seed["selective_accuracy"]) for name, rows in seeds.items() for seed in rows]
+    table = selective_prediction_table(selective, COVERAGES, transfer.confidence)
+    pooled = {
+        name: {kind: pooled_bins([seed["reliability"][kind] for seed in rows]) for kind in ("raw", "calibrated")}
+        for name, rows in seeds.items()
+    }
+    return table, plot_reliability(pooled, BINS), plot_risk_coverage(table, len(transfer.seeds))
 
 
 def choose_best_model(target_test: LabelledImages, *strategy_models: dict[str, StoredModel]) -> dict:

@@ -22,6 +22,7 @@ from headstart.pipelines.transfer.nodes import (
     evaluate_target_models,
     gather_first_look,
     run_later_looks,
+    summarise_calibration,
     train_target_models,
 )
 
@@ -83,7 +84,14 @@ def strategy_template(strategy: str) -> Pipeline:
             ),
             Node(  # stores the models first: a child run refers to its model only once that is saved
                 _for_strategy(evaluate_target_models, strategy),
-                ["trained_models", "target_test", "params:transfer", "params:runtime"],
+                [
+                    "trained_models",
+                    "target_train",
+                    "target_validation",
+                    "target_test",
+                    "params:transfer",
+                    "params:runtime",
+                ],
                 ["target_models", "test_evaluation", "training_runs"],
                 name="evaluate_target_models",
             ),
@@ -156,7 +164,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         ["transfer_comparison", "transfer_comparison_markdown", "transfer_comparison_chart"],
         name="compare_strategies",
     )
+    calibration = Node(
+        summarise_calibration,
+        ["transfer_first_look", "transfer_looks", "params:transfer"],
+        ["transfer_selective_prediction", "transfer_reliability_chart", "transfer_risk_coverage_chart"],
+        name="summarise_calibration",
+    )
     best_model = node_reading_strategies(
         choose_best_model, ["target_test", *(f"{s}.target_models" for s in names)], "best_model", "choose_best_model"
     )
-    return sum(strategies, Pipeline([*cost_nodes(names), first_look, later, comparison, best_model]))
+    return sum(strategies, Pipeline([*cost_nodes(names), first_look, later, comparison, calibration, best_model]))
