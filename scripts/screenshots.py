@@ -6,7 +6,8 @@ Run from the project root after the default `kedro run`:
 
 Needs Debian's Chromium (`apt-get install chromium`) and Kedro-Viz (`pip install -e ".[viz]"`).
 Writes kedro_viz.png (the pipeline graph of the static `kedro viz build` site), mlflow_runs.png
-(the experiment's runs) and mlflow_compare.png (every strategy's child run of one seed, side by side).
+(the experiment's runs) and mlflow_compare.png (the comparison's strategy runs side by side, each with
+its row of the comparison: accuracy, gain over the best baseline with its interval, verdict, cost).
 """
 
 from __future__ import annotations
@@ -85,13 +86,12 @@ def mlflow_ui(out: Path, experiment: str) -> None:
     runs = mlflow.search_runs(experiment_names=[experiment], output_format="list", order_by=["start_time DESC"])
     strategy_runs: dict[str, list] = {}
     for run in runs:
-        if "strategy" in run.data.tags:
+        if run.data.tags.get("headstart.level") == "strategy":  # one run per strategy, its summary on it
             strategy_runs.setdefault(run.data.tags["mlflow.parentRunId"], []).append(run)
     if not strategy_runs:
         sys.exit("no strategy runs in MLflow yet: run `kedro run` first")
     parent_id, children = max(strategy_runs.items(), key=lambda item: len(item[1]))  # the newest fullest run
-    seed = min(r.data.tags["seed"] for r in children)
-    children = sorted((r for r in children if r.data.tags["seed"] == seed), key=lambda r: r.data.tags["mlflow.runName"])
+    children = sorted(children, key=lambda r: r.data.metrics.get("gain_over_best_points", 0.0), reverse=True)
     parent = mlflow.get_run(parent_id)
     port = free_port()
     server = subprocess.Popen(
