@@ -4,6 +4,7 @@ by nodes."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -193,11 +194,10 @@ class LiveRuns:
             run_id = self.strategy_run(str(row["strategy"]))
             numbers = {k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
             words = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in row.items() if k not in numbers and k != "strategy"}
+            now = int(time.time() * 1000)
             self.client.log_batch(
                 run_id,
-                metrics=[
-                    Metric(MLFLOW_KEY.sub("_", k), v, int(time.time() * 1000), 0) for k, v in numbers.items() if v == v
-                ],
+                metrics=[Metric(MLFLOW_KEY.sub("_", k), v, now, 0) for k, v in numbers.items() if not math.isnan(v)],
                 tags=[RunTag(MLFLOW_KEY.sub("_", k), v) for k, v in words.items()],
             )
             self.client.set_terminated(run_id, "FINISHED")
