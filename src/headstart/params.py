@@ -3,6 +3,7 @@ so a wrong type, range or unknown key stops `kedro run` with a message naming th
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from functools import partial
 from pathlib import Path
@@ -597,6 +598,11 @@ class MissingLabelsParams(Settings):
     seed: int = 0
 
 
+def weighting_settings(weighting: type[LossWeighting]) -> list[str]:
+    """The settings a weighting's constructor takes besides its tasks."""
+    return [name for name in inspect.signature(weighting).parameters if name != "tasks"]
+
+
 class WeightingParams(Settings):
     kind: Literal[tuple(WEIGHTINGS)] = "fixed"
     weights: dict[str, float] | None = None  # fixed: per task (default 1 each), as Keras loss_weights
@@ -607,18 +613,12 @@ class WeightingParams(Settings):
     weight_decay: float = Field(1e-3, ge=0)  # famo: its logits' decay γ (the paper's Algorithm 2)
 
     def build(self, tasks: list[str], seed: int) -> LossWeighting:
-        """The weighting for these tasks (PCGrad's random projection order seeded by `seed`)."""
-        if self.kind == "fixed":
-            return WEIGHTINGS["fixed"](tasks, self.weights)
-        if self.kind == "uncertainty":
-            return WEIGHTINGS["uncertainty"](tasks, lr=self.lr)
-        if self.kind == "gradnorm":
-            return WEIGHTINGS["gradnorm"](tasks, alpha=self.alpha, lr=self.lr)
-        if self.kind == "famo":
-            return WEIGHTINGS["famo"](tasks, lr=self.lr, weight_decay=self.weight_decay)
-        if self.kind == "upgrad":
-            return WEIGHTINGS["upgrad"](tasks)
-        return WEIGHTINGS["pcgrad"](tasks, seed=seed)
+        """The weighting `kind` names in WEIGHTINGS, given the settings its constructor asks for by name
+        (`seed` seeds PCGrad's projection order): a weighting registered there needs no edit here, and
+        none falls through to another."""
+        weighting = WEIGHTINGS[self.kind]
+        given = {"seed": seed, **self.model_dump(exclude={"kind"})}
+        return weighting(tasks, **{name: given[name] for name in weighting_settings(weighting)})
 
 
 TUNABLE_METHOD_SETTINGS = ("alpha", "lr", "weight_decay", "penalty")  # a method's own grid: its weighting's, or λ

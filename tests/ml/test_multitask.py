@@ -314,3 +314,22 @@ def test_evaluate_methods_gives_a_row_per_task_and_one_run_per_method_and_seed_w
     assert run["run_name"] == "multitask single seed 0" and run["params"]["sharing"] == "single_task"
     assert run["metrics"]["right.test_accuracy"] == rows.loc[1, "accuracy"]
     assert run["history"] == [{"epoch": 1, "validation_accuracy_left": 0.5, "validation_accuracy_right": 0.5}]
+
+
+def test_every_registered_weighting_builds_as_itself_with_its_settings_by_name(monkeypatch):
+    """WeightingParams.build looks a weighting up by name and hands it the settings its constructor
+    names: a weighting added to WEIGHTINGS is built as itself, not as another (it fell through to PCGrad)."""
+    from headstart.ml import multitask
+    from headstart.params import WeightingParams, weighting_settings
+
+    for kind, weighting in WEIGHTINGS.items():
+        assert set(weighting_settings(weighting)) <= {"seed", *WeightingParams.model_fields}, kind
+        assert type(WeightingParams(kind=kind, lr=0.05).build(["left", "right"], 3)) is weighting
+
+    class HalfWeights(multitask.FixedWeighting):
+        def __init__(self, tasks, alpha):
+            super().__init__(tasks, {task: alpha for task in tasks})
+
+    monkeypatch.setitem(WEIGHTINGS, "half", HalfWeights)
+    built = WeightingParams.model_construct(kind="half", alpha=0.5).build(["left", "right"], 0)
+    assert type(built) is HalfWeights and built.weights() == {"left": 0.5, "right": 0.5}
