@@ -19,6 +19,7 @@ RESULTS = {
     "grid_cost.py": r"^\| default +\| before: full grid[^|]*\| +[\d.]+ \|",
     "ood_scores.py": r"^\| letters +\| knn +\| +[\d.]+ \| +[\d.]+ \|",
     "real_shape.py": r"^\| scratch +\| +[\d.]+ \|",
+    "served_env.py": r"^SAME ANSWERS$",
     "stacked_seeds.py": r"^seeds keeping the same epoch: \d of 2",
     "step_time.py": r"^\| 1 × \d+ +\| channels-last \| bf16 +\| +[\d.]+ \|",
     "training_throughput.py": r"^\| smoke +\| headstart fit +\| +[\d.]+ \|",
