@@ -443,6 +443,19 @@ def input_side(task: TargetTask) -> tuple[int, str]:
     return int(data_config.input_size), "pretrain.architecture.input_size"
 
 
+def dearest_first(costs: pd.Series, required: set, total: float, limit: float | None) -> list:
+    """The groups a cut drops (`costs`: wall seconds by group), dearest first, never a required one: until
+    the rest fits `limit` minutes, or the three dearest without a limit."""
+    droppable = [group for group in costs.index if group not in required]
+    dropped, left = [], total
+    for group in sorted(droppable, key=lambda group: -costs[group]):
+        if (limit is not None and left <= limit * 60) or len(dropped) == (len(droppable) if limit else 3):
+            break
+        dropped.append(group)
+        left -= costs[group]
+    return dropped
+
+
 def cuts(
     meter: Meter, plans: list[Plan], total: float, limit: float | None, knobs: Knobs, processes: int = 1
 ) -> list[Cut]:
@@ -465,13 +478,7 @@ def cuts(
     groups = [plan.group or plan.name for plan in plans]
     costs = price(meter, plans)["expected_seconds"].groupby(groups, sort=False).sum() / processes
     required = {group for group, plan in zip(groups, plans) if plan.required}
-    droppable = [group for group in costs.index if group not in required]
-    dropped, left = [], total
-    for group in sorted(droppable, key=lambda group: -costs[group]):
-        if (limit is not None and left <= limit * 60) or len(dropped) == (len(droppable) if limit else 3):
-            break
-        dropped.append(group)
-        left -= costs[group]
+    dropped = dearest_first(costs, required, total, limit)
     if dropped:
         named = ", ".join(f"{group} ({costs[group] / 60:.1f} min)" for group in dropped)
         kept = [plan for group, plan in zip(groups, plans) if group not in dropped]

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -494,6 +495,39 @@ class MethodRecipe:
     source_state: dict[str, torch.Tensor] | None = None
     checkpoint_dir: Path | None = None
     name: str = "method"
+
+    @classmethod
+    def of(
+        cls,
+        method: Any,
+        name: str,
+        trunk: dict,
+        head: dict,
+        train: LabelledImages,
+        validation: LabelledImages,
+        config_for: Callable[[int, dict[str, float]], TrainConfig],
+        lr_scales: list[float],
+        eta: int | None,
+        source_state: dict[str, torch.Tensor] | None,
+        checkpoint_dir: Path | None,
+    ) -> MethodRecipe:
+        """A method's recipe from its conf entry (`MultitaskMethodParams`) and the data it trains on."""
+        return cls(
+            method.sharing,
+            method.weighting_for,
+            method.penalty_for,
+            trunk,
+            outputs_per_task(train.classes),
+            head,
+            (train.images, train.labels),
+            (validation.images, validation.labels),
+            config_for,
+            method.grid(lr_scales),
+            eta,
+            source_state,
+            checkpoint_dir,
+            name,
+        )
 
     @property
     def parts(self) -> list[str]:

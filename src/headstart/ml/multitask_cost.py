@@ -22,7 +22,7 @@ from typing import NamedTuple
 import pandas as pd
 import torch
 
-from headstart.ml.cost import Cut, Estimate, Knobs
+from headstart.ml.cost import Cut, Estimate, Knobs, dearest_first
 from headstart.ml.multitask import MethodRecipe
 from headstart.ml.racing import raced_epochs
 from headstart.ml.training import resolve_device, steps_per_epoch, trains_in_bf16
@@ -151,12 +151,7 @@ def estimate_methods(
         found.append(cut(f"{knobs.grid}: up to {widest} candidates → 1", cheaper))
     costs = table["expected_seconds"].groupby([plan.group for plan in plans], sort=False).sum() / processes
     required = {plan.group for plan in plans if plan.required}
-    dropped, left = [], total
-    for group in sorted((g for g in costs.index if g not in required), key=lambda g: -costs[g]):
-        if limit_minutes is not None and left <= limit_minutes * 60:
-            break
-        dropped.append(group)
-        left -= costs[group]
+    dropped = dearest_first(costs, required, total, limit_minutes)
     if dropped:
         named = ", ".join(f"{group} ({costs[group] / 60:.1f} min)" for group in dropped)
         found.append(cut(f"drop from {knobs.strategies}: {named}", [p for p in plans if p.group not in dropped]))

@@ -31,7 +31,7 @@ from headstart.ml.data.images import LabelledImages
 from headstart.ml.data.multitask_sets import digit_presence, overlay_digit_pairs, with_tasks
 from headstart.ml.looks import LookDesign
 from headstart.ml.metrics import compare_multitask
-from headstart.ml.multitask import MethodRecipe, evaluate_methods, outputs_per_task, stored_networks
+from headstart.ml.multitask import MethodRecipe, evaluate_methods, stored_networks
 from headstart.ml.multitask_cost import MethodPlan, estimate_methods
 from headstart.ml.multitask_looks import run_looks
 from headstart.ml.plots import plot_multitask_sweep
@@ -124,21 +124,18 @@ def point_recipes(sweep: str, point: SweepPoint, setup: SweepRun) -> dict[str, M
     """Every method's training at one point but its seeds."""
     text = sweep_point_text(point.values)
     return {
-        name: MethodRecipe(
-            method.sharing,
-            method.weighting_for,
-            method.penalty_for,
+        name: MethodRecipe.of(
+            method,
+            f"{sweep}-{text.replace('=', '').replace(', ', '-')}-{name}",
             point.trunk,
-            outputs_per_task(point.train.classes),
             setup.head,
-            (point.train.images, point.train.labels),
-            (point.validation.images, point.validation.labels),
+            point.train,
+            point.validation,
             setup.config_for,
-            method.grid(setup.lr_scales),
+            setup.lr_scales,
             setup.racing_eta,
             point.source_state,
             setup.checkpoint_dir,
-            f"{sweep}-{text.replace('=', '').replace(', ', '-')}-{name}",
         )
         for name, method in setup.methods.items()
     }

@@ -28,7 +28,6 @@ from headstart.ml.multitask import (
     MethodRecipe,
     evaluate_methods,
     method_config,
-    outputs_per_task,
     stored_networks,
     validation_curves,
 )
@@ -90,21 +89,18 @@ def method_recipes(
     """Each method's training but its seeds, as the workers run it."""
     trunk = multitask.trunk_config(source_model["source"].config, int(multitask_train.images.shape[1]))
     return {
-        name: MethodRecipe(
-            method.sharing,
-            method.weighting_for,
-            method.penalty_for,
+        name: MethodRecipe.of(
+            method,
+            name,
             trunk,
-            outputs_per_task(multitask_train.classes),
             {"head_depth": multitask.head_depth, "head_width": multitask.head_width},
-            (multitask_train.images, multitask_train.labels),
-            (multitask_validation.images, multitask_validation.labels),
+            multitask_train,
+            multitask_validation,
             partial(method_config, multitask.training, runtime),
-            method.grid(multitask.lr_scales),
+            multitask.lr_scales,
             multitask.racing_eta,
             source_model["source"].state if multitask.trunk.init == "source" else None,
             Path(runtime.checkpoint_dir),
-            name,
         )
         for name, method in multitask.methods.items()
     }
