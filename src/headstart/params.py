@@ -9,11 +9,10 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, SerializeAsAny, model_validator
 
 from headstart import configured
 from headstart.ml import cost
-from headstart.ml.adaptation import SOURCE_IMAGES, AdaptationConfig, uses_of
 from headstart.ml.advice import SCORES, SizeSimilarityRule
 from headstart.ml.comparison import StrategyTrainer
 from headstart.ml.config import ExecutionParams, Settings, TrainConfig, TrainingParams
@@ -29,7 +28,8 @@ from headstart.ml.multitask_sweeps import SweepRun, equal_weighting_of, single_t
 from headstart.ml.ood import DEFAULT_SCORE as DEFAULT_OOD_SCORE
 from headstart.ml.ood import SCORES as OOD_SCORES
 from headstart.ml.pretraining import SourceRecipe
-from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES, StrategyChoice, StrategyConfig, TargetTask
+from headstart.ml.strategies import Knobs, Strategy, StrategyConfig, TargetTask, strategy_of
+from headstart.ml.strategies.base import STRATEGY_MODELS
 from headstart.ml.studies import SweepArm
 from headstart.ml.transfer import TransferSpec
 from headstart.ml.workers import resolve_workers
@@ -196,17 +196,6 @@ class PretrainParams(Settings):
         return self
 
 
-class AdaptationParams(AdaptationConfig):
-    """A conservative (l2_sp, lwf), feature-based (coral, dann), instance-based (importance_weighting) or
-    relational (rkd, similarity_preserving) objective for `procedure: fit`. `weight` is its tuning
-    grid, tried beside the learning rates."""
-
-    weight: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
-
-    def to_config(self, weight: float) -> AdaptationConfig:
-        return AdaptationConfig.model_validate({**self.model_dump(), "weight": weight})
-
-
 class CandidateParams(Settings):
     """One candidate source model for `advise`: made by the pretrain code from `pretrain`'s
     parameters with these changes, so the candidates differ in how useful they should be."""
@@ -230,7 +219,7 @@ class CandidateParams(Settings):
 
 
 class StrategyRaceParams(Settings):
-    """The advice's race on validation (headstart.ml.strategy_race): these strategies of
+    """The advice's race on validation (headstart.ml.strategies.race): these strategies of
     transfer.strategies, each from its own source and at its own depth (a strategy's `source` and
     `freeze_blocks`: list variants to race sources and depths), the prior's choice first."""
 
@@ -315,89 +304,88 @@ class AdviceAuditParams(Settings):
     block_candidate: str = "printed_digits"  # the candidate whose per-block scores meet the layer sweep
 
 
-class StrategyParams(StrategyChoice, TransferSpec):
-    """One transfer strategy: what it takes from the source (TransferSpec's fields), how it trains,
-    and its tuning grid. `model: pixels` makes a classical reference on the raw pixels instead
-    (nothing from the source)."""
+class StrategyParams(TransferSpec):
+    """One transfer strategy as conf writes it: the registered strategy that trains it (`procedure`, or an
+    objective strategy trained by `fit`: `adaptation: {kind: <name>, weight: [grid], ...}`), what it takes
+    from the source (TransferSpec's fields), how it trains, its tuning grid and its own knobs, declared in
+    its file under headstart.ml.strategies and validated there. `model: pixels` makes a classical
+    reference on the raw pixels instead (nothing from the source)."""
 
+    procedure: str = "fit"
+    adaptation: str | None = None  # an objective strategy's name (conf: `adaptation: {kind: ..., its knobs}`)
+    model: Literal[STRATEGY_MODELS] = "source"
     training: TrainingParams = TrainingParams()
-    probe: TrainingParams | None = None  # probe_then_finetune: the linear-probe phase
-    # The tuning grid: multipliers of the learning rates (of C for a linear classifier); null: the
-    # grid of `transfer.lr_scales`. nearest_neighbours tunes `neighbours` instead.
+    # The tuning grid of the networks and linear classifiers: multipliers of the learning rates (of C for
+    # a linear classifier); null: the grid of `transfer.lr_scales`. A strategy may tune its own knob
+    # instead or besides (nearest_neighbours' neighbours, tradaboost's boosting_rounds, an objective's weight).
     lr_scales: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
-    neighbours: list[Annotated[int, Field(ge=1)]] = Field([1, 3, 5, 9], min_length=1)
-    boosting_rounds: list[Annotated[int, Field(ge=1)]] = Field([5, 10, 20], min_length=1)  # tradaboost tunes N
-    adaptation: AdaptationParams | None = None
     # An advise candidate's name: the strategy starts from that candidate source model (data set
     # source_candidates, made by `kedro run --pipelines=advise`) instead of the pretrained source model,
     # so one comparison (and the advice's race) can weigh sources. null: the pretrained source model.
     source: str | None = None
+    knobs: SerializeAsAny[Knobs] = Knobs()  # the strategy's own keys, validated by its Knobs class
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_knobs(cls, data: Any) -> Any:
+        """The keys a strategy declares itself (top-level, or beside `kind` under `adaptation`), validated
+        by that strategy's Knobs: an unknown key is an error naming the strategy and the key."""
+        if not isinstance(data, dict) or isinstance(data.get("knobs"), Knobs):
+            return data
+        data = dict(data)
+        given = dict(data.pop("knobs", None) or {})
+        if isinstance(data.get("adaptation"), dict):
+            objective = dict(data["adaptation"])
+            data["adaptation"] = objective.pop("kind", None)
+            given |= objective
+        given |= {key: data.pop(key) for key in list(data) if key not in cls.model_fields}
+        name = data.get("adaptation") or data.get("procedure", "fit")
+        data["knobs"] = strategy_of(name, data.get("model", "source")).knobs(given)
+        return data
+
+    @property
+    def strategy(self) -> Strategy:
+        return strategy_of(self.adaptation or self.procedure, self.model)
 
     @model_validator(mode="after")
     def _fits_its_model(self) -> StrategyParams:
-        if self.source is not None and (self.model == "pixels" or (self.copy_blocks == 0 and not self.copy_modules)):
+        takes_nothing = "source" not in self.strategy.models or (self.copy_blocks == 0 and not self.copy_modules)
+        if self.source is not None and takes_nothing:
             raise ValueError(f"source: {self.source} is named, but this strategy copies nothing from a source")
-        if self.adaptation is not None and (self.procedure != "fit" or self.model != "source"):
-            raise ValueError(f"adaptation ({self.adaptation.kind}) needs procedure: fit on model: source")
-        if self.adaptation is not None and self.adaptation.kind in ("l2_sp", "lwf") and self.copy_blocks == 0:
-            raise ValueError(
-                f"adaptation {self.adaptation.kind} keeps the model near the source: copy_blocks must not be 0"
-            )
-        if self.model == "pixels" and self.procedure not in ("linear_classifier", "nearest_neighbours"):
-            raise ValueError(
-                f"model: pixels needs procedure linear_classifier or nearest_neighbours, not {self.procedure}"
-            )
-        if self.procedure == "nearest_neighbours" and self.model != "pixels":
-            raise ValueError("procedure nearest_neighbours runs on model: pixels")
-        if self.procedure == "tradaboost" and (self.model != "source" or self.copy_blocks != "all"):
-            raise ValueError("procedure tradaboost boosts on the source model's features: copy_blocks: all")
+        if self.adaptation is not None and self.procedure != "fit":
+            raise ValueError(f"adaptation ({self.adaptation}) is trained by procedure: fit, not {self.procedure}")
+        self.strategy.check(
+            TransferSpec.model_validate(self.model_dump(include=set(TransferSpec.model_fields))), self.model
+        )
         return self
 
     def tuning_grid(self, default_lr_scales: list[float]) -> list[dict[str, float]]:
         """The candidates tried on validation, each a setting `to_config` takes."""
-        if self.procedure == "nearest_neighbours":
-            return [{"neighbours": n} for n in self.neighbours]
-        if self.procedure == "tradaboost":
-            return [{"boosting_rounds": n} for n in self.boosting_rounds]
-        scales = self.lr_scales or default_lr_scales
-        if self.adaptation is not None:
-            return [{"lr_scale": s, "adaptation_weight": w} for s in scales for w in self.adaptation.weight]
-        return [{"lr_scale": scale} for scale in scales]
+        return self.strategy.grid(self.knobs, self.lr_scales or default_lr_scales)
 
     @property
     def uses(self) -> str:
         """What the strategy uses at target time besides the target labels, for the comparison table."""
-        if self.model == "pixels":
+        if "source" not in self.strategy.models:
             return "raw pixels"
         used = ["source model"] if self.copy_blocks != 0 or self.copy_modules else []
-        used += uses_of(self.adaptation.kind if self.adaptation else None)
-        if self.procedure in PROCEDURES_USING_SOURCE_IMAGES and SOURCE_IMAGES not in used:
-            used.append(SOURCE_IMAGES)
+        used += [use for use in self.strategy.uses if use not in used]
         return " + ".join(used) or "target labels only"
 
-    def to_config(
-        self,
-        seed: int,
-        runtime: RuntimeParams,
-        lr_scale: float = 1.0,
-        neighbours: int | None = None,
-        adaptation_weight: float | None = None,
-        boosting_rounds: int | None = None,
-    ) -> StrategyConfig:
-        """`lr_scale` multiplies every learning rate (and C, a linear classifier's counterpart)."""
-        chosen = self.model_dump(include=set(StrategyChoice.model_fields))
+    def to_config(self, seed: int, runtime: RuntimeParams, **setting: float) -> StrategyConfig:
+        """One candidate of the grid (`setting`: its tuned values); `lr_scale` multiplies every learning
+        rate (and C, a linear classifier's counterpart)."""
+        lr_scale = setting.get("lr_scale", 1.0)
+        probe = self.strategy.earlier_phase(self.knobs)
         return StrategyConfig(
-            **{**chosen, "regularisation_c": self.regularisation_c * lr_scale},
+            procedure=self.procedure,
+            adaptation=self.adaptation,
+            model=self.model,
             spec=TransferSpec.model_validate(self.model_dump(include=set(TransferSpec.model_fields))),
             training=TrainConfig.of(self.training, runtime, seed, lr_scale),
-            probe=TrainConfig.of(self.probe, runtime, seed, lr_scale) if self.probe else None,
-            neighbours=neighbours or self.neighbours[0],
-            boosting_rounds=boosting_rounds or self.boosting_rounds[0],
-            adaptation=self.adaptation.to_config(
-                self.adaptation.weight[0] if adaptation_weight is None else adaptation_weight
-            )
-            if self.adaptation
-            else None,
+            probe=TrainConfig.of(probe, runtime, seed, lr_scale) if probe else None,
+            knobs=self.knobs,
+            setting=setting,
         )
 
 
@@ -523,7 +511,10 @@ class TransferParams(PlannedLooksParams):
     @property
     def classical_folds(self) -> dict[str, int]:
         """The classical references (model: pixels) by name, with their cross-validation folds."""
-        return {name: strategy.folds for name, strategy in self.strategies.items() if strategy.model == "pixels"}
+        references = {
+            name: params for name, params in self.strategies.items() if "source" not in params.strategy.models
+        }
+        return {name: params.knobs.folds for name, params in references.items()}
 
 
 LabelBudget = Annotated[int, Field(ge=1)] | Literal["all"]

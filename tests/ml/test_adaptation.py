@@ -1,4 +1,4 @@
-"""The conservative, feature-based, instance-based and relational objectives by their definitions."""
+"""The conservative, feature-based, instance-based and relational objective strategies by their definitions."""
 
 import copy
 
@@ -7,22 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from headstart.ml.adaptation import (
-    AdaptationConfig,
-    ExtraBatches,
-    L2SPObjective,
-    LwFObjective,
-    RelationalObjective,
-    coral_loss,
-    dann_schedule,
-    distillation_loss,
-    importance_weights,
-    l2_sp_penalty,
-    reverse_gradient,
-    rkd_loss,
-    similarity_preserving_loss,
-)
-from headstart.ml.strategies import StrategyConfig, TargetTask, train_strategy
+from headstart.ml.strategies import STRATEGIES, StrategyConfig, TargetTask, train_strategy
+from headstart.ml.strategies.coral import coral_loss
+from headstart.ml.strategies.dann import dann_schedule, reverse_gradient
+from headstart.ml.strategies.importance_weighting import importance_weights
+from headstart.ml.strategies.l2_sp import L2SPObjective, l2_sp_penalty
+from headstart.ml.strategies.lwf import LwFObjective, distillation_loss
+from headstart.ml.strategies.objective import ExtraBatches, ObjectiveStrategy, RelationalObjective
+from headstart.ml.strategies.rkd import rkd_loss
+from headstart.ml.strategies.similarity_preserving import similarity_preserving_loss
 from headstart.ml.training import TrainConfig
 from headstart.ml.transfer import TransferSpec
 from tests.ml.test_strategies import SOURCE_CONFIG, source_state
@@ -64,7 +57,7 @@ def test_l2_sp_penalty_is_zero_at_the_source_and_skips_frozen_parameters():
     anchors = {name: p.detach().clone() for name, p in model.body.named_parameters(prefix="body")}
     model.head.requires_grad_(False)
     assert float(l2_sp_penalty(model, anchors, 1.0, 1.0).detach()) == 0.0
-    objective = L2SPObjective(anchors, AdaptationConfig(kind="l2_sp", weight=1.0))
+    objective = L2SPObjective(anchors, alpha=1.0, beta=0.01)
     inputs, targets = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])
     loss, parts = objective.loss(model, inputs, targets)
     assert torch.isclose(loss, nn.functional.cross_entropy(model(inputs), targets))
@@ -74,7 +67,7 @@ def test_l2_sp_penalty_is_zero_at_the_source_and_skips_frozen_parameters():
 def test_lwf_extra_loss_is_zero_when_the_model_equals_the_source_and_grows_as_it_drifts():
     torch.manual_seed(0)
     source = tiny(num_classes=5).eval()
-    objective = LwFObjective(copy.deepcopy(source), AdaptationConfig(kind="lwf", weight=1.0), head_lr=1e-3)
+    objective = LwFObjective(copy.deepcopy(source), weight=1.0, temperature=2.0, head_lr=1e-3)
     model = copy.deepcopy(source).eval()
     images, targets = torch.rand(6, 1, 12, 12), torch.tensor([0, 1, 2, 3, 4, 0])
 
@@ -145,6 +138,12 @@ def test_importance_weights_are_clipped():
 TRAINING = TrainConfig(epochs=2, batch_size=8, progress=False, min_batches_per_epoch=3)
 
 
+def objective_config(kind: str, weight: float, training: TrainConfig = TRAINING) -> StrategyConfig:
+    """A candidate of objective strategy `kind` at one weight, as its conf entry would make it."""
+    knobs = STRATEGIES[kind].knobs({"weight": [weight]})
+    return StrategyConfig(procedure="fit", adaptation=kind, spec=TransferSpec(), training=training, knobs=knobs)
+
+
 def task_with_source(shared_label_space: bool) -> TargetTask:
     images, labels = toy_data()
     source_labels = labels if shared_label_space else labels % 5
@@ -165,9 +164,7 @@ def task_with_source(shared_label_space: bool) -> TargetTask:
 )
 @pytest.mark.parametrize("shared_label_space", [True, False])
 def test_every_adaptation_trains_and_counts_the_images_it_saw(kind, shared_label_space):
-    config = StrategyConfig(
-        procedure="fit", spec=TransferSpec(), training=TRAINING, adaptation=AdaptationConfig(kind=kind, weight=0.5)
-    )
+    config = objective_config(kind, 0.5)
     result = train_strategy(task_with_source(shared_label_space), config)
     assert [r["epoch"] for r in result.history] == [1, 2]
     count = len(toy_data()[0])
@@ -185,15 +182,11 @@ def test_every_adaptation_trains_and_counts_the_images_it_saw(kind, shared_label
 
 
 def test_an_adaptation_run_is_seeded_and_resumes_like_an_uninterrupted_one(tmp_path):
-    config = StrategyConfig(
-        procedure="fit", spec=TransferSpec(), training=TRAINING, adaptation=AdaptationConfig(kind="dann", weight=0.5)
-    )
+    config = objective_config("dann", 0.5)
     first, second = (train_strategy(task_with_source(True), config) for _ in range(2))
     for name, tensor in first.model.state_dict().items():
         assert torch.equal(tensor, second.model.state_dict()[name]), name
-    coral = config.model_copy(
-        update=dict(adaptation=AdaptationConfig(kind="coral", weight=0.5))
-    )  # no schedule tied to the epochs
+    coral = objective_config("coral", 0.5)  # no schedule tied to the epochs
     uninterrupted = train_strategy(task_with_source(True), coral)
     checkpoint = tmp_path / "coral.pt"
     train_strategy(
@@ -290,9 +283,7 @@ def test_relational_objective_compares_the_model_with_the_frozen_source_on_label
     torch.manual_seed(0)
     source = tiny(num_classes=5).eval()
     unlabelled = torch.randint(0, 255, (30, 1, 12, 12), dtype=torch.uint8)
-    objective = RelationalObjective(
-        copy.deepcopy(source), unlabelled, AdaptationConfig(kind="rkd", weight=1.0), batch_size=7, seed=0
-    )
+    objective = RelationalObjective(copy.deepcopy(source), unlabelled, 1.0, rkd_loss, batch_size=7, seed=0)
     model = copy.deepcopy(source).eval()
     inputs = torch.rand(4, 1, 12, 12)
     _, parts = objective.loss(model, inputs, torch.tensor([0, 1, 2, 3]))
@@ -330,13 +321,13 @@ def test_relational_loss_is_computed_in_fp32_under_bf16_autocast(loss):
     assert float(under_autocast) == pytest.approx(float(loss(student, teacher)), rel=1e-6)
 
 
-def test_each_adaptation_kind_is_one_registry_entry_that_the_uses_column_and_the_dispatch_read():
-    from headstart.ml import adaptation
+def test_each_objective_strategy_is_one_registry_entry_that_the_uses_column_reads():
     from headstart.params import StrategyParams
 
-    for kind, entry in adaptation.ADAPTATION_KINDS.items():
-        objective = getattr(adaptation, entry.objective)
-        assert issubclass(objective, adaptation.CrossEntropyObjective) and hasattr(objective, "for_strategy")
-        strategy = StrategyParams(copy_blocks="all", adaptation={"kind": kind, "weight": [1.0]})
-        assert strategy.uses == " + ".join(["source model", *entry.uses])
-    assert [k for k, e in adaptation.ADAPTATION_KINDS.items() if e.replaces_weight_decay] == ["l2_sp"]
+    objectives = {name: strategy for name, strategy in STRATEGIES.items() if isinstance(strategy, ObjectiveStrategy)}
+    assert {"l2_sp", "lwf", "coral", "dann", "importance_weighting", "rkd", "similarity_preserving"} <= set(objectives)
+    for kind, strategy in objectives.items():
+        params = StrategyParams(copy_blocks="all", adaptation={"kind": kind, "weight": [1.0]})
+        assert params.strategy is strategy
+        assert params.uses == " + ".join(["source model", *strategy.uses])
+    assert sorted(k for k, s in objectives.items() if s.replaces_weight_decay) == ["delta", "l2_sp"]

@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from headstart.ml.boosting import Boosted, learner_beta, source_factor, tradaboost, tradaboost_update
+from headstart.ml.strategies.tradaboost import Boosted, learner_beta, source_factor, tradaboost, tradaboost_update
 from headstart.ml.models import build_model
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.strategies import StrategyConfig, TargetTask, extract_features, train_strategy
@@ -87,7 +87,10 @@ def test_tradaboost_strategy_predicts_the_weighted_vote_of_its_second_half_learn
     )
     training = TrainConfig(progress=False)
     config = StrategyConfig(
-        procedure="tradaboost", spec=TransferSpec(freeze_blocks="all"), training=training, boosting_rounds=4
+        procedure="tradaboost",
+        spec=TransferSpec(freeze_blocks="all"),
+        training=training,
+        setting={"boosting_rounds": 4},
     )
     result = train_strategy(task, config)
     assert [r["epoch"] for r in result.history] == [1, 2, 3, 4] and "validation_accuracy" in result.history[-1]

@@ -4,7 +4,7 @@ cheapest first while the budget lasts; what is cut is named; a strategy that can
 import math
 from types import SimpleNamespace
 
-from headstart.ml.comparison import later_looks, not_applicable
+from headstart.ml.comparison import later_looks
 from headstart.ml.looks import LookDesign
 from headstart.ml.strategies import StrategyConfig, TargetTask
 from headstart.ml.training import TrainConfig
@@ -83,6 +83,6 @@ def test_tradaboost_is_not_applicable_when_the_source_classes_are_not_the_target
     config = StrategyConfig(procedure="tradaboost", training=TrainConfig())
     differ = TargetTask({}, {}, 3, (None, None), (None, None), shared_label_space=False)
     same = TargetTask({}, {}, 3, (None, None), (None, None), shared_label_space=True)
-    assert "classes are not the target's" in not_applicable(config, differ)
-    assert not_applicable(config, same) is None
-    assert not_applicable(StrategyConfig(training=TrainConfig()), differ) is None
+    assert "classes are not the target's" in config.strategy.not_applicable(differ)
+    assert config.strategy.not_applicable(same) is None
+    assert StrategyConfig(training=TrainConfig()).strategy.not_applicable(differ) is None

@@ -11,17 +11,9 @@ from sklearn.preprocessing import StandardScaler
 
 from headstart.ml.data.handwritten import load_handwritten_digits
 from headstart.ml.data.splits import draw_label_budget, split_target
-from headstart.ml.strategies import (
-    CrossValidated,
-    StrategyConfig,
-    TargetTask,
-    cross_validation_folds,
-    extract_features,
-    linear_classifier_pipeline,
-    preferred_or_clearly_better,
-    train_strategy,
-    train_tuned,
-)
+from headstart.ml.strategies import StrategyConfig, TargetTask, extract_features, train_strategy, train_tuned
+from headstart.ml.strategies.classical import CrossValidated, cross_validation_folds, preferred_or_clearly_better
+from headstart.ml.strategies.linear_classifier import linear_classifier_pipeline
 from headstart.ml.training import TrainConfig, evaluate, scale_images
 from headstart.ml.transfer import TransferSpec
 from tests.ml.test_transfer import tiny, toy_data
@@ -94,7 +86,7 @@ def test_pixel_references_predict_what_scikit_learn_predicts_on_the_raw_pixels()
             spec=TransferSpec(copy_blocks=0),
             training=TRAINING,
             model="pixels",
-            neighbours=neighbours,
+            setting={"neighbours": neighbours},
         )
         result = train_strategy(task(), knn)
         reference = KNeighborsClassifier(neighbours).fit(pixels, labels.numpy())
@@ -114,7 +106,7 @@ def test_tuning_keeps_the_setting_with_the_best_validation_accuracy():
             procedure="linear_classifier",
             spec=TransferSpec(freeze_blocks="all"),
             training=TRAINING.model_copy(update={"seed": seed}),
-            regularisation_c=s["lr_scale"],
+            setting={"lr_scale": s["lr_scale"]},
         ),
     )
     assert tuned.setting == {"lr_scale": 1.0} and tuned.validation_accuracy == 1.0 and set(tuned.results) == {0, 1}
@@ -126,7 +118,7 @@ def knn_config(setting: dict, seed: int) -> StrategyConfig:
         spec=TransferSpec(copy_blocks=0),
         training=TRAINING.model_copy(update={"seed": seed}),
         model="pixels",
-        **setting,
+        setting=setting,
     )
 
 
@@ -174,7 +166,7 @@ def test_a_logistic_regression_on_more_features_than_images_is_fitted_exactly_in
     pixels = generator.random((30, 500))
     labels = np.repeat(np.arange(3), 10)
     pixels[np.arange(30), labels] += 2.0  # separable, as a few wide images are
-    config = StrategyConfig(procedure="linear_classifier", training=TRAINING, model="pixels", regularisation_c=0.1)
+    config = StrategyConfig(procedure="linear_classifier", training=TRAINING, model="pixels", setting={"lr_scale": 0.1})
     pipeline = linear_classifier_pipeline(config, pixels.shape, standardise=False).fit(pixels, labels)
     assert len(pipeline.steps) == 2  # projected: 500 features, 30 rows
     plain = LogisticRegression(C=0.1, max_iter=5000, tol=1e-8).fit(pixels, labels)
@@ -222,7 +214,7 @@ def test_at_one_label_per_class_the_classical_references_are_no_weaker_than_scik
                 spec=TransferSpec(copy_blocks=0),
                 training=TRAINING,
                 model="pixels",
-                regularisation_c=setting["lr_scale"],
+                setting={"lr_scale": setting["lr_scale"]},
             )
 
         for name, grid, configure in (

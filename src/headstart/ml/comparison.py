@@ -30,13 +30,6 @@ from headstart.ml.workers import Workers
 logger = logging.getLogger(__name__)
 
 
-def not_applicable(config: StrategyConfig, task: TargetTask) -> str | None:
-    """Why a strategy cannot run on this task (it is left out before any training and named), or None."""
-    if config.procedure == "tradaboost" and not task.shared_label_space:
-        return "the source's classes are not the target's (TrAdaBoost boosts one classifier over both)"
-    return None
-
-
 @dataclass
 class StrategyTrainer:
     """One strategy of a comparison: its task, its tuning grid, how a (setting, seed) is configured,
@@ -59,8 +52,7 @@ class StrategyTrainer:
         """The (setting, seed) as trained: labelled for its live run, no bar of its own (the grid has one)."""
         config = self.config_of(setting, seed)
         own = {"label": self.label(setting, seed), "progress": False}
-        probe = config.probe and config.probe.model_copy(update=own)
-        return config.model_copy(update={"training": config.training.model_copy(update=own), "probe": probe})
+        return config.with_trainings(lambda training: training.model_copy(update=own))
 
     def checkpoint(self, setting: dict[str, float], seed: int) -> Path:
         task = self.task
@@ -69,7 +61,8 @@ class StrategyTrainer:
         return self.checkpoint_dir / f"{self.name}-seed{seed}-{made_from[:16]}.pt"
 
     def not_applicable(self) -> str | None:
-        return not_applicable(self.config_of(self.grid[0], 0), self.task)
+        """Why it cannot run on this task (it is left out before any training and named), or None."""
+        return self.config_of(self.grid[0], 0).strategy.not_applicable(self.task)
 
     def train(self, seeds: Sequence[int], workers: Workers, setting: dict[str, float] | None = None) -> TunedStrategy:
         """The grid tuned over `seeds` on validation, or only `setting` (a later look's seeds)."""

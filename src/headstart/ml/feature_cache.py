@@ -40,12 +40,7 @@ from headstart.ml.transfer import ESTIMATES_STATISTICS, is_head
 logger = logging.getLogger(__name__)
 CACHE_BYTES = 4 * 2**30  # features kept at most; a larger prefix output trains uncached
 _cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-counted = {"computed": 0, "reused": 0, "images": 0}  # views computed and reused, images through a prefix
-
-
-def images_through_prefixes() -> int:
-    """Images this process has pushed through frozen prefixes so far (a job's count is the difference)."""
-    return counted["images"]
+counted = {"computed": 0, "reused": 0}  # views computed and reused in this process
 
 
 def _fixed(modules: list[nn.Module]) -> bool:
@@ -106,16 +101,16 @@ def prefix_views(
     augment: tuple[float, float],
     use_bf16: bool,
     batch_size: int = 256,
-) -> torch.Tensor | None:
-    """(N, V, …) float features of `images` after the first `depth` blocks, one per view; None when
-    they would not fit the cache."""
+) -> tuple[torch.Tensor | None, int]:
+    """(N, V, …) float features of `images` after the first `depth` blocks, one per view (None when
+    they would not fit the cache), and the images this call pushed through the prefix (0 when reused)."""
     device = next(model.parameters()).device
     frozen = {k: v for k, v in model.state_dict().items() if not is_head(k)}
     key = fingerprint(frozen, images, depth, views, list(augment), use_bf16, device.type)
     if key in _cache:
         _cache.move_to_end(key)
         counted["reused"] += views
-        return _cache[key]
+        return _cache[key], 0
     was_training = model.training
     model.eval()
     per_view = []
@@ -131,15 +126,14 @@ def prefix_views(
             per_view.append(torch.cat(outputs))
             if view == 0 and per_view[0].element_size() * per_view[0].nelement() * views > CACHE_BYTES:
                 model.train(was_training)
-                return None
+                return None, 0
     model.train(was_training)
     features = torch.stack(per_view, dim=1)
     counted["computed"] += views
-    counted["images"] += views * len(images)
     _cache[key] = features
     while sum(t.element_size() * t.nelement() for t in _cache.values()) > CACHE_BYTES:
         _cache.popitem(last=False)
-    return features
+    return features, views * len(images)
 
 
 def _replays_forward(model: nn.Module, images, depth: int) -> bool:
@@ -217,22 +211,23 @@ class CachedPrefixObjective(CrossEntropyObjective):
 
 def fit_frozen_prefix_once(
     model: nn.Module, train: tuple, validation: tuple, config, checkpoint_path=None, views: int | None = 8
-) -> TrainResult:
+) -> tuple[TrainResult, int]:
     """`fit`, with the frozen prefix's output computed once where it can be (see the module's
-    docstring), else `fit` as it is."""
+    docstring), else `fit` as it is; and the images it pushed through the prefix (reused: none)."""
     depth = cache_depth(model) if views else None
     if depth is None:
-        return fit(model, train, validation, config, checkpoint_path)
+        return fit(model, train, validation, config, checkpoint_path), 0
     device = resolve_device(config.device)
     model.to(device)
     use_bf16 = trains_in_bf16(config.precision, device)
     augment = (config.augment.max_rotation_deg, config.augment.max_shift)
-    train_views = prefix_views(model, train[0], depth, views if any(augment) else 1, augment, use_bf16)
-    validation_views = prefix_views(model, validation[0], depth, 1, (0.0, 0.0), use_bf16)
+    train_views, train_images = prefix_views(model, train[0], depth, views if any(augment) else 1, augment, use_bf16)
+    validation_views, validation_images = prefix_views(model, validation[0], depth, 1, (0.0, 0.0), use_bf16)
+    prefix_images = train_images + validation_images
     if train_views is None or validation_views is None or not _replays_forward(model, train[0][:2], depth):
-        return fit(model, train, validation, config, checkpoint_path)
+        return fit(model, train, validation, config, checkpoint_path), prefix_images
     plain = config.model_copy(update={"augment": type(config.augment)()})  # the views carry the augmentation
-    return fit(
+    trained = fit(
         model,
         (CachedViews(train_views), train[1]),
         (validation_views[:, 0], validation[1]),
@@ -240,3 +235,4 @@ def fit_frozen_prefix_once(
         checkpoint_path,
         CachedPrefixObjective(depth),
     )
+    return trained, prefix_images

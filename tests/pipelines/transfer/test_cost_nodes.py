@@ -8,11 +8,12 @@ import torch
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from headstart.ml import strategies, training
+from headstart.ml import training
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.errors import CostLimitError
 from headstart.ml.models import build_model
 from headstart.ml.models.stored import StoredModel
+from headstart.ml.strategies import classical, tuning
 from headstart.params import RuntimeParams, TransferParams
 from headstart.pipelines.transfer import create_pipeline
 from headstart.pipelines.transfer.nodes import estimate_cost, train_target_models
@@ -64,7 +65,7 @@ def test_the_estimate_counts_the_trainings_and_steps_the_nodes_then_train(monkey
     data = inputs()
     table, summary = estimate_cost(**data, transfer=transfer, runtime=runtime)
     counted = {"trainings": 0, "steps": 0}
-    train_strategy, train_one_epoch = strategies.train_strategy, training.train_one_epoch
+    train_strategy, train_one_epoch = tuning.train_strategy, training.train_one_epoch
 
     def counting_training(*args, **kwargs):
         counted["trainings"] += 1
@@ -75,7 +76,8 @@ def test_the_estimate_counts_the_trainings_and_steps_the_nodes_then_train(monkey
         counted["steps"] += math.ceil(len(order) / config.batch_size)
         return train_one_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(strategies, "train_strategy", counting_training)
+    for module in (tuning, classical):  # a network's trainings, and a classical reference's refits
+        monkeypatch.setattr(module, "train_strategy", counting_training)
     monkeypatch.setattr(training, "train_one_epoch", counting_steps)
     rows = table.set_index("strategy")
     for name in TRANSFER["strategies"]:

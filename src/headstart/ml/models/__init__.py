@@ -62,7 +62,7 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     if name in PIXEL_MODELS:
         return PIXEL_MODELS[name](**settings)
     if name == "boosted_vote":  # TrAdaBoost's final hypothesis over a frozen body
-        from headstart.ml.boosting import BoostedVote
+        from headstart.ml.models.boosted_vote import BoostedVote
 
         return BoostedVote(**settings)
     from headstart.ml.models.multitask import build_multitask_model

@@ -30,8 +30,8 @@ from headstart.ml.pretraining import source_fingerprint, train_source_model
 from headstart.ml.reports import advice_report, advice_summary_lines, race_report
 from headstart.ml.run_records import candidate_source_run
 from headstart.ml.strategies import TargetTask, target_task
-from headstart.ml.strategy_race import RACE_KNOBS, RaceCandidate, race_plans
-from headstart.ml.strategy_race import race_strategies as race_candidates
+from headstart.ml.strategies.race import RACE_KNOBS, RaceCandidate, race_plans
+from headstart.ml.strategies.race import race_strategies as race_candidates
 from headstart.params import AdviseParams, PretrainParams, RuntimeParams, StrategyRaceParams, TransferParams
 from headstart.pipelines.shared import configure_strategy
 

@@ -11,8 +11,7 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Node, Pipeline
 
 from headstart import configured
-from headstart.ml.adaptation import SOURCE_IMAGES, UNLABELLED_TARGET, uses_of
-from headstart.ml.strategies import PROCEDURES_USING_SOURCE_IMAGES
+from headstart.ml.strategies import SOURCE_IMAGES, UNLABELLED_TARGET, strategy_of
 from headstart.pipelines.shared import node_reading_strategies, strategy_names
 from headstart.pipelines.transfer.nodes import (
     check_cost_limit,
@@ -55,11 +54,10 @@ def source_of(strategy: str) -> str:
 def images_used(strategy: str) -> list[str]:
     """The data sets beyond the target labels that the strategy trains on: only these reach its node."""
     params = _conf_of(strategy)
-    kind = (params.get("adaptation") or {}).get("kind")
-    uses = uses_of(kind)
-    uses_source = SOURCE_IMAGES in uses or params.get("procedure") in PROCEDURES_USING_SOURCE_IMAGES
+    name = (params.get("adaptation") or {}).get("kind") or params.get("procedure", "fit")
+    uses = strategy_of(name, params.get("model", "source")).uses
     return [
-        *(["source_train"] if uses_source else []),
+        *(["source_train"] if SOURCE_IMAGES in uses else []),
         *(["target_unlabelled"] if UNLABELLED_TARGET in uses else []),
     ]
 

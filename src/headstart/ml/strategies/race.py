@@ -36,7 +36,8 @@ import pandas as pd
 from headstart.ml import cost
 from headstart.ml.config import TrainConfig
 from headstart.ml.racing import setting_text
-from headstart.ml.strategies import StrategyConfig, TargetTask, TunedStrategy, train_tuned
+from headstart.ml.strategies.base import StrategyConfig, TargetTask
+from headstart.ml.strategies.tuning import TunedStrategy, train_tuned
 
 Configure = Callable[[dict[str, float], int], StrategyConfig]
 
@@ -64,8 +65,7 @@ class RaceCandidate:
         return lambda setting, seed: short_config(self.configure(setting, seed), share)
 
     def trains_epochs(self) -> bool:
-        config = self.configure(self.grid[0], 0)
-        return config.model != "pixels" and config.procedure in ("fit", "probe_then_finetune")
+        return self.configure(self.grid[0], 0).strategy.trains_epochs
 
 
 def shortened(training: TrainConfig, share: float) -> TrainConfig:
@@ -81,8 +81,7 @@ def shortened(training: TrainConfig, share: float) -> TrainConfig:
 
 
 def short_config(config: StrategyConfig, share: float) -> StrategyConfig:
-    probe = config.probe and shortened(config.probe, share)
-    return config.model_copy(update={"training": shortened(config.training, share), "probe": probe})
+    return config.with_trainings(lambda training: shortened(training, share))
 
 
 RACE_KNOBS = cost.Knobs(
@@ -137,7 +136,7 @@ def race_strategies(
     score (`settled_accuracy` for a network, the tuned validation or cross-validated accuracy otherwise),
     images and seconds, whether a rung cut it; the rungs of the networks' race)."""
     rows: dict[str, dict] = {}
-    racing = [c for c in candidates if c.trains_epochs() and c.configure(c.grid[0], 0).procedure == "fit"]
+    racing = [c for c in candidates if c.trains_epochs() and c.configure(c.grid[0], 0).strategy.raced]
     for candidate in candidates:
         if candidate in racing:
             continue

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from headstart.ml import strategies
 from headstart.ml.config import TrainConfig
 from headstart.ml.strategies import StrategyConfig, TargetTask, train_strategy
-from headstart.ml.strategy_race import RaceCandidate, race_plans, race_strategies, settled_accuracy, shortened
+from headstart.ml.strategies import tuning as strategies
+from headstart.ml.strategies.race import RaceCandidate, race_plans, race_strategies, settled_accuracy, shortened
 from headstart.ml.transfer import TransferSpec
 from tests.ml.test_transfer import tiny, toy_data
 
@@ -35,7 +35,7 @@ def knn() -> RaceCandidate:
             spec=TransferSpec(copy_blocks=0),
             training=training,
             model="pixels",
-            **setting,
+            setting=setting,
         )
 
     return RaceCandidate("pixels_knn", [{"neighbours": 1}, {"neighbours": 3}], configure, task())
