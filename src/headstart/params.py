@@ -347,6 +347,11 @@ class StrategyParams(TransferSpec):
     def strategy(self) -> Strategy:
         return strategy_of(self.adaptation or self.procedure, self.model)
 
+    @property
+    def spec(self) -> TransferSpec:
+        """What it takes from the source, as the library's TransferSpec."""
+        return TransferSpec.model_validate(self.model_dump(include=set(TransferSpec.model_fields)))
+
     @model_validator(mode="after")
     def _fits_its_model(self) -> StrategyParams:
         takes_nothing = "source" not in self.strategy.models or (self.copy_blocks == 0 and not self.copy_modules)
@@ -381,7 +386,7 @@ class StrategyParams(TransferSpec):
             procedure=self.procedure,
             adaptation=self.adaptation,
             model=self.model,
-            spec=TransferSpec.model_validate(self.model_dump(include=set(TransferSpec.model_fields))),
+            spec=self.spec,
             training=TrainConfig.of(self.training, runtime, seed, lr_scale),
             probe=TrainConfig.of(probe, runtime, seed, lr_scale) if probe else None,
             knobs=self.knobs,

@@ -89,7 +89,7 @@ def test_a_toy_strategy_is_validated_priced_raced_and_tuned_with_no_other_edit(r
     assert tuned.validation_accuracy > 1 / 3  # better than chance on the toy's three classes
 
     candidate = RaceCandidate(TOY, grid, configure, target, source="source", freeze_blocks=3)
-    advised, table, rungs = race_strategies([candidate], [0], budget_share=1.0, eta=3)
+    advised, table, rungs = race_strategies([candidate], [0], budget_share=1.0, eta=3, first_rung_share=0.0)
     assert advised == TOY and table.loc[0, "strategy"] == TOY and not table.loc[0, "cut_in_race"] and rungs == []
 
 

@@ -8,10 +8,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from headstart.ml.strategies.tradaboost import Boosted, learner_beta, source_factor, tradaboost, tradaboost_update
 from headstart.ml.models import build_model
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.strategies import StrategyConfig, TargetTask, extract_features, train_strategy
+from headstart.ml.strategies.tradaboost import Boosted, learner_beta, source_factor, tradaboost, tradaboost_update
 from headstart.ml.training import TrainConfig, evaluate
 from headstart.ml.transfer import TransferSpec, load_full_state
 from tests.ml.test_strategies import SOURCE_CONFIG

@@ -53,7 +53,7 @@ def test_the_race_cuts_networks_by_rungs_tunes_the_classical_reference_and_count
         network("feature_extractor", TransferSpec(copy_blocks="all", freeze_blocks="all"), 1e-3),
         knn(),
     ]
-    chosen, table, rungs = race_strategies(candidates, [0, 1], budget_share=0.5, eta=3)
+    chosen, table, rungs = race_strategies(candidates, [0, 1], budget_share=0.5, eta=3, first_rung_share=0.0)
     table = table.set_index("strategy")
     assert list(table.index) == ["finetune_top", "scratch", "feature_extractor", "pixels_knn"]
     assert len(rungs) == 1 and rungs[0]["epochs"] == 2 and len(rungs[0]["kept"]) == 1  # 4 epochs, η = 3: one rung
@@ -88,7 +88,9 @@ def test_with_every_setting_raced_each_networks_setting_is_a_candidate_and_its_r
         network("scratch", TransferSpec(copy_blocks=0), 3e-3),
         knn(),
     ]
-    chosen, table, rungs = race_strategies(candidates, [0], budget_share=0.5, eta=3, settings="grid")
+    chosen, table, rungs = race_strategies(
+        candidates, [0], budget_share=0.5, eta=3, first_rung_share=0.0, settings="grid"
+    )
     scored = set(rungs[0]["scores"])
     assert scored == {f"{n} (lr_scale={s:g})" for n in ("finetune_top", "scratch") for s in (0.3, 1.0, 3.0)}
     assert len(rungs[0]["kept"]) == 2 and list(table["strategy"]) == ["finetune_top", "scratch", "pixels_knn"]
@@ -108,7 +110,7 @@ def test_with_every_setting_raced_each_networks_setting_is_a_candidate_and_its_r
 def test_a_tie_goes_to_the_earlier_candidate_the_priors_choice():
     first, second = knn(), knn()
     second = RaceCandidate("pixels_knn_again", second.grid, second.configure, second.task)
-    chosen, _, _ = race_strategies([second, first], [0], budget_share=1.0, eta=3)
+    chosen, _, _ = race_strategies([second, first], [0], budget_share=1.0, eta=3, first_rung_share=0.0)
     assert chosen == "pixels_knn_again"
 
 
@@ -124,7 +126,7 @@ def test_each_raced_network_trains_from_its_own_source(monkeypatch):
     spec = TransferSpec(copy_blocks="all", freeze_blocks=-1)
     candidates = [network("from_real", spec, 1e-3, real), network("from_other", spec, 2e-3, other)]
     candidates = [RaceCandidate(c.name, c.grid, c.configure, c.task, c.name[5:], 1) for c in candidates]
-    _, table, _ = race_strategies(candidates, [0], budget_share=1.0, eta=3)
+    _, table, _ = race_strategies(candidates, [0], budget_share=1.0, eta=3, first_rung_share=0.0)
     table = table.set_index("strategy")
     assert table.loc["from_other", "source"] == "other" and table.loc["from_real", "freeze_blocks"] == 1
     by_task = {id(t): {lr for u, lr in used if u is t} for t in (real, other)}
@@ -147,6 +149,6 @@ def test_no_rung_comes_before_the_first_rung_share_of_the_epochs():
         network("finetune_top", TransferSpec(copy_blocks="all", freeze_blocks=-1), 1e-3),
         network("scratch", TransferSpec(copy_blocks=0), 3e-3),
     ]
-    _, _, early = race_strategies(candidates, [0], budget_share=1.0, eta=3)
+    _, _, early = race_strategies(candidates, [0], budget_share=1.0, eta=3, first_rung_share=0.0)
     _, _, late = race_strategies(candidates, [0], budget_share=1.0, eta=3, first_rung_share=0.75)
     assert early[0]["epochs"] == 4 and late[0]["epochs"] == 6  # min_epochs 4 of 8; then ⌈0.75 × 8⌉

@@ -30,6 +30,7 @@ from headstart.ml.training import CrossEntropyObjective, evaluate, image_batches
 from headstart.ml.transfer import (
     TransferReport,
     TransferSpec,
+    block_count,
     count_parameters,
     load_full_state,
     target_config,
@@ -189,8 +190,9 @@ class Strategy:
             lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
             raise ValueError(f"{self.name}: {'; '.join(lines)}") from None
 
-    def check(self, spec: TransferSpec, model: str) -> None:
-        """Refuse a conf entry this strategy cannot train (a ValueError naming the field)."""
+    def check(self, spec: TransferSpec, model: str, procedure: str) -> None:
+        """Refuse a conf entry this strategy cannot train (a ValueError naming the field); `procedure`
+        is what trains it (its own name, or `fit` for an objective strategy)."""
         if model not in self.models:
             on = [name for name, strategy in STRATEGIES.items() if model in strategy.models]
             raise ValueError(f"model: {model} needs one of {', '.join(on)}, not {self.name}")
@@ -200,6 +202,10 @@ class Strategy:
     def grid(self, knobs: Knobs, lr_scales: list[float]) -> list[dict[str, float]]:
         """The candidates tried on validation: by default the multipliers of the learning rates."""
         return [{"lr_scale": scale} for scale in lr_scales]
+
+    def frozen_at_end(self, spec: TransferSpec, total_blocks: int) -> int:
+        """The first blocks still frozen when its training ends (the depth the advice reads)."""
+        return block_count(spec.freeze_blocks, total_blocks)
 
     def earlier_phase(self, knobs: Knobs) -> Any:
         """The TrainingParams of a phase before the main training (LP-FT's probe), or None."""

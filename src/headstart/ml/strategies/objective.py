@@ -41,6 +41,11 @@ class ObjectiveStrategy(Fit):
     Knobs: ClassVar[type[Knobs]] = ObjectiveKnobs
     replaces_weight_decay: ClassVar[bool] = False  # its pull toward the source does what weight decay did
 
+    def check(self, spec, model, procedure):
+        super().check(spec, model, procedure)
+        if procedure != Fit.name:
+            raise ValueError(f"adaptation ({self.name}) is trained by procedure: fit, not {procedure}")
+
     def grid(self, knobs, lr_scales):
         return [{"lr_scale": s, "adaptation_weight": w} for s in lr_scales for w in knobs.weight]
 

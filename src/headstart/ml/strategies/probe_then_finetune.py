@@ -20,6 +20,9 @@ class ProbeThenFinetune(Strategy):
     family = "parameter-based"
     Knobs = ProbeThenFinetuneKnobs
 
+    def frozen_at_end(self, spec, total_blocks):
+        return 0  # the fine-tuning phase trains everything
+
     def earlier_phase(self, knobs):
         return knobs.probe
 

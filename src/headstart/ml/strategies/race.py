@@ -126,7 +126,7 @@ def race_strategies(
     seeds: list[int],
     budget_share: float,
     eta: int,
-    first_rung_share: float = 0.0,
+    first_rung_share: float,
     settings: str = "middle",
     settled_epochs: int = 5,
 ) -> tuple[str, pd.DataFrame, list[dict]]:

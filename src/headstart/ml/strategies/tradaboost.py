@@ -151,8 +151,8 @@ class TrAdaBoost(LinearClassifier):
     Knobs = TrAdaBoostKnobs
     uses = (SOURCE_IMAGES,)
 
-    def check(self, spec, model):
-        super().check(spec, model)
+    def check(self, spec, model, procedure):
+        super().check(spec, model, procedure)
         if spec.copy_blocks != "all":
             raise ValueError("tradaboost boosts on the source model's features: copy_blocks: all")
 
