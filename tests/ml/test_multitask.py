@@ -6,11 +6,15 @@ import torch
 from headstart.ml.models.multitask import HardSharingModel, SoftSharingModel
 from headstart.ml.multitask import (
     WEIGHTINGS,
+    FixedWeighting,
     MethodRecipe,
     MultiTaskObjective,
+    WeightingParams,
     evaluate_multitask,
     masked_losses,
+    register_weighting,
 )
+from headstart.ml.multitask.weightings import Rate
 from headstart.ml.racing import setting_text
 from headstart.ml.training import TrainConfig, fit
 from tests.ml.test_transfer import toy_data
@@ -316,20 +320,38 @@ def test_evaluate_methods_gives_a_row_per_task_and_one_run_per_method_and_seed_w
     assert run["history"] == [{"epoch": 1, "validation_accuracy_left": 0.5, "validation_accuracy_right": 0.5}]
 
 
-def test_every_registered_weighting_builds_as_itself_with_its_settings_by_name(monkeypatch):
-    """WeightingParams.build looks a weighting up by name and hands it the settings its constructor
-    names: a weighting added to WEIGHTINGS is built as itself, not as another (it fell through to PCGrad)."""
-    from headstart.ml import multitask
-    from headstart.params import WeightingParams, weighting_settings
-
+def test_a_weighting_is_built_by_its_registered_name_with_the_knobs_its_constructor_declares():
+    """WeightingParams builds the weighting its `kind` names in WEIGHTINGS, with that weighting's own knobs
+    (defaults from its constructor, the one declaration); an unknown name is a one-line error naming the
+    weightings there are, never another weighting (an unknown kind once fell through to PCGrad)."""
     for kind, weighting in WEIGHTINGS.items():
-        assert set(weighting_settings(weighting)) <= {"seed", *WeightingParams.model_fields}, kind
-        assert type(WeightingParams(kind=kind, lr=0.05).build(["left", "right"], 3)) is weighting
+        assert type(WeightingParams(kind=kind).build(["left", "right"], 3)) is weighting, kind
+    assert WeightingParams(kind="famo").knobs == {"lr": 0.025, "weight_decay": 1e-3}  # FAMO's own defaults
+    assert WeightingParams(kind="uncertainty").knobs == {"lr": 1e-2}
+    tuned = WeightingParams(kind="gradnorm").build(["left", "right"], 0, {"lr_scale": 3.0, "alpha": 0.5})
+    assert (tuned.alpha, tuned.lr) == (0.5, 1e-2)  # a candidate's own knob overrides conf's; lr_scale is not one
+    assert [kind for kind, w in WEIGHTINGS.items() if w.needs_shared_parameters] == ["gradnorm", "pcgrad", "upgrad"]
+    with pytest.raises(ValueError, match="weighting famo takes lr, weight_decay; alpha"):
+        WeightingParams(kind="famo", alpha=1.0)
+    with pytest.raises(ValueError, match="weighting gradnorm takes alpha, lr; alpha: Input should be greater than 0"):
+        WeightingParams(kind="gradnorm", alpha=-1.0)
+    with pytest.raises(ValueError, match="unknown loss weighting 'half'; the weightings are famo, fixed, gradnorm,"):
+        WEIGHTINGS["half"]
+    with pytest.raises(ValueError, match="unknown loss weighting 'half'"):
+        WeightingParams(kind="half")
 
-    class HalfWeights(multitask.FixedWeighting):
-        def __init__(self, tasks, alpha):
-            super().__init__(tasks, {task: alpha for task in tasks})
 
-    monkeypatch.setitem(WEIGHTINGS, "half", HalfWeights)
-    built = WeightingParams.model_construct(kind="half", alpha=0.5).build(["left", "right"], 0)
-    assert type(built) is HalfWeights and built.weights() == {"left": 0.5, "right": 0.5}
+def test_a_weighting_added_with_the_decorator_is_built_as_itself():
+    @register_weighting("half")
+    class HalfWeights(FixedWeighting):
+        def __init__(self, tasks: list[str], share: Rate = 0.5) -> None:
+            super().__init__(tasks, {task: share for task in tasks})
+
+    try:
+        built = WeightingParams(kind="half").build(["left", "right"], 0)
+        assert type(built) is HalfWeights and built.weights() == {"left": 0.5, "right": 0.5}
+        assert WeightingParams(kind="half", share=0.25).build(["left"], 0).weights() == {"left": 0.25}
+        with pytest.raises(ValueError, match="'half' is registered twice"):
+            register_weighting("half")(HalfWeights)
+    finally:
+        WEIGHTINGS.pop("half")

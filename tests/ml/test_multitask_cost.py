@@ -2,7 +2,7 @@ import pytest
 
 from headstart.ml.cost import CostLimitError, Knobs, check_limit
 from headstart.ml.multitask import WEIGHTINGS, MethodRecipe
-from headstart.ml.multitask_cost import MethodPlan, StepCost, StepTimer, estimate_methods
+from headstart.ml.multitask.cost import MethodPlan, StepCost, StepTimer, estimate_methods
 from headstart.ml.racing import raced_epochs
 from headstart.ml.training import TrainConfig
 from tests.ml.test_multitask import TASKS, TRUNK, two_task_data

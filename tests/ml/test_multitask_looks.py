@@ -5,7 +5,7 @@ import pytest
 
 from headstart.ml.looks import LookDesign
 from headstart.ml.multitask import TrainedNetwork, TunedMethod
-from headstart.ml.multitask_looks import run_looks
+from headstart.ml.multitask.looks import run_looks
 from headstart.ml.workers import Workers
 
 # each method's test accuracy per seed: `clear` beats the baseline by 10 % on every seed (a decision at

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.multitask_sweeps import presence_tasks, scaled_trunk, sweep_table
+from headstart.ml.multitask.sweep_points import presence_tasks, scaled_trunk
+from headstart.ml.multitask.sweeps import sweep_table
 from headstart.ml.reports import multitask_sweep_verdict
 
 

@@ -31,8 +31,8 @@ from headstart.ml.multitask import (
     stored_networks,
     validation_curves,
 )
-from headstart.ml.multitask_cost import MethodPlan, estimate_methods
-from headstart.ml.multitask_looks import run_looks
+from headstart.ml.multitask.cost import MethodPlan, estimate_methods
+from headstart.ml.multitask.looks import run_looks
 from headstart.ml.plots import plot_delta_m, plot_validation_curves
 from headstart.ml.racing import setting_text
 from headstart.ml.reports import multitask_report, with_decisions
@@ -122,7 +122,7 @@ def estimate_multitask_cost(
     multitask: MultitaskParams,
     runtime: RuntimeParams,
 ) -> tuple[pd.DataFrame, dict]:
-    """The first look's cost before any training (headstart.ml.multitask_cost), printed, and its summary
+    """The first look's cost before any training (headstart.ml.multitask.cost), printed, and its summary
     for MLflow."""
     recipes = method_recipes(multitask_train, multitask_validation, source_model, multitask, runtime)
     seeds = len(multitask.first_look_seeds)
@@ -145,7 +145,7 @@ def train_multitask_methods(
     runtime: RuntimeParams,
 ) -> tuple[dict[str, StoredModel], dict]:
     """Per method and seed, its network(s): `<method>-seed<s>-all`, or one per task for single-task,
-    trained in planned looks (headstart.ml.multitask_looks) in the run's workers, each method tuned on
+    trained in planned looks (headstart.ml.multitask.looks) in the run's workers, each method tuned on
     validation at its first look; and the looks' record. Refused before any training when the first
     look's estimate exceeds the budget; the budget's clock starts here."""
     check_limit(multitask_cost, runtime.time_budget_minutes, MULTITASK_KNOBS)

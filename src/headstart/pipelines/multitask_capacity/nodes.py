@@ -1,4 +1,4 @@
-"""A thin node over headstart.ml.multitask_sweeps.capacity_sweep."""
+"""A thin node over headstart.ml.multitask.sweeps.capacity_sweep."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from headstart.ml.data.images import LabelledImages
-from headstart.ml.multitask_sweeps import capacity_sweep
+from headstart.ml.multitask.sweeps import capacity_sweep
 from headstart.params import MultitaskParams, MultitaskSweepsParams, RuntimeParams
 
 

@@ -1,4 +1,4 @@
-"""A thin node over headstart.ml.multitask_sweeps.labels_tasks_sweep."""
+"""A thin node over headstart.ml.multitask.sweeps.labels_tasks_sweep."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from matplotlib.figure import Figure
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.multitask_sweeps import labels_points, labels_tasks_sweep
+from headstart.ml.multitask.sweep_points import labels_points
+from headstart.ml.multitask.sweeps import labels_tasks_sweep
 from headstart.params import MultitaskParams, MultitaskSweepsParams, RuntimeParams
 
 

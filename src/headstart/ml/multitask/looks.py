@@ -19,7 +19,7 @@ from headstart.ml import progress
 from headstart.ml.comparison import plan_look, seeds_text
 from headstart.ml.looks import Decision, LookDesign, decide
 from headstart.ml.metrics import relative_changes
-from headstart.ml.multitask import MethodRecipe, TrainedNetwork
+from headstart.ml.multitask.training import MethodRecipe, TrainedNetwork
 from headstart.ml.workers import Workers
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from headstart.ml.cost import Cut, Estimate, Knobs, dearest_first
-from headstart.ml.multitask import MethodRecipe
+from headstart.ml.multitask.training import MethodRecipe
 from headstart.ml.racing import raced_epochs
 from headstart.ml.training import resolve_device, steps_per_epoch, trains_in_bf16
 
