@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from headstart.ml import progress
 from headstart.ml.stacked_seeds import StackedModels, clip_per_seed, fit_seeds_together, why_not_stacked
 from headstart.ml.strategies import StrategyConfig, TargetTask, seed_stacks, train_strategy, train_tuned
 from headstart.ml.training import TrainConfig, fit
@@ -79,6 +80,30 @@ def test_a_paused_stack_resumes_to_the_model_an_unpaused_stack_makes(tmp_path):
     assert [len(r.history) for r in resumed] == [6, 6, 6]
     with pytest.raises(ValueError, match="share every setting"):
         fit_seeds_together(models_of(SEEDS[:2]), train, validation, [seed_config(0), seed_config(1, epochs=3)])
+
+
+def test_a_stack_killed_mid_epoch_resumes_from_its_checkpoint_to_the_uninterrupted_models(tmp_path):
+    images, labels = toy_data()
+    train, validation = (images[:36], labels[:36]), (images[36:], labels[36:])
+    configs = [seed_config(s, epochs=4, patience=None, checkpoint_seconds=0.0, label=f"seed {s}") for s in SEEDS]
+    straight_models = models_of(SEEDS)
+    straight = fit_seeds_together(straight_models, train, validation, configs)
+    records = []
+
+    def die_in_the_third_epoch(event, label, payload):
+        records.append(event)
+        if records.count("epoch") == 2 * len(SEEDS) + 1:
+            raise KeyboardInterrupt  # the kill: two epochs were checkpointed, the third is not
+
+    path = tmp_path / "stack.pt"
+    with pytest.raises(KeyboardInterrupt), progress.listening(die_in_the_third_epoch):
+        fit_seeds_together(models_of(SEEDS), train, validation, configs, path)
+    resumed_models = models_of([7, 8, 9])  # a fresh process: only the checkpoint survives
+    resumed = fit_seeds_together(resumed_models, train, validation, configs, path)
+    for ours, theirs, ours_model, theirs_model in zip(resumed, straight, resumed_models, straight_models):
+        assert [r["epoch"] for r in ours.history] == [1, 2, 3, 4] and ours.best_epoch == theirs.best_epoch
+        for name, tensor in theirs_model.state_dict().items():
+            torch.testing.assert_close(ours_model.state_dict()[name], tensor, atol=1e-5, rtol=0, msg=name)
 
 
 def test_the_clip_is_each_seeds_own():

@@ -19,9 +19,8 @@ under vmap), or one whose forward vmap cannot batch (stated in the log).
 from __future__ import annotations
 
 import copy
-import logging
+import functools
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,28 +30,14 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 
 from headstart.ml import distributed, progress
+from headstart.ml.augmentation import apply_affines, random_affines
 from headstart.ml.config import TrainConfig
-from headstart.ml.training import (
-    TrainResult,
-    _readable_checkpoint,
-    apply_affines,
-    epoch_order,
-    fits_on_device,
-    make_schedule,
-    non_finite_message,
-    optimizer_over,
-    random_affines,
-    resolve_device,
-    save_atomically,
-    scale_images,
-    steps_per_epoch,
-    trains_in_bf16,
-    unusable_checkpoint,
-    validation_score,
-)
+from headstart.ml.devices import fits_on_device, resolve_device, trains_in_bf16
+from headstart.ml.epochs import CheckpointFile, SeedRecord, TrainResult, last_epoch, non_finite_message
+from headstart.ml.optimizers import make_schedule, optimizer_over
+from headstart.ml.training import epoch_order, scale_images, steps_per_epoch
 from headstart.ml.transfer import parameter_groups, train_mode
 
-logger = logging.getLogger(__name__)
 STACKED_INPUT_VALUES = 2**24  # a stacked batch holds at most this many input values (64 MB of fp32)
 
 
@@ -166,6 +151,135 @@ def _validate(stacked: StackedModels, images: torch.Tensor, labels: torch.Tensor
     return nll, accuracy
 
 
+class SeedStack:
+    """The seeds' stack as it trains, and what its checkpoint holds: the stacked models, their optimizer
+    and schedule, each seed's data generator and the record of each seed's epochs."""
+
+    def __init__(self, models: Sequence[nn.Module], configs: Sequence[TrainConfig], device: torch.device, steps: int):
+        self.models, self.configs, self.device, self.steps_per_epoch = models, configs, device, steps
+        self.use_bf16 = trains_in_bf16(configs[0].precision, device)
+        self.augment = configs[0].augment.max_rotation_deg > 0 or configs[0].augment.max_shift > 0
+        self.restart()
+
+    def restart(self) -> None:
+        """The stack as the models are given."""
+        config, model = self.configs[0], self.models[0]
+        self.stacked = StackedModels(self.models).to(self.device)
+        groups = parameter_groups(model, config.body_lr, config.head_lr, config.weight_decay, config.layer_decay)
+        self.optimizer = optimizer_over(self.stacked.parameter_groups_of(model, groups), config)
+        self.schedule = make_schedule(self.optimizer, config, self.steps_per_epoch)
+        self.generators = [torch.Generator().manual_seed(c.seed) for c in self.configs]
+        self.seeds = [SeedRecord() for _ in self.models]
+
+    def seed_values(self) -> list[int]:
+        return [c.seed for c in self.configs]
+
+    def resume(self, saved: dict) -> int:
+        if saved["seed_values"] != self.seed_values():
+            raise ValueError(f"it holds seeds {saved['seed_values']}, not {self.seed_values()}")
+        self.stacked.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(saved["schedule"])
+        for generator, state in zip(self.generators, saved["generators"]):
+            generator.set_state(state)
+        for index, kept in enumerate(saved["seeds"]):
+            self.seeds[index] = SeedRecord.resumed(kept)
+        return saved["epoch"]
+
+    def checkpoint(self, epoch: int) -> dict:
+        return {
+            "model": self.stacked.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else {},
+            "seed_values": self.seed_values(),
+            "generators": [g.get_state() for g in self.generators],
+            "seeds": [seed.saved() for seed in self.seeds],
+            "epoch": epoch,
+        }
+
+    def all_stopped(self) -> bool:
+        return all(seed.result.stopped_early for seed in self.seeds)
+
+
+def _augmented(inputs: torch.Tensor, count: int, generators: list[torch.Generator], config: TrainConfig):
+    """Each seed's batch ([S, b, ...]) augmented with its own generator's draws, as its training alone draws them."""
+    rotation, shift = config.augment.max_rotation_deg, config.augment.max_shift
+    affines = torch.cat([random_affines(count, g, rotation, shift) for g in generators])
+    return apply_affines(inputs.flatten(0, 1), affines).view_as(inputs)
+
+
+def train_stack_one_epoch(
+    stack: SeedStack, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of every seed over its own `order` row ([S, n]): each step's loss (× its examples) and
+    correct count per seed, as [S, steps] tensors on the device (read once per epoch)."""
+    device, optimizer, schedule = stack.device, stack.optimizer, stack.schedule
+    steps = -(-order.shape[1] // config.batch_size)
+    step_losses = torch.zeros(order.shape[0], steps, device=device)
+    step_correct = torch.zeros(order.shape[0], steps, device=device)
+    train_mode(stack.stacked.template)
+    for step in range(steps):
+        batch = order[:, step * config.batch_size : (step + 1) * config.batch_size]  # [S, b]
+        inputs = scale_images(images[batch].to(device, non_blocking=True))  # [S, b, C, H, W]
+        targets = labels[batch].to(device, non_blocking=True)
+        if stack.augment:  # each seed's draws from its own generator
+            inputs = _augmented(inputs, batch.shape[1], stack.generators, config)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=stack.use_bf16):
+            outputs = stack.stacked(inputs)
+        flat_losses = F.cross_entropy(outputs.float().flatten(0, 1), targets.flatten(), reduction="none")
+        per_seed = flat_losses.view_as(targets).mean(1)
+        optimizer.zero_grad(set_to_none=True)
+        per_seed.sum().backward()  # each seed's parameters get the gradient of its own loss only
+        if config.clip_grad_norm is not None:
+            clip_per_seed([p for g in optimizer.param_groups for p in g["params"]], config.clip_grad_norm)
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        step_losses[:, step] = per_seed.detach() * batch.shape[1]
+        step_correct[:, step] = (outputs.argmax(2) == targets).sum(1)
+    return step_losses, step_correct
+
+
+def _record_epoch(
+    stack: SeedStack, epoch: int, order: torch.Tensor, trained: tuple, validation: tuple, labels_of: list[str]
+) -> None:
+    """Validate every seed, then add the epoch to each seed that has not stopped early; a seed whose
+    loss was not finite stops the stack (its seed named on the error)."""
+    step_losses, step_correct = trained
+    config = stack.configs[0]
+    finite = torch.isfinite(step_losses)
+    with torch.autocast(stack.device.type, dtype=torch.bfloat16, enabled=stack.use_bf16):
+        nll, accuracy = _validate(stack.stacked, *validation)
+    loss_sums, correct_sums = step_losses.sum(1).tolist(), step_correct.sum(1).tolist()  # one read per epoch
+    nll, accuracy, all_finite = nll.tolist(), accuracy.tolist(), finite.all(1).tolist()
+    for index, seed in enumerate(stack.seeds):
+        if seed.result.stopped_early:
+            continue
+        if not all_finite[index]:
+            error = FloatingPointError(non_finite_message(step_losses[index], finite[index], epoch, 1))
+            error.seed = stack.configs[index].seed  # which seed of the stack, for the caller's message
+            raise error
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sums[index] / order.shape[1],
+            "train_accuracy": correct_sums[index] / order.shape[1],
+            "images_seen": order.shape[1],
+            "validation_loss": nll[index],
+            "validation_accuracy": accuracy[index],
+        }
+        seed.add_epoch(epoch + 1, record, functools.partial(stack.stacked.seed_state, index), config)
+        progress.report("epoch", labels_of[index], record)
+
+
+def _check_only_seeds_differ(configs: Sequence[TrainConfig]) -> None:
+    def unseeded(config: TrainConfig) -> TrainConfig:
+        return config.model_copy(update={"seed": 0, "label": ""})
+
+    if any(unseeded(c) != unseeded(configs[0]) for c in configs):
+        raise ValueError("seeds trained together share every setting but their seed")
+
+
 def fit_seeds_together(
     models: Sequence[nn.Module],
     train: tuple[torch.Tensor, torch.Tensor],
@@ -176,168 +290,30 @@ def fit_seeds_together(
     """`fit` for each of `models` (one per seed, `configs[i].seed`, the configs otherwise equal), in one
     stack; on return each model holds its seed's best validation epoch. With `checkpoint_path`, the
     stack resumes from and writes one checkpoint, as `fit` does."""
+    _check_only_seeds_differ(configs)
     config = configs[0]
-    if any(
-        c.model_copy(update={"seed": 0, "label": ""}) != config.model_copy(update={"seed": 0, "label": ""})
-        for c in configs
-    ):
-        raise ValueError("seeds trained together share every setting but their seed")
     device = distributed.training_device(resolve_device(config.device))
     for model in models:
         model.to(device)
     data_device = device if fits_on_device(train[0], device) else torch.device("cpu")
     images, labels = train[0].to(data_device), train[1].to(data_device)
     validation = validation[0].to(data_device), validation[1].to(data_device)
-    seeds = len(models)
-
-    def start():
-        """The stack as the models are given: its parameters, optimizer, schedule, generators and records."""
-        stacked = StackedModels(models).to(device)
-        groups = parameter_groups(models[0], config.body_lr, config.head_lr, config.weight_decay, config.layer_decay)
-        optimizer = optimizer_over(stacked.parameter_groups_of(models[0], groups), config)
-        schedule = make_schedule(optimizer, config, steps_per_epoch(len(images), config))
-        generators = [torch.Generator().manual_seed(c.seed) for c in configs]
-        return (
-            stacked,
-            optimizer,
-            schedule,
-            generators,
-            [TrainResult() for _ in models],
-            [(-math.inf, -math.inf)] * seeds,
-            [None] * seeds,
-        )
-
-    stacked, optimizer, schedule, generators, results, best_scores, best_states = start()
-    start_epoch = 0
-    checkpoint = _readable_checkpoint(checkpoint_path, device)
-    if checkpoint is not None:
-        try:
-            if checkpoint["seed_values"] != [c.seed for c in configs]:
-                raise ValueError(f"it holds seeds {checkpoint['seed_values']}, not {[c.seed for c in configs]}")
-            stacked.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            if schedule is not None:
-                schedule.load_state_dict(checkpoint["schedule"])
-            for generator, state in zip(generators, checkpoint["generators"]):
-                generator.set_state(state)
-            for index, kept in enumerate(checkpoint["seeds"]):
-                results[index] = TrainResult(kept["history"], kept["best_epoch"], bool(kept["stopped_early"]))
-                best_scores[index], best_states[index] = tuple(kept["best_score"]), kept["best_state"]
-            start_epoch = checkpoint["epoch"]
-            logger.info("Resuming from %s after epoch %d (%d seeds, stacked)", checkpoint_path, start_epoch, seeds)
-        except Exception as error:
-            if not unusable_checkpoint(error):
-                raise
-            logger.warning(
-                "Ignoring checkpoint %s: it does not fit this training (%s); starting afresh", checkpoint_path, error
-            )
-            stacked, optimizer, schedule, generators, results, best_scores, best_states = start()
-            start_epoch = 0
-
-    use_bf16 = trains_in_bf16(config.precision, device)
-    augment = config.augment.max_rotation_deg > 0 or config.augment.max_shift > 0
+    stack = SeedStack(models, configs, device, steps_per_epoch(len(images), config))
+    checkpoints = CheckpointFile(checkpoint_path, config.checkpoint_seconds)
+    start_epoch = checkpoints.resume(stack, device, f" ({len(models)} seeds, stacked)")
     labels_of = [c.label if distributed.is_main_process() else "" for c in configs]
     for c, label in zip(configs, labels_of):
         progress.report("started", label, {"config": c.model_dump(mode="json"), "start_epoch": start_epoch})
-    last = min(config.epochs, config.pause_after or config.epochs)
-    last_saved = -math.inf
+    last = last_epoch(start_epoch, config, stack.seeds)
     for epoch in range(start_epoch, last):
-        if all(result.stopped_early for result in results):
+        order = torch.stack([epoch_order(len(images), config, g) for g in stack.generators]).to(data_device)  # [S, n]
+        trained = train_stack_one_epoch(stack, images, labels, order, config)
+        _record_epoch(stack, epoch, order, trained, validation, labels_of)
+        checkpoints.save_if_due(stack, epoch + 1, epoch + 1 == last or stack.all_stopped())
+        if stack.all_stopped():
             break
-        order = torch.stack([epoch_order(len(images), config, g) for g in generators]).to(data_device)  # [S, n]
-        steps = -(-order.shape[1] // config.batch_size)
-        step_losses = torch.zeros(seeds, steps, device=device)
-        step_correct = torch.zeros(seeds, steps, device=device)
-        train_mode(stacked.template)
-        for step in range(steps):
-            batch = order[:, step * config.batch_size : (step + 1) * config.batch_size]  # [S, b]
-            inputs = scale_images(images[batch].to(device, non_blocking=True))  # [S, b, C, H, W]
-            targets = labels[batch].to(device, non_blocking=True)
-            if augment:  # each seed's draws from its own generator, as its training alone would draw them
-                affines = torch.cat(
-                    [
-                        random_affines(batch.shape[1], g, config.augment.max_rotation_deg, config.augment.max_shift)
-                        for g in generators
-                    ]
-                )
-                inputs = apply_affines(inputs.flatten(0, 1), affines).view_as(inputs)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                outputs = stacked(inputs)
-            per_seed = (
-                F.cross_entropy(outputs.float().flatten(0, 1), targets.flatten(), reduction="none")
-                .view_as(targets)
-                .mean(1)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            per_seed.sum().backward()  # each seed's parameters get the gradient of its own loss only
-            if config.clip_grad_norm is not None:
-                clip_per_seed([p for g in optimizer.param_groups for p in g["params"]], config.clip_grad_norm)
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            step_losses[:, step] = per_seed.detach() * batch.shape[1]
-            step_correct[:, step] = (outputs.argmax(2) == targets).sum(1)
-        finite = torch.isfinite(step_losses)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            nll, accuracy = _validate(stacked, *validation)
-        loss_sums, correct_sums = step_losses.sum(1).tolist(), step_correct.sum(1).tolist()  # one read per epoch
-        nll, accuracy, all_finite = nll.tolist(), accuracy.tolist(), finite.all(1).tolist()
-        for index, result in enumerate(results):
-            if result.stopped_early:
-                continue
-            if not all_finite[index]:
-                error = FloatingPointError(non_finite_message(step_losses[index], finite[index], epoch, 1))
-                error.seed = configs[index].seed  # which seed of the stack, for the caller's message
-                raise error
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sums[index] / order.shape[1],
-                "train_accuracy": correct_sums[index] / order.shape[1],
-                "images_seen": order.shape[1],
-                "validation_loss": nll[index],
-                "validation_accuracy": accuracy[index],
-            }
-            result.history.append(record)
-            progress.report("epoch", labels_of[index], record)
-            score = validation_score(record)
-            if score > best_scores[index]:
-                best_scores[index], result.best_epoch = score, epoch + 1
-                best_states[index] = stacked.seed_state(index)
-            done = epoch + 1
-            if (
-                config.patience is not None
-                and done >= config.min_epochs
-                and done - result.best_epoch >= config.patience
-            ):
-                result.stopped_early = True
-        finished = epoch + 1 == last or all(r.stopped_early for r in results)
-        due = time.monotonic() - last_saved >= config.checkpoint_seconds or finished
-        if checkpoint_path is not None and due and distributed.is_main_process():
-            last_saved = time.monotonic()
-            save_atomically(
-                {
-                    "model": stacked.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict() if schedule is not None else {},
-                    "seed_values": [c.seed for c in configs],
-                    "generators": [g.get_state() for g in generators],
-                    "seeds": [
-                        {
-                            "history": r.history,
-                            "best_epoch": r.best_epoch,
-                            "best_score": list(s),
-                            "best_state": b,
-                            "stopped_early": r.stopped_early,
-                        }
-                        for r, s, b in zip(results, best_scores, best_states)
-                    ],
-                    "epoch": epoch + 1,
-                },
-                checkpoint_path,
-            )
-    for index, (model, result) in enumerate(zip(models, results)):
-        model.load_state_dict(best_states[index] if best_states[index] is not None else stacked.seed_state(index))
-        progress.report(
-            "ended", labels_of[index], {"best_epoch": result.best_epoch, "stopped_early": result.stopped_early}
-        )
-    return results
+    for index, (model, seed) in enumerate(zip(models, stack.seeds)):
+        model.load_state_dict(seed.best_state if seed.best_state is not None else stack.stacked.seed_state(index))
+        ended = {"best_epoch": seed.result.best_epoch, "stopped_early": seed.result.stopped_early}
+        progress.report("ended", labels_of[index], ended)
+    return [seed.result for seed in stack.seeds]
