@@ -4,7 +4,8 @@ from headstart.ml.data.images import LabelledImages
 from headstart.ml.models import build_model
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.multitask import masked_losses, outputs_per_task
-from headstart.params import MultitaskParams, RuntimeParams
+from headstart.multitask_params import MultitaskParams
+from headstart.params import RuntimeParams
 from headstart.pipelines.multitask.nodes import (
     build_multitask_data,
     compare_multitask_methods,

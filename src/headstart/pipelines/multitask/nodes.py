@@ -37,7 +37,8 @@ from headstart.ml.plots import plot_delta_m, plot_validation_curves
 from headstart.ml.racing import setting_text
 from headstart.ml.reports import multitask_report, with_decisions
 from headstart.ml.workers import resolve_workers
-from headstart.params import IngestParams, MultitaskParams, RuntimeParams
+from headstart.multitask_params import MultitaskParams
+from headstart.params import IngestParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from matplotlib.figure import Figure
 
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.multitask.sweeps import capacity_sweep
-from headstart.params import MultitaskParams, MultitaskSweepsParams, RuntimeParams
+from headstart.multitask_params import MultitaskParams, MultitaskSweepsParams
+from headstart.params import RuntimeParams
 
 
 def sweep_multitask_capacity(

@@ -9,7 +9,8 @@ from headstart.ml.data.images import LabelledImages
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.multitask.sweep_points import labels_points
 from headstart.ml.multitask.sweeps import labels_tasks_sweep
-from headstart.params import MultitaskParams, MultitaskSweepsParams, RuntimeParams
+from headstart.multitask_params import MultitaskParams, MultitaskSweepsParams
+from headstart.params import RuntimeParams
 
 
 def sweep_multitask_labels(
