@@ -106,36 +106,49 @@ def first_value(declared: str) -> str:
     return declared[len("Field(") :].split(",")[0].rstrip(")") if declared.startswith("Field(") else declared
 
 
-def method_knobs() -> dict[str, list[tuple[str, str]]]:
-    """Every knob of a method (a strategy's Knobs, the advice's race, a multi-task weighting) by name:
-    where it is declared and its default."""
+def method_knobs() -> dict[str, dict[str, list[str]]]:
+    """Every method's knobs (a strategy's Knobs classes, the advice's race, a multi-task weighting's
+    constructor), by method: each knob's declarations (their defaults)."""
+    import inspect
+
+    from headstart.ml.multitask.weightings import WEIGHTINGS
     from headstart.ml.strategies import STRATEGIES, Knobs
     from headstart.params import StrategyRaceParams
 
-    classes = {type(s).Knobs for s in STRATEGIES.values()} | {StrategyRaceParams}
-    classes |= {k for c in list(classes) for k in c.__mro__ if isinstance(k, type) and issubclass(k, Knobs)}
-    try:
-        from headstart.ml.multitask.weightings import WEIGHTINGS
+    def declarations(cls) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for owner in cls.__mro__:
+            if isinstance(owner, type) and issubclass(owner, Knobs | StrategyRaceParams):
+                module = ast.parse(Path(inspect.getfile(owner)).read_text())
+                for name, value in declared_fields(module, owner.__name__).items():
+                    found.setdefault(name, []).append(first_value(value))
+        return found
 
-        classes |= {getattr(w, "Knobs", None) for w in WEIGHTINGS.values()} - {None}
-    except ImportError:
-        pass
-    knobs: dict[str, list[tuple[str, str]]] = {}
-    for cls in classes:
-        module = ast.parse(Path(__import__(cls.__module__, fromlist=["_"]).__file__).read_text())
-        for name, value in declared_fields(module, cls.__name__).items():
-            knobs.setdefault(name, []).append((f"{cls.__module__}.{cls.__name__}", first_value(value)))
+    knobs = {f"strategy {name}": declarations(type(strategy).Knobs) for name, strategy in STRATEGIES.items()}
+    knobs["the advice's race"] = declarations(StrategyRaceParams)
+    for name in WEIGHTINGS:
+        parameters = inspect.signature(WEIGHTINGS[name].__init__).parameters.values()
+        own = [p for p in parameters if p.default is not inspect.Parameter.empty]
+        knobs[f"weighting {name}"] = {p.name: [repr(p.default)] for p in own}
     return knobs
 
 
 def test_each_method_knob_is_declared_once():
-    twice = {name: places for name, places in method_knobs().items() if len({v for _, v in places}) > 1}
+    twice = {
+        f"{method}: {name}": values
+        for method, declared in method_knobs().items()
+        for name, values in declared.items()
+        if len(values) > 1
+    }
     assert twice == {}, twice
 
 
-def test_no_function_in_the_library_gives_a_method_knob_another_default():
+def test_no_function_of_the_methods_gives_one_of_their_knobs_another_default():
     """In the methods' own code (the strategies, the race, the multi-task weightings and training)."""
-    knobs = {name: {value for _, value in places} for name, places in method_knobs().items()}
+    knobs: dict[str, set[str]] = {}
+    for declared in method_knobs().values():
+        for name, values in declared.items():
+            knobs.setdefault(name, set()).update(values)
     found = []
     for path, tree in [*trees(STRATEGY_FILES), *trees(ML / "multitask")]:
         for node in ast.walk(tree):
@@ -146,7 +159,7 @@ def test_no_function_in_the_library_gives_a_method_knob_another_default():
             defaults += node.args.kw_defaults
             for argument, default in zip(arguments, defaults):
                 literal = isinstance(default, ast.Constant) and isinstance(default.value, float | int)
-                if argument.arg in knobs and literal and ast.unparse(default) not in knobs[argument.arg]:
+                if argument.arg in knobs and literal and repr(default.value) not in knobs[argument.arg]:
                     found.append(f"{path.relative_to(SOURCE)}:{node.name}({argument.arg}={ast.unparse(default)})")
     assert found == [], found
 

@@ -350,11 +350,7 @@ class StrategyParams(TransferSpec):
         takes_nothing = "source" not in self.strategy.models or (self.copy_blocks == 0 and not self.copy_modules)
         if self.source is not None and takes_nothing:
             raise ValueError(f"source: {self.source} is named, but this strategy copies nothing from a source")
-        if self.adaptation is not None and self.procedure != "fit":
-            raise ValueError(f"adaptation ({self.adaptation}) is trained by procedure: fit, not {self.procedure}")
-        self.strategy.check(
-            TransferSpec.model_validate(self.model_dump(include=set(TransferSpec.model_fields))), self.model
-        )
+        self.strategy.check(self.spec, self.model, self.procedure)
         return self
 
     def tuning_grid(self, default_lr_scales: list[float]) -> list[dict[str, float]]:
