@@ -1,4 +1,4 @@
-"""Thin nodes over headstart.ml.advice: measure each candidate source by training, then read the
+"""Thin nodes over headstart.ml.advice_audit: measure each candidate source by training, then read the
 scores' rank correlations and the advice's verdict against what was measured."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import logging
 import pandas as pd
 from matplotlib.figure import Figure
 
-from headstart.ml.advice import (
-    SCORES,
+from headstart.ml.advice import SCORES
+from headstart.ml.advice_audit import (
     audit_correlations,
     audit_points,
     audit_seconds,
@@ -20,7 +20,7 @@ from headstart.ml.advice import (
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_advice_audit
-from headstart.ml.reports import advice_audit_report, advice_verdict_line
+from headstart.ml.reports.advice_audit import advice_audit_report, advice_verdict_line
 from headstart.ml.studies import measure_candidates as train_candidates
 from headstart.params import AdviceAuditParams, RuntimeParams, TransferParams
 

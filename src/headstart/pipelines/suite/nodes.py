@@ -6,7 +6,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from headstart.ml.plots import plot_suite_audit
-from headstart.ml.reports import suite_report
+from headstart.ml.reports.suite import suite_report
 from headstart.ml.suite import audit_summary, race_calibration, suite_audit, task_outcome
 from headstart.params import SuiteParams
 
