@@ -19,7 +19,6 @@ from headstart.ml.config import Settings
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.features import block_features
 from headstart.ml.models.stored import StoredModel
-from headstart.ml.transfer import block_count
 from headstart.ml.transferability import h_score, knn_accuracy, leep, logme, mmd, nce, proxy_a_distance
 
 # Higher is better for each: the transferability scores, and what the candidates are ranked by.
@@ -235,10 +234,10 @@ def where_it_starts(params, default_source: str, total_blocks: int) -> tuple[str
     """A strategy's (source, freeze depth in blocks): its `source` or the default one, and its first frozen
     blocks once it is trained (LP-FT: none, its probe's frozen body is fine-tuned after); (None, None) when
     it transfers nothing (a baseline: from scratch or on the raw pixels)."""
-    if params.model == "pixels" or (params.copy_blocks == 0 and not params.copy_modules):
+    strategy = params.strategy
+    if "source" not in strategy.models or (params.copy_blocks == 0 and not params.copy_modules):
         return None, None
-    frozen = 0 if params.procedure == "probe_then_finetune" else block_count(params.freeze_blocks, total_blocks)
-    return params.source or default_source, frozen
+    return params.source or default_source, strategy.frozen_at_end(params.spec, total_blocks)
 
 
 def strategy_variant(

@@ -112,7 +112,8 @@ class CrossEntropyObjective(nn.Module):
     move with `.to()`; its learnable state is in `state_dict`) with one step, `loss(model, inputs,
     targets)`, that keeps nothing between steps. This one: single-task cross-entropy;
     headstart.ml.multitask supplies objectives with several tasks, missing labels and loss weighting;
-    headstart.ml.adaptation those that add source images, unlabelled target images or a pull toward the source."""
+    the objective strategies (headstart.ml.strategies) those adding source or unlabelled images or a pull
+    toward the source."""
 
     reaches_past_forward = False  # True: it forwards more than model(inputs), so it trains in one process only
 

@@ -3,7 +3,7 @@ labels, and measures of how far the source domain is from the target's.
 
 Higher is better for every transferability score (LogME, LEEP, NCE, H-score, k-NN accuracy); for the
 domain measures (proxy A-distance, MMD) lower means more similar. Scores disagree across setups
-(Agostinelli et al., ECCV 2022): read them against measured accuracy (`advice.rank_correlations`).
+(Agostinelli et al., ECCV 2022): read them against measured accuracy (`advice_audit.rank_correlations`).
 """
 
 from __future__ import annotations
