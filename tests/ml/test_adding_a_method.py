@@ -96,3 +96,20 @@ def test_a_toy_strategy_is_validated_priced_raced_and_tuned_with_no_other_edit(r
 def test_an_unknown_strategy_is_refused_naming_the_ones_there_are():
     with pytest.raises(ValueError, match="unknown strategy toy_nearest_centroid; the strategies there are: bss, coral"):
         conf_entry()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"procedure": "fit", "model": "pixels", "copy_blocks": 0}, "fit runs on model: source, not pixels"),
+        ({"procedure": "nearest_neighbours"}, "nearest_neighbours runs on model: pixels, not source"),
+        ({"procedure": "tradaboost", "copy_blocks": 0}, "tradaboost boosts on the source model's features"),
+        ({"procedure": "linear_classifier", "adaptation": {"kind": "l2_sp", "weight": [1]}}, "by procedure: fit"),
+        ({"adaptation": {"kind": "l2_sp", "weight": [1]}, "copy_blocks": 0}, "copy_blocks must not be 0"),
+        ({"adaptation": {"kind": "fixmatch", "weight": [1], "threshold": 2}}, "fixmatch: threshold"),
+        ({"adaptation": {"kind": "bss"}}, "bss: weight: Field required"),
+    ],
+)
+def test_a_conf_entry_its_strategy_cannot_train_is_refused_naming_the_field(entry, message):
+    with pytest.raises(ValueError, match=message):
+        StrategyParams.model_validate(entry)

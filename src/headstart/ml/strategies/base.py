@@ -181,6 +181,11 @@ class Strategy:
     raced: ClassVar[bool] = False  # its grid is raced by successive halving (headstart.ml.racing)
     needs_source_weights: ClassVar[bool] = False  # it pulls toward the source: copy_blocks must not be 0
 
+    @property
+    def conf_name(self) -> str:
+        """What conf calls it (a pixel variant is its procedure's name on `model: pixels`)."""
+        return self.name
+
     # --- what conf declares and checks ---------------------------------------------------------------
     def knobs(self, given: dict[str, Any]) -> Knobs:
         """Its knobs from conf, validated by its own Knobs class (errors name the field)."""
@@ -194,8 +199,7 @@ class Strategy:
         """Refuse a conf entry this strategy cannot train (a ValueError naming the field); `procedure`
         is what trains it (its own name, or `fit` for an objective strategy)."""
         if model not in self.models:
-            on = [name for name, strategy in STRATEGIES.items() if model in strategy.models]
-            raise ValueError(f"model: {model} needs one of {', '.join(on)}, not {self.name}")
+            raise ValueError(f"{self.conf_name} runs on model: {' or '.join(self.models)}, not {model}")
         if self.needs_source_weights and spec.copy_blocks == 0:
             raise ValueError(f"{self.name} keeps the model near the source: copy_blocks must not be 0")
 
@@ -289,7 +293,8 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 def strategy_named(name: str) -> Strategy:
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name}; the strategies there are: {', '.join(sorted(STRATEGIES))}")
+        known = sorted({strategy.conf_name for strategy in STRATEGIES.values()})
+        raise ValueError(f"unknown strategy {name}; the strategies there are: {', '.join(known)}")
     return STRATEGIES[name]
 
 

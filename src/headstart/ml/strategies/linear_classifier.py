@@ -148,6 +148,7 @@ class PixelsLinearClassifier(Classical, LinearClassifier):
     name = "pixels_linear_classifier"
     Knobs = PixelsLinearKnobs
     standardise = False
+    conf_name = LinearClassifier.name  # conf: procedure linear_classifier, model pixels
 
     def model_config(self, config, input_shape, classes, count):
         return {"name": "pixel_linear", "input_shape": list(input_shape), "num_classes": classes}
