@@ -112,7 +112,9 @@ def main() -> None:
             row |= {f"{name}, train": value for name, value in sklearn_defaults(train, test).items()}
             joined = [torch.cat(pair) for pair in zip(train, validation)]
             row |= {f"{name}, train+validation": value for name, value in sklearn_defaults(joined, test).items()}
-            c_grid = [c * transfer.strategies["pixels_logistic"].regularisation_c for c in grids["pixels_logistic"]]
+            c_grid = [
+                c * transfer.strategies["pixels_logistic"].knobs.regularisation_c for c in grids["pixels_logistic"]
+            ]
             row |= causes(train, validation, test, c_grid)
             rows.append(row)
     table = pd.DataFrame(rows)
