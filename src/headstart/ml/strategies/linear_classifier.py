@@ -135,7 +135,7 @@ class LinearClassifier(Strategy):
 
 
 class PixelsLinearKnobs(LinearClassifierKnobs, ClassicalKnobs):
-    pass
+    """The linear classifier's knobs and the classical references' folds, each declared in its class."""
 
 
 @register
