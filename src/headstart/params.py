@@ -3,16 +3,18 @@ so a wrong type, range or unknown key stops `kedro run` with a message naming th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, SerializeAsAny, model_validator
+from pydantic import AfterValidator, Field, SerializeAsAny, field_validator, model_validator
 
 from headstart import configured
 from headstart.ml import cost
 from headstart.ml.advice import SCORES, SizeSimilarityRule
 from headstart.ml.comparison import StrategyTrainer
 from headstart.ml.config import ExecutionParams, Settings, TrainConfig, TrainingParams
+from headstart.ml.data.natural_patches import NaturalPatchesStyle
 from headstart.ml.data.printed import PrintedDigitsStyle
 from headstart.ml.data.shifts import DomainShift
 from headstart.ml.looks import LookDesign
@@ -78,8 +80,14 @@ class ImageFolderParams(Settings):
         return None if self.stream == "auto" else self.stream
 
 
+class NaturalPatchesParams(NaturalPatchesStyle):
+    """Colour patches of the photographs scikit-learn and matplotlib install, labelled by `task`: a far target."""
+
+    kind: Literal["natural_patches"]
+
+
 DataSourceParams = Annotated[
-    PrintedDigitsParams | HandwrittenDigitsParams | TorchvisionParams | ImageFolderParams,
+    PrintedDigitsParams | HandwrittenDigitsParams | TorchvisionParams | ImageFolderParams | NaturalPatchesParams,
     Field(discriminator="kind"),
 ]
 
@@ -108,6 +116,12 @@ class IngestParams(Settings):
 # --- Training, pretraining and transfer --------------------------------------------------------
 
 
+class LocalClusterParams(Settings):
+    """A Dask LocalCluster on this machine: `local` worker processes of one thread each."""
+
+    local: int = Field(ge=1)
+
+
 class RuntimeParams(ExecutionParams):
     """Where and how every training pipeline runs."""
 
@@ -117,6 +131,18 @@ class RuntimeParams(ExecutionParams):
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     # Stop before any training when the run's cost estimate (headstart.ml.cost) exceeds this; null: no limit
     time_budget_minutes: float | None = Field(None, gt=0)
+    # The trainings on a Dask cluster (headstart.ml.cluster, docs/operations/cluster.md): a scheduler's address
+    # (tcp://host:8786) or {local: N}, N processes of one thread here; null: `workers` processes here
+    cluster: str | LocalClusterParams | None = None
+
+    @field_validator("cluster", mode="before")
+    @classmethod
+    def _a_cluster(cls, value: Any) -> Any:
+        address = isinstance(value, str) and re.fullmatch(r"[a-z][a-z0-9+]*://[^\s/]+", value)
+        local = isinstance(value, dict) and set(value) == {"local"} and value["local"]
+        if value is None or address or isinstance(value, LocalClusterParams) or type(local) is int and local >= 1:
+            return value
+        raise ValueError(f"a scheduler's address such as tcp://host:8786, or {{local: N}} with N ≥ 1, not {value!r}")
 
 
 class ArchitectureParams(Settings):
@@ -267,6 +293,8 @@ class SuiteTaskParams(Settings):
 
     about: str
     overrides: dict[str, Any] = {}
+    # far: a target of another kind than the source's characters (natural patches); the audit reports it apart
+    domain: Literal["near", "far"] = "near"
 
 
 class SuiteParams(Settings):

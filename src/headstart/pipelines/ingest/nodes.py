@@ -7,6 +7,7 @@ from matplotlib.figure import Figure
 from headstart.ml.data.handwritten import load_handwritten_digits
 from headstart.ml.data.image_folder import load_image_folder, load_unlabelled_folder
 from headstart.ml.data.images import LabelledImages
+from headstart.ml.data.natural_patches import NaturalPatchesConfig, make_natural_patches
 from headstart.ml.data.printed import PrintedDigitsConfig, render_printed_digits
 from headstart.ml.data.shifts import shift_domain
 from headstart.ml.data.splits import draw_label_budget, split_target, stratified_split, unlabelled_remainder
@@ -26,6 +27,9 @@ def _load_data_source(source: DataSourceParams, image: ImageParams) -> dict[str,
         return {"pool": rendered.with_primary_task(task)}
     if source.kind == "handwritten_digits":
         return {"pool": load_handwritten_digits(size, channels)}
+    if source.kind == "natural_patches":
+        settings = source.model_dump(exclude={"kind"})
+        return {"pool": make_natural_patches(NaturalPatchesConfig(image_size=size, channels=channels, **settings))}
     if source.kind == "torchvision":
 
         def load(split: str) -> LabelledImages:
