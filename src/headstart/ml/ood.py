@@ -152,15 +152,17 @@ def fit_out_of_distribution(
     keep: float = KEEP,
     neighbours: int = NEIGHBOURS,
     bank_limit: int = BANK_LIMIT,
+    validation_pass: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> OutOfDistribution:
     """Every score's threshold keeping `keep` of the validation images, with the k-NN's bank: the
-    normalised features of the training images (a seeded random `bank_limit` of them at most)."""
+    normalised features of the training images (a seeded random `bank_limit` of them at most).
+    `validation_pass`: the validation images' (logits, features) when the caller already has them."""
     _, train_features = logits_and_features(model, train_images)
     if len(train_features) > bank_limit:
         chosen = torch.randperm(len(train_features), generator=torch.Generator().manual_seed(0))[:bank_limit]
         train_features = train_features[chosen.sort().values]
     detector = OutOfDistribution({}, temperature, normalised(train_features).float(), neighbours, keep)
-    logits, features = logits_and_features(model, validation_images)
+    logits, features = validation_pass or logits_and_features(model, validation_images)
     detector.thresholds = {score: threshold_keeping(detector.scores(logits, features, score), keep) for score in SCORES}
     return detector
 

@@ -127,9 +127,11 @@ def calibrate_models(
     the later looks store the very objects they evaluate."""
     for stored in models.values():
         model = stored.build().to(resolve_device(device))
-        logits, _ = logits_and_features(model, validation_images, features=False)
+        logits, features = logits_and_features(model, validation_images)  # one pass for both fits
         temperature = fit_temperature(logits, validation_labels)
-        detector = fit_out_of_distribution(model, train_images, validation_images, temperature)
+        detector = fit_out_of_distribution(
+            model, train_images, validation_images, temperature, validation_pass=(logits, features)
+        )
         stored.info["temperature"] = temperature
         stored.info["out_of_distribution"] = detector.to_info()
     return models

@@ -13,7 +13,7 @@ from headstart.ml.metrics import CALIBRATION_METRICS, evaluation_record, prefix_
 from headstart.ml.models.stored import StoredModel
 from headstart.ml.plots import plot_confusion_matrix
 from headstart.ml.strategies import TUNED_SETTINGS, TunedStrategy
-from headstart.ml.training import evaluate, predict_logits, resolve_device
+from headstart.ml.training import measured_from_logits, predict_logits, resolve_device
 
 MULTITASK_METRICS = ("accuracy", "macro_f1", "nll")  # per task, of each method × seed
 
@@ -108,8 +108,9 @@ def strategy_evaluation(
     for name, stored in trained_models.items():
         info = stored.info
         model = stored.build().to(resolve_device(device))
-        measured = evaluate(model, images, labels)
-        calibration = calibration_record(predict_logits(model, images), labels, info.get("temperature", 1.0))
+        logits = predict_logits(model, images)  # one pass over test for the metrics and the calibration
+        measured = measured_from_logits(logits, labels)
+        calibration = calibration_record(logits, labels, info.get("temperature", 1.0))
         matrix = confusion_matrix(labels.numpy(), measured["predictions"].numpy(), labels=range(len(classes)))
         report = info["transfer_report"]
         metrics = {

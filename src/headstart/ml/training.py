@@ -78,7 +78,11 @@ def evaluate(
 ) -> dict:
     """Accuracy, macro-F1 (scikit-learn's; skipped with `macro_f1=False`, as per-epoch validation
     does) and NLL (mean cross-entropy) of `model` on labelled images, plus predictions."""
-    logits = predict_logits(model, images, batch_size)
+    return measured_from_logits(predict_logits(model, images, batch_size), labels, macro_f1)
+
+
+def measured_from_logits(logits: torch.Tensor, labels: torch.Tensor, macro_f1: bool = True) -> dict:
+    """`evaluate`'s metrics from logits already computed (one forward pass serves several records)."""
     labels = labels.to(logits.device)
     predictions = logits.argmax(dim=1)
     measured = {
