@@ -38,6 +38,16 @@ def test_a_device_error_reads_as_our_message():
     assert line.startswith("runtime.device: cuda:99 is not available on this machine; devices found: cpu")
 
 
+@pytest.mark.parametrize("cluster", ["scheduler:8786", {"local": 0}, {"locale": 2}, 4])
+def test_a_cluster_neither_an_address_nor_local_processes_reads_as_our_message(cluster):
+    assert RuntimeParams(cluster="tcp://10.0.0.5:8786").cluster == "tcp://10.0.0.5:8786"
+    assert RuntimeParams(cluster={"local": 2}).cluster.local == 2 and RuntimeParams().cluster is None
+    with pytest.raises(ValidationError) as caught:
+        RuntimeParams.model_validate({"cluster": cluster})
+    (line,) = field_lines("runtime", caught.value)
+    assert line.startswith("runtime.cluster: a scheduler's address such as tcp://host:8786, or {local: N} with N ≥ 1")
+
+
 def test_a_user_error_is_found_through_its_chain_and_a_fault_of_ours_is_not():
     try:
         try:

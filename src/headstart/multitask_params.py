@@ -11,11 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from headstart.ml import workers
 from headstart.ml.config import Settings, TrainingParams
 from headstart.ml.models.multitask import SHARING_MODELS
 from headstart.ml.multitask import WEIGHTINGS, LossWeighting, WeightingParams, method_config, tunable_knobs
 from headstart.ml.multitask.sweeps import SweepRun, equal_weighting_of, single_task_baseline
-from headstart.ml.workers import resolve_workers
 from headstart.params import ArchitectureParams, PlannedLooksParams, ProjectPath, RuntimeParams
 
 
@@ -198,7 +198,8 @@ class MultitaskSweepsParams(PlannedLooksParams):
             checkpoint_dir=Path(runtime.checkpoint_dir),
             device=runtime.device,
             design=self.look_design(len(self.methods) - 1),
-            processes=resolve_workers(runtime.workers, runtime.device),
+            processes=workers.for_runtime(runtime).count,
+            cluster=runtime.cluster,
             budget_minutes=runtime.time_budget_minutes,
         )
 

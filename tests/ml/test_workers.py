@@ -1,13 +1,15 @@
 """Worker processes: a raced grid trained in two processes of one thread each equals the same grid
 trained in this process, to the digit; their trainings' progress reaches this process's listeners."""
 
+from types import SimpleNamespace
+
 import torch
 
 from headstart.ml import progress
 from headstart.ml.strategies import StrategyConfig, TargetTask, train_tuned
 from headstart.ml.training import TrainConfig
 from headstart.ml.transfer import TransferSpec
-from headstart.ml.workers import Workers, resolve_workers
+from headstart.ml.workers import Workers, for_runtime, resolve_workers
 from tests.ml.test_strategies import SOURCE_CONFIG, source_state
 from tests.ml.test_transfer import toy_data
 
@@ -62,3 +64,10 @@ def test_progress_of_a_worker_training_reaches_this_process():
 def test_auto_is_a_worker_per_core_on_the_cpu():
     assert resolve_workers(3, "cpu") == 3
     assert resolve_workers("auto", "cpu") >= 1
+
+
+def test_without_a_cluster_the_run_gets_its_local_processes():
+    runtime = SimpleNamespace(workers=3, device="cpu", cluster=None, checkpoint_dir="unused")
+    pool = for_runtime(runtime)
+    assert isinstance(pool, Workers) and pool.count == 3 and not pool.remote and pool.scratch is None
+    assert for_runtime(runtime) is pool  # one pool a run

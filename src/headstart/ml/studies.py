@@ -34,18 +34,20 @@ from headstart.ml.strategies import (
 )
 from headstart.ml.training import evaluate, resolve_device
 from headstart.ml.transfer import TransferSpec
-from headstart.ml.workers import shared
+from headstart.ml.workers import Workers, shared
 
 logger = logging.getLogger(__name__)
 
 
-def parallel_map(function: Callable, items: Sequence, workers: int) -> list:
-    """`function` over `items` in order, in the run's `workers` processes of one thread each when more
-    than one (headstart.ml.workers). Every training seeds itself, so where it runs does not change what
-    it draws."""
-    if workers <= 1 or len(items) <= 1:
+def parallel_map(function: Callable, items: Sequence, workers: int | Workers) -> list:
+    """`function` over `items` in order, in the run's workers (a pool, or that many processes of one
+    thread each: headstart.ml.workers) unless one local worker would run them all here. Every training
+    seeds itself, so where it runs does not change what it draws."""
+    remote = not isinstance(workers, int) and workers.remote
+    count = workers if isinstance(workers, int) else workers.count
+    if not remote and (count <= 1 or len(items) <= 1):
         return [function(item) for item in items]
-    return shared(workers).map(function, items)
+    return (shared(workers) if isinstance(workers, int) else workers).map(function, items)
 
 
 def test_metrics(result: StrategyResult, test: tuple[torch.Tensor, torch.Tensor], device: str) -> dict[str, float]:

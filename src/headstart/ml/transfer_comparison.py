@@ -29,7 +29,6 @@ from headstart.ml.reports import (
 )
 from headstart.ml.run_records import grid_images
 from headstart.ml.strategies import TargetTask, target_task
-from headstart.ml.workers import resolve_workers
 
 if TYPE_CHECKING:
     from headstart.params import RuntimeParams, TransferParams
@@ -90,7 +89,7 @@ def first_look_estimate(
     runtime: RuntimeParams,
 ) -> tuple[pd.DataFrame, dict]:
     """The first look's cost before any training (headstart.ml.cost): per strategy, the trainings of its
-    grid × the first look's seeds and their wall seconds on `runtime.workers` workers, from steps timed
+    grid × the first look's seeds and their wall seconds on the run's workers, from steps timed
     here; what cannot run on this task, named; printed, and its summary for MLflow. A strategy naming an
     advise candidate as its `source` is checked here, before any training: the candidate exists."""
     for name, params in transfer.compared.items():
@@ -101,7 +100,7 @@ def first_look_estimate(
     left_out = {name: reason for name, trainer in trainers.items() if (reason := trainer.not_applicable())}
     plans = transfer.cost_plans(runtime, len(data.train), len(data.validation), len(data.test))
     plans = [plan for plan in plans if plan.name not in left_out]
-    processes = resolve_workers(runtime.workers, runtime.device)
+    processes = workers.for_runtime(runtime).count
     estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, BUDGET, processes=processes)
     title = f"Cost of the comparison's first look ({len(plans)} strategies, {len(transfer.first_look_seeds)} seeds)"
     print(estimate.text(title), flush=True)  # a table for the terminal, not a log record the handler wraps
@@ -117,7 +116,7 @@ def first_look(trainer: StrategyTrainer, data: TransferData, seeds: list[int], r
     if reason := trainer.not_applicable():
         logger.info("Strategy %s is not applicable here, left out: %s", trainer.name, reason)
         return {}
-    tuned = trainer.train(seeds, workers.shared(resolve_workers(runtime.workers, runtime.device)))
+    tuned = trainer.train(seeds, workers.for_runtime(runtime))
     logger.info(
         "Strategy %s: %s has the best validation accuracy (%.4f)",
         trainer.name,
@@ -150,7 +149,7 @@ def run_later_looks(
         transfer.look_design(len(compared) - 1),
         transfer.seeds,
         best_baseline(first_results, transfer.baselines),
-        workers.shared(resolve_workers(runtime.workers, runtime.device)),
+        workers.for_runtime(runtime),
         budget_clock(runtime.time_budget_minutes, cost_checked.get("started")),
         lambda name, trained: test(name, calibrate(trained)),  # calibrated in place: the models stored
         data.train.primary_classes,

@@ -85,6 +85,9 @@ class _Relay(threading.Thread):
 class Workers:
     """`count` processes of one torch thread each; `count` 1 runs every job in this process, on one thread."""
 
+    remote = False  # a cluster's workers (headstart.ml.cluster) are never this process, whatever their count
+    scratch: str | None = None  # a folder every worker sees, for what one job leaves to the next; None: any
+
     def __init__(self, count: int) -> None:
         self.count = max(1, count)
         self._pool: ProcessPoolExecutor | None = None
@@ -154,6 +157,22 @@ def shared(count: int) -> Workers:
     if count not in _shared:
         _shared[count] = Workers(count)
     return _shared[count]
+
+
+def for_runtime(runtime) -> Workers:
+    """The run's pool, as `runtime` says: the Dask cluster of `runtime.cluster` when set, else
+    `runtime.workers` processes on this machine. Every call site takes its pool from here."""
+    return pool(resolve_workers(runtime.workers, runtime.device), runtime.cluster, runtime.checkpoint_dir)
+
+
+def pool(count: int, cluster=None, checkpoint_dir=None) -> Workers:
+    """`count` local processes, or the cluster's workers (`cluster`: a scheduler's address or
+    `{local: N}`; distributed is loaded only then), whose race scratch lies under `checkpoint_dir`."""
+    if cluster is None:
+        return shared(count)
+    from headstart.ml import cluster as clusters
+
+    return clusters.shared(cluster, checkpoint_dir)
 
 
 @atexit.register

@@ -133,7 +133,7 @@ def run_sweep(
     budget's clock starts here and runs over the whole sweep; a point's later looks leave the estimated
     wall seconds of the later points' first looks (`first_looks`, one per point) untouched."""
     rows, runs, looks = [], [], {}
-    pool = workers.shared(setup.processes)
+    pool = workers.pool(setup.processes, setup.cluster, setup.checkpoint_dir)
     clock = budget_clock(setup.budget_minutes, time.time())
     first_looks = list(first_looks or [0.0] * len(points))
     for index, point in enumerate(points):
@@ -207,6 +207,7 @@ class SweepRun:
     device: str
     design: LookDesign = LookDesign((3,))
     processes: int = 1  # the run's workers
+    cluster: Any = None  # runtime.cluster: a Dask cluster's workers in place of `processes` local ones
     budget_minutes: float | None = None  # runtime.time_budget_minutes: the whole sweep's
 
     @property

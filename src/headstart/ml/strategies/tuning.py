@@ -242,7 +242,9 @@ def train_tuned_grid(
     training = first.training
     earliest = max(training.min_epochs, rung_floor)
     budgets = rung_epochs(training.epochs, len(grid), eta or 1, earliest) if first.strategy.raced else []
-    with tempfile.TemporaryDirectory(prefix="headstart-race-") as scratch:
+    if workers.scratch is not None:  # a cluster's: paused candidates resume on whichever worker is free
+        Path(workers.scratch).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="headstart-race-", dir=workers.scratch) as scratch:
         run = GridTraining(task, grid, seeds, configure, checkpoint_for, task_for, workers, scratch, bool(budgets))
         candidates = list(range(len(grid)))
         alive, rungs = successive_halving(

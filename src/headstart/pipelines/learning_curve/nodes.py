@@ -23,7 +23,7 @@ from headstart.ml.studies import (
     parallel_map,
     tune_and_test,
 )
-from headstart.ml.workers import resolve_workers
+from headstart.ml.workers import for_runtime
 from headstart.params import IngestParams, LearningCurveParams, RuntimeParams, TransferParams
 from headstart.pipelines.shared import configure_strategy
 
@@ -100,7 +100,7 @@ def estimate_learning_curve_cost(
         target_validation_pool.primary_pairs(),
     )
     points = len(draws) * len(learning_curve.seeds)
-    processes = min(resolve_workers(runtime.workers, runtime.device), points)
+    processes = min(for_runtime(runtime).count, points)
     estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, KNOBS, processes)
     title = f"Cost of the learning curve ({points} points)"
     logger.info("%s", estimate.text(title))
@@ -143,8 +143,8 @@ def run_learning_curve(
     test = target_test.primary_pairs()
     measure = partial(measure_point, source, num_classes, test, strategies, transfer, runtime)
     points = [(budget, seed, train, validation) for (budget, seed), (train, validation) in draws.items()]
-    workers = resolve_workers(runtime.workers, runtime.device)
-    logger.info("Learning curve: %d points (budget × seed) in %d process(es)", len(points), workers)
+    workers = for_runtime(runtime)
+    logger.info("Learning curve: %d points (budget × seed) in %d worker(s)", len(points), workers.count)
     # the largest budgets first, so no process is left with a big one at the end; then back in order
     measured = parallel_map(measure, points[::-1], workers)[::-1]
     rows = [row for point_rows, _ in measured for row in point_rows]

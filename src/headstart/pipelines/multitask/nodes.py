@@ -36,7 +36,6 @@ from headstart.ml.multitask.looks import run_looks
 from headstart.ml.plots import plot_delta_m, plot_validation_curves
 from headstart.ml.racing import setting_text
 from headstart.ml.reports import multitask_report, with_decisions
-from headstart.ml.workers import resolve_workers
 from headstart.multitask_params import MultitaskParams
 from headstart.params import IngestParams, RuntimeParams
 
@@ -128,7 +127,7 @@ def estimate_multitask_cost(
     recipes = method_recipes(multitask_train, multitask_validation, source_model, multitask, runtime)
     seeds = len(multitask.first_look_seeds)
     plans = [MethodPlan(n, r, seeds, n, required=n == multitask.baseline) for n, r in recipes.items()]
-    processes = resolve_workers(runtime.workers, runtime.device)
+    processes = workers.for_runtime(runtime).count
     found = estimate_methods(plans, MULTITASK_KNOBS, runtime.time_budget_minutes, processes)
     title = f"Cost of the multi-task comparison's first look ({len(plans)} methods, {seeds} seeds)"
     print(found.text(title), flush=True)
@@ -161,7 +160,7 @@ def train_multitask_methods(
             stored_networks(name, method_params(name, tuning), networks), multitask_test, runtime.device
         )[0]
 
-    pool = workers.shared(resolve_workers(runtime.workers, runtime.device))
+    pool = workers.for_runtime(runtime)
     looked = run_looks(
         recipes,
         multitask.baseline,
