@@ -24,13 +24,9 @@ RESULTS = {
     "step_time.py": r"^\| 1 × \d+ +\| channels-last \| bf16 +\| +[\d.]+ \|",
     "training_throughput.py": r"^\| smoke +\| headstart fit +\| +[\d.]+ \|",
 }
-# Each runs a whole `kedro run` (10 s of Kedro's start-up alone on a shared 2-core machine, 15-45 s in all).
-KEDRO_RUNS = {"default_run_stages.py", "grid_cost.py", "real_shape.py"}
 
 
-@pytest.mark.parametrize(
-    "script", [pytest.param(name, marks=pytest.mark.slow) if name in KEDRO_RUNS else name for name in SCRIPTS]
-)
+@pytest.mark.parametrize("script", SCRIPTS)  # not slow, whatever they cost: CI runs every benchmark's smoke
 def test_a_benchmark_runs_in_its_smoke_mode_and_prints_its_result(script, tmp_path):
     assert script in RESULTS, f"say in RESULTS which line of its output is {script}'s result"
     (tmp_path / "tmp").mkdir()
