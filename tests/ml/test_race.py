@@ -1,10 +1,21 @@
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from headstart.ml.config import TrainConfig
+from headstart.ml.metrics import t_interval
 from headstart.ml.strategies import StrategyConfig, TargetTask, train_strategy
 from headstart.ml.strategies import tuning as strategies
-from headstart.ml.strategies.race import RaceCandidate, race_plans, race_strategies, settled_accuracy, shortened
+from headstart.ml.strategies.race import (
+    RaceCandidate,
+    cheapest_first,
+    race_plans,
+    race_strategies,
+    separation,
+    settled_accuracy,
+    shortened,
+)
 from headstart.ml.transfer import TransferSpec
 from tests.ml.test_transfer import tiny, toy_data
 
@@ -152,3 +163,63 @@ def test_no_rung_comes_before_the_first_rung_share_of_the_epochs():
     _, _, early = race_strategies(candidates, [0], budget_share=1.0, eta=3, first_rung_share=0.0)
     _, _, late = race_strategies(candidates, [0], budget_share=1.0, eta=3, first_rung_share=0.75)
     assert early[0]["epochs"] == 4 and late[0]["epochs"] == 6  # min_epochs 4 of 8; then ⌈0.75 × 8⌉
+
+
+def raced(scores: dict[str, list[float] | None]) -> pd.DataFrame:
+    """A race's table as `race_strategies` makes it: per-seed scores, None for a candidate a rung cut."""
+    return pd.DataFrame(
+        [
+            {"strategy": name, "cut_in_race": seeds is None, "seed_scores": seeds, "race_score": np.mean(seeds or [0])}
+            for name, seeds in scores.items()
+        ]
+    )
+
+
+def test_the_set_is_exactly_the_finishers_whose_paired_interval_with_the_leader_reaches_zero():
+    scores = {
+        "finetune_top": [0.80, 0.82, 0.84],  # the leader
+        "feature_svm": [0.79, 0.80, 0.83],  # gaps -1, -2, -1 points: 95% interval [-2.8, +0.1], reaches zero
+        "scratch": [0.70, 0.71, 0.72],  # gaps -10, -11, -12: separated
+        "finetune_full": None,  # cut by a rung: separated
+    }
+    table = separation(raced(scores), "finetune_top", 0.95).set_index("strategy")
+    assert list(table.index[table["inseparable"]]) == ["finetune_top", "feature_svm"]
+    # the interval is the project's own paired t-interval (metrics.t_interval), n = 3
+    assert table.loc["feature_svm", "gap_ci_high"] == pytest.approx(t_interval([-1, -2, -1], 0.95)[2])
+    assert table.loc["feature_svm", "gap_ci_high"] > 0 > table.loc["scratch", "gap_ci_high"]
+    assert np.isnan(table.loc["finetune_full", "gap_ci_high"])
+    # flipped: about the same mean gap, but the seeds agree on it (-1, -1.3, -1.3): feature_svm is separated
+    steady = separation(raced(scores | {"feature_svm": [0.79, 0.8067, 0.8267]}), "finetune_top", 0.95)
+    assert list(steady.loc[steady["inseparable"], "strategy"]) == ["finetune_top"]
+    # and scratch, noisy enough, joins it: its interval then reaches zero
+    noisy = separation(raced(scores | {"scratch": [0.70, 0.90, 0.75]}), "finetune_top", 0.95)
+    assert set(noisy.loc[noisy["inseparable"], "strategy"]) == {"finetune_top", "feature_svm", "scratch"}
+    # a lower level narrows the interval: at 50%, feature_svm's [-1.6, -1.1] clears zero
+    assert list(separation(raced(scores), "finetune_top", 0.5).query("inseparable")["strategy"]) == ["finetune_top"]
+    # one seed: no interval, so no finisher is separated (a cut one still is)
+    single = separation(raced({name: s and s[:1] for name, s in scores.items()}), "finetune_top", 0.95)
+    assert list(single.loc[single["inseparable"], "strategy"]) == ["finetune_top", "feature_svm", "scratch"]
+
+
+def test_the_set_is_named_cheapest_first_by_the_races_price():
+    table = separation(
+        raced({"finetune_top": [0.8, 0.9], "pixels_knn": [0.7, 0.9], "feature_svm": [0.75, 0.9]}), "finetune_top", 0.95
+    )
+    assert cheapest_first(table, {"finetune_top": 30.0, "pixels_knn": 1.0, "feature_svm": 4.0}) == [
+        "pixels_knn",
+        "feature_svm",
+        "finetune_top",
+    ]
+    # unpriced: last, in the race's order
+    assert cheapest_first(table, {"feature_svm": 4.0}) == ["feature_svm", "finetune_top", "pixels_knn"]
+
+
+def test_the_race_states_each_finishers_seed_scores_and_whether_it_is_separated_from_the_pick():
+    candidates = [network("finetune_top", TransferSpec(copy_blocks="all", freeze_blocks=-1), 1e-3), knn()]
+    chosen, table, _ = race_strategies(candidates, [0, 1], budget_share=0.5, eta=3, first_rung_share=0.0)
+    table = table.set_index("strategy")
+    assert all(len(scores) == 2 for scores in table["seed_scores"])
+    assert table.loc[chosen, "inseparable"] and table.loc[chosen, "gap_to_leader_points"] == 0
+    for name, row in table.iterrows():
+        assert row["race_score"] == pytest.approx(np.mean(row["seed_scores"]))
+        assert row["inseparable"] == (row["gap_ci_high"] >= 0 or name == chosen)

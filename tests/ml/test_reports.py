@@ -18,6 +18,7 @@ from headstart.ml.reports import (
     verdict,
     with_decisions,
 )
+from headstart.ml.reports.advise import inseparable_lines
 from tests.ml.test_metrics import results
 
 
@@ -330,3 +331,15 @@ def test_the_multitask_verdict_reads_the_looks_decisions_on_delta_p_against_the_
     assert "Open: `pcgrad` (+0.1% [-2.5, +2.7], 95%, n = 3, look 1; seeds ran out at n = 3)" in text
     assert "To decide the 1 open row(s), list more `multitask.seeds`" in text
     assert "`single_task` (+" not in text and "`single_task` (-" not in text
+
+
+def test_the_advice_names_the_set_it_could_not_separate_or_says_it_separated_every_finisher():
+    advice = {"strategy": "finetune_top", "race": {"seeds": [0, 1]}, "inseparable_confidence": 0.95}
+    named = inseparable_lines(advice | {"inseparable": ["pixels_knn", "finetune_top"]})[0]
+    assert named.startswith("**Not separated on validation**: `pixels_knn`, `finetune_top`, cheapest first")
+    assert "at 95%, n = 2 seeds" in named
+    alone = inseparable_lines(advice | {"inseparable": ["finetune_top"]})[0]
+    assert alone.startswith("The race separated `finetune_top` from every other finisher")
+    single = inseparable_lines(advice | {"race": {"seeds": [0]}, "inseparable": ["a", "finetune_top"]})[0]
+    assert "with one seed there is no interval, so nothing is separated" in single
+    assert inseparable_lines(advice) == []  # an advice made before it named a set

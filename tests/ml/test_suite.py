@@ -4,11 +4,13 @@ import pandas as pd
 import pytest
 
 from headstart.ml.metrics import compare_to_baseline
+from headstart.ml.reports.suite import suite_report
 from headstart.ml.suite import (
     ADVICE,
     LOGME_PICK,
     PRIOR,
     audit_summary,
+    domain_summary,
     leave_one_task_out,
     race_calibration,
     suite_audit,
@@ -129,3 +131,74 @@ def test_the_race_calibration_sets_each_kind_of_finishers_score_against_its_test
     assert network["mean_best_epoch_minus_test"] == pytest.approx(0.90 - 0.8133, abs=1e-3)
     assert calibration.loc["classical reference (pixels)", "mean_race_score_minus_test"] == pytest.approx(-0.04)
     assert math.isnan(calibration.loc["classifier on frozen features", "mean_best_epoch_minus_test"])
+
+
+def test_the_audit_scores_the_advices_set_beside_its_single_pick():
+    # the pick misses (finetune_full, clearly below the best), but its set holds finetune_top, inside the
+    # best's interval: a set hit of size 3
+    advice = {
+        "strategy": "finetune_full",
+        "race_images_seen": 10.0,
+        "inseparable": ["pixels_logistic", "finetune_top", "finetune_full"],
+    }
+    narrow = {"strategy": "finetune_full", "race_images_seen": 10.0, "inseparable": ["finetune_full"]}
+    comparisons = {"a": comparison(ACCURACIES, GRID), "b": comparison(ACCURACIES, GRID)}
+    audit = suite_audit(comparisons, {"a": advice, "b": narrow})
+    rows = audit[audit["policy"] == ADVICE].set_index("task")
+    assert not rows["hit"].any() and rows["set_hit"].tolist() == [True, False]
+    assert rows["set_size"].tolist() == [3, 1]
+    assert rows.loc["a", "set"] == "pixels_logistic, finetune_top, finetune_full"
+    summary = audit_summary(audit).set_index("policy")
+    assert summary.loc[ADVICE, "hit_rate"] == 0 and summary.loc[ADVICE, "set_hit_rate"] == 0.5
+    assert summary.loc[ADVICE, "mean_set_size"] == 2.0 and math.isnan(summary.loc[PRIOR, "set_hit_rate"])
+    # an advice made before it named a set: no set scored
+    old = suite_audit({"a": comparison(ACCURACIES, GRID)}, {"a": {"strategy": "feature_svm", "race_images_seen": 1.0}})
+    assert math.isnan(audit_summary(old).set_index("policy").loc[ADVICE, "set_hit_rate"])
+
+
+def test_the_far_tasks_are_summarised_apart_from_the_near_ones_each_with_its_n():
+    """On the near tasks the advice picks the best, on the far one the worst: each domain's row says so,
+    the whole suite's averages them; flipping the far task's comparison flips the far row alone."""
+    pick = {"strategy": "feature_svm", "race_images_seen": 60.0, "inseparable": ["feature_svm"]}
+    advices = {task: pick for task in "abc"}
+    flipped = {**ACCURACIES, "feature_svm": [0.60, 0.60, 0.60], "l2_sp": [0.80, 0.84, 0.82]}
+    comparisons = {"a": comparison(ACCURACIES, GRID), "b": comparison(ACCURACIES, GRID), "c": comparison(flipped, GRID)}
+    domains = {"a": "near", "b": "near", "c": "far"}
+    audit = suite_audit(comparisons, advices, domains)
+    assert audit.set_index(["task", "policy"]).loc[("c", ADVICE), "domain"] == "far"
+    grouped = domain_summary(audit)
+    assert list(grouped["domain"].unique()) == ["all", "near", "far"]
+    advice = grouped[grouped["policy"] == ADVICE].set_index("domain")
+    assert advice["tasks"].to_dict() == {"all": 3, "near": 2, "far": 1}
+    assert advice.loc["near", "hit_rate"] == 1.0 and advice.loc["far", "hit_rate"] == 0.0
+    assert advice.loc["all", "hit_rate"] == pytest.approx(2 / 3)
+    assert advice.loc["far", "mean_normalised_regret"] == 1.0 and advice.loc["near", "mean_normalised_regret"] == 0
+    assert advice.loc["far", "mean_points_lost"] == pytest.approx(22.0) and advice.loc["far", "set_hit_rate"] == 0.0
+    assert advice.loc["far", "mean_cost_share"] == pytest.approx(60 / 6000)
+    l2_sp = grouped[grouped["policy"] == "always L2-SP"].set_index("domain")
+    assert l2_sp.loc["far", "hit_rate"] == 1.0 and l2_sp.loc["near", "hit_rate"] == 0.0
+    # the far task's comparison flipped back: its row follows it, the near row does not move
+    unflipped = domain_summary(suite_audit({**comparisons, "c": comparison(ACCURACIES, GRID)}, advices, domains))
+    unflipped = unflipped[unflipped["policy"] == ADVICE].set_index("domain")
+    assert unflipped.loc["far", "hit_rate"] == 1.0 and unflipped.loc["near"].equals(advice.loc["near"])
+    # a suite of near tasks only has no far row; tasks without a domain are near
+    assert list(domain_summary(suite_audit(comparisons, advices))["domain"].unique()) == ["all", "near"]
+
+
+def test_the_suite_report_states_the_set_and_the_far_tasks_apart():
+    advices = {
+        "a": {"strategy": "feature_svm", "race_images_seen": 60.0, "inseparable": ["feature_svm", "finetune_top"]},
+        "c": {"strategy": "l2_sp", "race_images_seen": 60.0, "inseparable": ["l2_sp"]},
+    }
+    comparisons = {"a": comparison(ACCURACIES, GRID), "c": comparison(ACCURACIES, GRID)}
+    domains = {"a": "near", "c": "far"}
+    audit = suite_audit(comparisons, advices, domains)
+    tasks = pd.DataFrame([task_outcome(t, "about", comparisons[t], domains[t]) for t in comparisons])
+    report = suite_report(tasks, audit, domain_summary(audit), pd.DataFrame())
+    verdict = report.splitlines()[2]
+    assert "Its set (the strategies its race could not separate from its pick) held a hit on 50%" in verdict
+    assert "1.5 strategies on average, against 50% for the pick alone" in verdict
+    assert "On the 1 far tasks the advice hit 0% (regret 1.000), on the 1 near ones 100% (0.000)" in verdict
+    apart = report.split("## The audit, near and far tasks apart")[1].split("##")[0]
+    assert "| far " in apart and "| near " in apart and "| all " not in apart
+    assert "| c      | far " in report.split("## Per task")[1]

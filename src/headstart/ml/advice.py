@@ -19,6 +19,7 @@ from headstart.ml.config import Settings
 from headstart.ml.data.images import LabelledImages
 from headstart.ml.features import block_features
 from headstart.ml.models.stored import StoredModel
+from headstart.ml.strategies.race import cheapest_first
 from headstart.ml.transferability import h_score, knn_accuracy, leep, logme, mmd, nce, proxy_a_distance
 
 # Higher is better for each: the transferability scores, and what the candidates are ranked by.
@@ -291,13 +292,16 @@ def raced_advice(
     params,
     seconds: float,
     score_picks: Mapping[str, str | None],
-    estimate: Mapping[str, float],
+    estimate: Mapping,
+    confidence: float = 0.95,
 ) -> dict:
     """The advice as JSON: the raced strategy with its source and depth (None for both: transfer will not
     pay, a baseline won), the prior's (its raced strategy, source and depth), the race (per candidate, and
     its rungs), its cost (images through a network; seconds, the transferability scores' included; the
-    estimate made before it, beside the comparison's whole grid), and
-    what each transferability score alone would have had a user train (`score_picks`)."""
+    estimate made before it, beside the comparison's whole grid, per strategy too), and
+    what each transferability score alone would have had a user train (`score_picks`). `inseparable`: the
+    strategies the race could not separate from the pick (the race table's `inseparable`, at `confidence`),
+    cheapest first by the race's price: the advice's own statement of how sure it is."""
     row = race.set_index("strategy").loc[chosen]
     return {
         **prior,
@@ -309,6 +313,8 @@ def raced_advice(
         "prior_candidate": prior["candidate"],
         "prior_freeze_blocks": prior["freeze_blocks"],
         "score_picks": dict(score_picks),
+        "inseparable": cheapest_first(race, estimate.get("race_estimated_seconds_by_strategy", {})),
+        "inseparable_confidence": confidence,
         "race": {
             "seeds": list(params.seeds),
             "budget_share": params.budget_share,

@@ -8,7 +8,11 @@ audit of its choice against that task's comparison: hit, normalised regret, poin
   comparison's strategies, in mean test accuracy; 0 when they all tie;
 - points lost: 100 × (best − chosen);
 - cost share: the images the policy trained (the advice: its race; a fixed policy: its strategy's whole
-  tuning grid) over the images of the task's whole comparison grid.
+  tuning grid) over the images of the task's whole comparison grid;
+- the advice's set (the strategies its race could not separate from its pick, `race.separation`): a set
+  hit when any of them is a hit as above, and the set's size; the single pick's hit beside them.
+Each summary is stated over all tasks and over each domain apart (`domain_summary`: near tasks, whose
+targets are characters like the source's, and far ones, natural-image patches), with its n of tasks.
 LogME's pick is the variant of advise.score_pick_strategy from the source LogME ranks first; it is
 measured only where the comparison trained that variant (a strategy naming that `source`).
 Every task's advice is made from that task's training and validation labels alone. A choice made by
@@ -34,9 +38,9 @@ ADVICE, PRIOR = "advice (prior + race)", "prior alone (size × similarity rule)"
 LOGME_PICK = "LogME's pick (fine-tune its first source)"
 
 
-def task_outcome(task: str, about: str, comparison: pd.DataFrame) -> dict:
-    """One row of the suite table: the task's measured best, its interval, who is inside it, and what
-    transfer gave against the best baseline."""
+def task_outcome(task: str, about: str, comparison: pd.DataFrame, domain: str = "near") -> dict:
+    """One row of the suite table: the task's domain (near or far from the source), its measured best, its
+    interval, who is inside it, and what transfer gave against the best baseline."""
     top = comparison.loc[comparison["accuracy"].idxmax()]
     baseline = comparison[comparison["role"] == "best baseline"].iloc[0]
     transfer = comparison[comparison["role"] == "transfer"]
@@ -44,6 +48,7 @@ def task_outcome(task: str, about: str, comparison: pd.DataFrame) -> dict:
     best_transfer = transfer.loc[transfer["accuracy"].idxmax()] if len(transfer) else None
     return {
         "task": task,
+        "domain": domain,
         "about": about,
         "seeds": int(top["seeds"]),
         "best": top["strategy"],
@@ -96,12 +101,29 @@ def policy_choices(comparison: pd.DataFrame, advice: Mapping) -> dict[str, tuple
     }
 
 
-def suite_audit(comparisons: Mapping[str, pd.DataFrame], advices: Mapping[str, Mapping]) -> pd.DataFrame:
-    """One row per task and policy."""
+def audit_set(comparison: pd.DataFrame, members: list[str] | None) -> dict:
+    """The advice's set on one task: its members, size, and whether any is a hit (`within_top`); empty
+    for an advice made before it named a set."""
+    if members is None:
+        return {}
+    hits = comparison.set_index("strategy")["within_top"].astype(bool)
+    hit = any(bool(hits.get(name, False)) for name in members)
+    return {"set": ", ".join(members), "set_size": len(members), "set_hit": hit}
+
+
+def suite_audit(
+    comparisons: Mapping[str, pd.DataFrame], advices: Mapping[str, Mapping], domains: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per task and policy, with the task's domain (`domains`, near by default); the advice's row
+    also scores its set."""
     rows = []
     for task, comparison in comparisons.items():
+        domain = (domains or {}).get(task, "near")
         for policy, (chosen, images) in policy_choices(comparison, advices[task]).items():
-            rows.append({"task": task, "policy": policy, **audit_choice(comparison, chosen, images)})
+            row = {"task": task, "domain": domain, "policy": policy, **audit_choice(comparison, chosen, images)}
+            if policy == ADVICE:
+                row |= audit_set(comparison, advices[task].get("inseparable"))
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -142,10 +164,12 @@ def race_calibration(comparisons: Mapping[str, pd.DataFrame], advices: Mapping[s
 
 def audit_summary(audit: pd.DataFrame) -> pd.DataFrame:
     """Per policy over the tasks: hit rate, mean normalised regret, mean points lost, mean cost share
-    (n = tasks where its strategy was measured)."""
+    (n = tasks where its strategy was measured); for the advice also its set's hit rate and mean size
+    (over the tasks whose advice named a set)."""
     rows = []
     for policy, group in audit.groupby("policy", sort=False):
         measured = group[group["measured"]]
+        named = group[group["set_size"].notna()] if "set_size" in group else group.iloc[:0]
         rows.append(
             {
                 "policy": policy,
@@ -154,9 +178,21 @@ def audit_summary(audit: pd.DataFrame) -> pd.DataFrame:
                 "mean_normalised_regret": float(measured["normalised_regret"].mean()) if len(measured) else np.nan,
                 "mean_points_lost": float(measured["points_lost"].mean()) if len(measured) else np.nan,
                 "mean_cost_share": float(measured["cost_share"].mean()) if len(measured) else np.nan,
+                "set_hit_rate": float(named["set_hit"].astype(bool).mean()) if len(named) else np.nan,
+                "mean_set_size": float(named["set_size"].mean()) if len(named) else np.nan,
             }
         )
     return pd.DataFrame(rows)
+
+
+def domain_summary(audit: pd.DataFrame) -> pd.DataFrame:
+    """`audit_summary` over all tasks (domain `all`) and over each domain's tasks apart (near, then far),
+    so the far tasks, where transfer from the source is least likely to pay, are not averaged away."""
+    domains = audit["domain"] if "domain" in audit else pd.Series("near", index=audit.index)
+    parts = [audit_summary(audit).assign(domain="all")]
+    parts += [audit_summary(audit[domains == d]).assign(domain=d) for d in ("near", "far") if (domains == d).any()]
+    table = pd.concat(parts, ignore_index=True)
+    return table[["domain", *(column for column in table.columns if column != "domain")]]
 
 
 def leave_one_task_out(audits: Mapping[str, pd.DataFrame], policy: str = ADVICE) -> pd.DataFrame:

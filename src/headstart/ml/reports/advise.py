@@ -24,11 +24,12 @@ def advice_summary_lines(advice: Mapping, ranking: pd.DataFrame, scores: Sequenc
 def race_report(advice: Mapping, race: pd.DataFrame) -> str:
     """The advice's opening: the raced strategy, why, and the race's table and cost."""
     params = advice["race"]
-    table = race.assign(
+    table = race.drop(columns=["seed_scores"], errors="ignore").assign(
         validation_accuracy=race["validation_accuracy"].round(3),
         race_score=race["race_score"].round(3),
         images_seen=race["images_seen"].round().astype(int),
         train_seconds=race["train_seconds"].round(1),
+        **{gap: race[gap].round(1) for gap in ("gap_to_leader_points", "gap_ci_low", "gap_ci_high") if gap in race},
     )
     prior = advice["prior_strategy"]
     budget = "all" if params["budget_share"] == 1 else f"{params['budget_share']:g}"
@@ -59,6 +60,7 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
             "classical reference's is cross-validated over its training + validation labels; a classifier on "
             "frozen features', its tuned validation accuracy. A cut row shows its score at the rung that cut it.",
             "",
+            *inseparable_lines(advice),
             f"Cost of the advice: {advice['race_images_seen']:,.0f} images through a network in the race, "
             f"{advice['advice_seconds']:.1f} s with the transferability scores. Estimated before the race "
             f"(steps timed here): at most {advice['race_estimated_seconds']:.0f} s for the race, about "
@@ -69,6 +71,29 @@ def race_report(advice: Mapping, race: pd.DataFrame) -> str:
             table.to_markdown(index=False),
         ]
     )
+
+
+def inseparable_lines(advice: Mapping) -> list[str]:
+    """The advice's uncertainty in words: the strategies the race could not separate from its pick, cheapest
+    first (none before the advice named them)."""
+    if "inseparable" not in advice:
+        return []
+    seeds = len(advice["race"]["seeds"])
+    names = ", ".join(f"`{name}`" for name in advice["inseparable"])
+    interval = (
+        f"the paired t-interval of the per-seed race scores at {advice['inseparable_confidence']:.0%}, n = {seeds} "
+        "seeds, as the planned looks compute it"
+        if seeds > 1
+        else "with one seed there is no interval, so nothing is separated"
+    )
+    if advice["inseparable"] == [advice["strategy"]]:
+        return [f"The race separated `{advice['strategy']}` from every other finisher ({interval}).", ""]
+    return [
+        f"**Not separated on validation**: {names}, cheapest first by the race's priced cost ({interval}: the "
+        f"gap of each to `{advice['strategy']}` reaches zero): the race cannot tell which of them is best; "
+        "the first costs least.",
+        "",
+    ]
 
 
 def advice_report(

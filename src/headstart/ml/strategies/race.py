@@ -20,6 +20,10 @@ full budget on the promising ones.
   settled at over its last epochs (`settled_accuracy`), not its best epoch, which was picked on those
   same images; a classical reference's is its cross-validated accuracy (its validation labels are in its
   training set), as in the comparison; a classifier on frozen features', its tuned validation accuracy.
+- Beside the pick, the finishers the race could not separate from it: those whose paired interval of
+  the gap to it (per-seed race scores; the t-interval the planned looks use, headstart.ml.looks)
+  reaches zero (`separation`). The advice names them cheapest first (`cheapest_first`): a race of two
+  seeds separates little, and saying so is the advice's statement of its own uncertainty.
 The race's cost is every image its trainings passed through a network (cut candidates' included);
 before it trains, `race_plans` prices it with headstart.ml.cost beside the comparison it stands in for.
 """
@@ -31,10 +35,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import mean
 
+import numpy as np
 import pandas as pd
 
 from headstart.ml import cost
 from headstart.ml.config import TrainConfig
+from headstart.ml.looks import LookDesign, verdicts
 from headstart.ml.racing import setting_text
 from headstart.ml.strategies.base import StrategyConfig, TargetTask
 from headstart.ml.strategies.tuning import TunedStrategy, train_tuned
@@ -115,10 +121,39 @@ def settled_accuracy(histories: Mapping[int, list[dict]], epochs: int) -> float:
     tasks a raced network's picked epoch read 3-5 points above its test accuracy, a classical reference's
     cross-validated score 3-4 below it, and its last 5 epochs' mean -2.7 to +2.0, so the race set picked
     networks against unpicked references (the suite report's calibration table keeps the count)."""
-    return mean(
-        mean(r["validation_accuracy"] for r in [r for r in history if "validation_accuracy" in r][-epochs:])
-        for history in histories.values()
-    )
+    return mean(settled_per_seed(histories, epochs))
+
+
+def settled_per_seed(histories: Mapping[int, list[dict]], epochs: int) -> list[float]:
+    """`settled_accuracy` of each seed, in seed order: what the race's paired interval reads."""
+    return [
+        mean(r["validation_accuracy"] for r in [r for r in histories[seed] if "validation_accuracy" in r][-epochs:])
+        for seed in sorted(histories)
+    ]
+
+
+def separation(table: pd.DataFrame, leader: str, confidence: float) -> pd.DataFrame:
+    """`table` with each finisher's race score minus the leader's, paired by seed (points), its interval
+    and whether that interval reaches zero (`inseparable`: the race could not tell it from the leader,
+    the leader itself included). The interval is the planned looks' own (`looks.verdicts`: the paired
+    t-interval, one look at `confidence`); with one seed there is none and nothing is separated. A cut
+    candidate is separated: a rung judged it behind."""
+    finishers = table.index[~table["cut_in_race"].astype(bool)]
+    scores = {row: np.asarray(table.at[row, "seed_scores"], dtype=float) for row in finishers}
+    lead = scores[table.index[table["strategy"] == leader][0]]
+    gains = np.array([100 * (scores[row] - lead) for row in finishers])
+    verdict, means, lows, highs = verdicts(gains, LookDesign((len(lead),), 1 - confidence), 0)
+    table = table.assign(gap_to_leader_points=math.nan, gap_ci_low=math.nan, gap_ci_high=math.nan, inseparable=False)
+    table.loc[finishers, ["gap_to_leader_points", "gap_ci_low", "gap_ci_high"]] = np.stack([means, lows, highs], 1)
+    table.loc[finishers, "inseparable"] = verdict != "worse"
+    return table
+
+
+def cheapest_first(table: pd.DataFrame, costs: Mapping[str, float]) -> list[str]:
+    """The strategies the race could not separate from its leader, cheapest first by `costs` (the race's
+    own price of each, seconds: headstart.ml.cost); a tie, or one without a price, keeps the race's order."""
+    names = list(table.loc[table["inseparable"].astype(bool), "strategy"])
+    return sorted(names, key=lambda name: (costs.get(name, math.inf), names.index(name)))
 
 
 def race_strategies(
@@ -129,12 +164,14 @@ def race_strategies(
     first_rung_share: float,
     settings: str = "middle",
     settled_epochs: int = 5,
+    confidence: float = 0.95,
 ) -> tuple[str, pd.DataFrame, list[dict]]:
     """(the advised strategy; one row per candidate: its source and depth, the setting it ran (with
     `settings="grid"`, its best: every setting of a network's grid races as a candidate of its own), its
     epochs, best-epoch validation accuracy and loss (a cut candidate's at the rung that cut it), its race
-    score (`settled_accuracy` for a network, the tuned validation or cross-validated accuracy otherwise),
-    images and seconds, whether a rung cut it; the rungs of the networks' race)."""
+    score (`settled_accuracy` for a network, the tuned validation or cross-validated accuracy otherwise)
+    and each seed's, images and seconds, whether a rung cut it, its gap to the advised one and whether the
+    race could separate them (`separation`, at `confidence`); the rungs of the networks' race)."""
     rows: dict[str, dict] = {}
     racing = [c for c in candidates if c.trains_epochs() and c.configure(c.grid[0], 0).strategy.raced]
     for candidate in candidates:
@@ -151,6 +188,7 @@ def race_strategies(
                 "validation_accuracy": accuracy,
                 "validation_loss": -negative_loss,
                 "race_score": score[setting_text(setting)],
+                "seed_scores": settled_per_seed(tuned.final_histories[setting_text(setting)], settled_epochs),
             }
         else:
             tuned = train_tuned(candidate.task, candidate.grid, seeds, candidate.configure)
@@ -163,7 +201,7 @@ def race_strategies(
     table = pd.DataFrame([{"strategy": name, **where[name], **rows[name]} for name in order])
     finishers = table[~table["cut_in_race"]]
     best = max(finishers.itertuples(), key=lambda r: (r.race_score, -r.validation_loss, -order.index(r.strategy)))
-    return best.strategy, table, rungs
+    return best.strategy, separation(table, best.strategy, confidence), rungs
 
 
 def _race_networks(
@@ -211,11 +249,12 @@ def _race_networks(
         cut_at = next((r for r in rungs if name_of[key] not in r["kept"]), None)
         if cut_at is not None:
             row |= {"validation_accuracy": cut_at["scores"][name_of[key]], "validation_loss": math.nan}
-            row |= {"cut_in_race": True, "epochs": cut_at["epochs"], "race_score": math.nan}
+            row |= {"cut_in_race": True, "epochs": cut_at["epochs"], "race_score": math.nan, "seed_scores": None}
         else:
             accuracy, negative_loss = tuned.final_scores[key]
             row |= {"validation_accuracy": accuracy, "validation_loss": -negative_loss}
-            row |= {"race_score": settled_accuracy(tuned.final_histories[key], settled_epochs)}
+            per_seed = settled_per_seed(tuned.final_histories[key], settled_epochs)
+            row |= {"race_score": mean(per_seed), "seed_scores": per_seed}
         # the raced grid's cost, cut entries' included, spread evenly over its entries
         row |= {"images_seen": tuned.grid_images_seen / len(grid), "train_seconds": tuned.grid_seconds / len(grid)}
         per_entry.append((candidate, row))
@@ -248,4 +287,5 @@ def _row(
         "train_seconds": float(tuned.grid_seconds or sum(r.train_seconds for r in results)),
         "cut_in_race": False,
         "race_score": mean(r.validation_accuracy for r in results),
+        "seed_scores": [tuned.results[seed].validation_accuracy for seed in sorted(tuned.results)],
     }

@@ -173,6 +173,10 @@ def estimate_race_cost(
         "race_estimated_seconds": race_estimate.seconds,
         "grid_estimated_seconds": grid.seconds,
         "race_estimated_share": share,
+        # each strategy's price in the race: what orders the strategies the race cannot separate
+        "race_estimated_seconds_by_strategy": dict(
+            zip(race_estimate.table["strategy"], race_estimate.table["expected_seconds"].astype(float))
+        ),
     }
 
 
@@ -265,6 +269,7 @@ def race_strategies(
         race.first_rung_share,
         race.settings,
         race.settled_epochs,
+        transfer.confidence,  # the comparison's level: the strategies it cannot separate are named beside the pick
     )
     seconds = time.perf_counter() - started
     total = prior_advice["total_blocks"]
@@ -272,12 +277,16 @@ def race_strategies(
         score: strategy_variant(transfer.compared, advise.score_pick_strategy, first, None, default_source, total)
         for score, first in prior_advice["first_by_score"].items()
     }
-    advice = raced_advice(prior_advice, prior_raced, chosen, table, rungs, race, seconds, score_picks, estimate)
+    advice = raced_advice(
+        prior_advice, prior_raced, chosen, table, rungs, race, seconds, score_picks, estimate, transfer.confidence
+    )
     logger.info(
-        "Advice after the race on validation: %s, source %s, %s frozen blocks (the prior: %s)",
+        "Advice after the race on validation: %s, source %s, %s frozen blocks (the prior: %s); not separated "
+        "from it on validation: %s",
         chosen,
         advice["candidate"],
         advice["freeze_blocks"],
         prior_raced,
+        ", ".join(advice["inseparable"]),
     )
     return advice, race_report(advice, table) + "\n\n" + prior_advice_markdown, table
