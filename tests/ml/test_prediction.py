@@ -47,3 +47,13 @@ def test_classifier_reads_classes_and_input_size_from_the_stored_model():
     classifier = ImageClassifier(stored_model())
     table = classifier.predict([np.full((40, 40), 255, dtype=np.uint8)])
     assert classifier.image_size == 16 and list(table.columns[:2]) == ["predicted_class", "probability"]
+
+
+def test_a_pixels_model_of_rgb_images_classifies_rgb_images():
+    """A pixels reference stores its channels in `input_shape`, not `in_channels`: read as grey, an RGB
+    model's served predictions failed on a matrix of the wrong width."""
+    config = {"name": "pixel_linear", "input_shape": [3, 8, 8], "num_classes": 2}
+    stored = StoredModel.from_module(build_model(config), config, {"classes": ["x", "y"], "image_size": 8})
+    classifier = ImageClassifier(stored)
+    table = classifier.predict([np.zeros((8, 8, 3), dtype=np.uint8)])
+    assert stored.in_channels == 3 and classifier.channels == 3 and len(table) == 1

@@ -50,7 +50,7 @@ def lineage(client: mlflow.MlflowClient, run, strategy: str) -> dict[str, str]:
 
 def describe(model: StoredModel) -> str:
     info, config = model.info, model.config
-    channels = "grey" if config.get("in_channels", 1) == 1 else "RGB"
+    channels = "grey" if model.in_channels == 1 else "RGB"
     return (
         f"Classifies {info.get('image_size', '?')}-pixel {channels} images into {len(info['classes'])} classes "
         f"({', '.join(map(str, info['classes']))}). Made by headstart's '{info.get('strategy')}' strategy from "

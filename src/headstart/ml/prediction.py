@@ -146,7 +146,7 @@ class ImageClassifier:
         info: dict[str, Any] = stored.info
         self.classes = [str(c) for c in info["classes"]]
         self.image_size = int(image_size or info["image_size"])
-        self.channels = int(stored.config.get("in_channels", 1))
+        self.channels = stored.in_channels
         self.model = stored.build()
         self.temperature = float(info.get("temperature", 1.0))
         described = info.get("out_of_distribution")

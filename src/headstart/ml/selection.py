@@ -32,7 +32,7 @@ def incomparable(champion: StoredModel, classes: list[str], channels: int) -> st
         return f"it classifies {champion_classes}, the test split has {classes}"
     if champion.config.get("num_classes", len(classes)) != len(classes):
         return f"it has {champion.config['num_classes']} outputs, the test split {len(classes)} classes"
-    expected = champion.config.get("in_channels", (champion.config.get("input_shape") or [channels])[0])
+    expected = champion.in_channels
     if expected != channels:
         return f"it takes {expected}-channel images, the test split has {channels}"
     return None

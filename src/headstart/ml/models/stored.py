@@ -35,6 +35,11 @@ class StoredModel:
         description = json.loads(described)
         return cls(description["config"], safetensors.torch.load(weights), description.get("info", {}))
 
+    @property
+    def in_channels(self) -> int:
+        """The channels of the images it takes: a network's `in_channels`, a pixels model's `input_shape`."""
+        return int(self.config.get("in_channels", (self.config.get("input_shape") or [1])[0]))
+
     def build(self) -> nn.Module:
         from headstart.ml.transfer import load_full_state
 
