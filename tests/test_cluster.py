@@ -51,7 +51,7 @@ def test_a_cluster_run_equals_the_local_workers_and_logs_to_the_tracking_server(
         project, "--pipelines=transfer", "--params=runtime.cluster.local=2", MLFLOW_TRACKING_URI=tracking_server
     )
     assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
-    assert "Cluster at tcp://127.0.0.1:" in on_cluster.stderr
+    assert "Cluster at tcp://127.0.0.1:" in on_cluster.stdout + on_cluster.stderr  # a LocalCluster on loopback
     there = comparison(project)
     assert sorted(there.index) == sorted(COMPARED)
     pd.testing.assert_frame_equal(there, here, check_exact=True)  # to the digit

@@ -68,6 +68,20 @@ def test_jobs_return_in_order_one_torch_thread_each_and_their_records_come_first
         pool.submit(_fail, "the job's own error").result()
 
 
+def test_a_second_driver_on_the_same_scheduler_hears_only_its_own_jobs(pool, caplog):
+    other = ClusterWorkers(pool.client.scheduler.address)  # as `runtime.cluster: tcp://host:8786` connects
+    try:
+        assert other.count == 2 and other.topic != pool.topic
+        with caplog.at_level(logging.INFO, logger="headstart.tests"):
+            assert other.submit(_threads_and_a_record, 8).result() == 1
+            assert pool.submit(_threads_and_a_record, 9).result() == 1
+        heard = [r.getMessage().split(" on ")[0] for r in caplog.records if r.name == "headstart.tests"]
+        assert sorted(heard) == ["job 8", "job 9"]  # each once: from its own driver's topic alone
+    finally:
+        other.close()
+    assert pool.map(_square, [2]) == [4]  # closing a client leaves the cluster to the other
+
+
 def test_a_raced_grid_on_the_cluster_equals_the_local_one_and_its_progress_comes_here(pool):
     heard = []
     with progress.listening(lambda event, label, payload: heard.append((event, label))):
