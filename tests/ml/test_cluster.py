@@ -62,7 +62,8 @@ def test_jobs_return_in_order_one_torch_thread_each_and_their_records_come_first
     assert pool.count == 2 and pool.remote
     assert pool.map(_square, [1, 2, 3]) == [1, 4, 9] and pool.starmap(pow, [(2, 3), (3, 2)]) == [8, 9]
     with caplog.at_level(logging.INFO, logger="headstart.tests"):
-        assert pool.submit(_threads_and_a_record, 7).result() == 1
+        job = pool.submit(_threads_and_a_record, 7)
+        assert job.result() == 1 and job.result() == 1  # a second call, at once
         assert any(r.name == "headstart.tests" and r.getMessage().startswith("job 7 on ") for r in caplog.records)
     with pytest.raises(ValueError, match="the job's own error"):
         pool.submit(_fail, "the job's own error").result()

@@ -133,7 +133,7 @@ class ClusterJob:
     """A submitted job: `result()` as a concurrent future's, after every event the job sent."""
 
     def __init__(self, future: DaskFuture, relay: _Relay) -> None:
-        self.future, self.relay = future, relay
+        self.future, self.relay, self.heard = future, relay, False
 
     def done(self) -> bool:
         return self.future.done()
@@ -142,8 +142,9 @@ class ClusterJob:
         try:
             return self.future.result(timeout)
         finally:
-            if self.future.status in ("finished", "error") and not self._lost():
+            if not self.heard and self.future.status in ("finished", "error") and not self._lost():
                 self.relay.wait_for(self.future.key)
+                self.heard = True  # a second call returns at once
 
     def _lost(self) -> bool:
         """Its workers died more often than the scheduler allows: no events to wait for."""
@@ -169,7 +170,8 @@ class ClusterWorkers(Workers):
             self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)
         except (OSError, TimeoutError) as error:
             self.close()
-            raise RuntimeError(f"runtime.cluster: no Dask scheduler with workers at {address} ({error})") from error
+            where = address or f"{{local: {local}}}"
+            raise RuntimeError(f"runtime.cluster: no Dask scheduler with workers at {where} ({error})") from error
         self.count = max(1, sum(self.client.nthreads().values()))
         self.scratch = scratch
         self.topic = f"headstart-{self.client.id}"  # this driver's own: a scheduler may serve several
