@@ -1,6 +1,6 @@
 """`similarity_preserving` distillation (Tung & Mori, ICCV 2019), relational: the target model, from
 random init, also matches the frozen source model's row-normalised batch similarity matrix over the
-labelled and unlabelled target images. `weight` is λ's grid (their γ: 3000)."""
+labelled and unlabelled target images. `weight` is λ's grid (their γ, 3000, in the default run)."""
 
 from __future__ import annotations
 
