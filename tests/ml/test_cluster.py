@@ -18,7 +18,8 @@ from tests.ml.test_training import CONFIG
 from tests.ml.test_transfer import tiny, toy_data
 from tests.ml.test_workers import raced
 
-pytestmark = pytest.mark.slow  # a cluster's start: 5 to 25 s on 2 busy cores
+# Not slow, though a cluster starts in 5 to 25 s on 2 busy cores: CI runs the cluster code (tests/test_cluster.py
+# is the end-to-end run, in the slow tier).
 
 
 @pytest.fixture(scope="module")
