@@ -122,8 +122,7 @@ def write_images(root: Path, classes: tuple[str, ...] = ("cat", "dog"), per_clas
             Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / name / f"{index}.png")
 
 
-@pytest.mark.slow
-def test_an_image_folder_written_in_conf_local_ingests(tmp_path):
+def test_an_image_folder_written_in_conf_local_ingests(tmp_path):  # a kedro run of ingest alone: in CI's tier
     """A user's own folder in conf/local, as source and target: the base's printed-digit keys are not
     merged into it (they were refused as extra inputs)."""
     import subprocess
