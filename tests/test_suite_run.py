@@ -1,6 +1,8 @@
 """`kedro suite --env test`, as a user runs it: the test conf's two tasks of the suite (digits inverted, a
 shifted domain; printed letters, another task), each its own comparison and advice in its own folder,
-then the suite report with the advice audited across them."""
+then the suite report with the advice audited across them. The two tasks run at once (suite.
+concurrent_tasks 2), their trainings on one LocalCluster of 2 workers that the suite starts; a second
+`kedro suite` of the same tasks trains nothing and writes the report again."""
 
 import json
 import subprocess
@@ -13,11 +15,12 @@ from kedro.io import Version
 
 from headstart.datasets.labelled_images import LabelledImagesDataset
 from headstart.ml.suite import LOGME_PICK
-from tests.conftest import copy_project, kedro_environment
+from tests.conftest import copy_project, kedro_environment, runs_below
 from tests.test_run import mlflow_runs
 
 pytestmark = pytest.mark.slow
 TASKS = ("digits_inverted", "printed_letters")
+SUITE = [sys.executable, "-m", "kedro", "suite", "--env", "test", "--params=runtime.workers=2"]
 
 
 def latest(folder: Path) -> Path:
@@ -27,15 +30,15 @@ def latest(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def suite_project(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("project"))
-    command = [sys.executable, "-m", "kedro", "suite", "--env", "test"]
-    result = subprocess.run(command, cwd=project, env=kedro_environment(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(SUITE, cwd=project, env=kedro_environment(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return project, result.stdout + result.stderr
 
 
 def test_each_task_runs_its_own_target_in_its_own_folder(suite_project):
     project, log = suite_project
-    assert "suite: 2 tasks (digits_inverted, printed_letters)" in log
+    assert "suite: 2 tasks (digits_inverted, printed_letters), 2 trained now" in log
+    assert "The suite's workers: a LocalCluster of 2 processes" in log
     assert not (project / "data/05_model_input").exists()  # the default experiment's folder is untouched
 
     def target(task: str):
@@ -86,3 +89,31 @@ def test_the_suite_report_audits_the_advice_and_the_fixed_policies_on_every_task
         "printed_letters",
         "report",
     ]
+
+
+def test_the_tasks_ran_at_once_and_their_trainings_nest_under_each_tasks_run(suite_project):
+    project, _ = suite_project
+    runs = mlflow_runs(project)
+    (parent,) = [r for r in runs if r.data.tags.get("orchestrator") == "kedro suite"]
+    task_runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    task_runs = [r for r in task_runs if r.data.tags.get("suite.task")]
+    assert max(r.info.start_time for r in task_runs) < min(r.info.end_time for r in task_runs)  # overlapping
+    for run in task_runs:  # each driver's trainings, logged live from the shared cluster's workers
+        assert runs_below(runs, run.info.run_id, "strategy") and runs_below(runs, run.info.run_id, "training")
+        assert run.info.status == "FINISHED"
+
+
+def test_a_second_suite_of_the_same_tasks_trains_nothing(suite_project):
+    project, _ = suite_project
+    before = {r.info.run_id for r in mlflow_runs(project)}
+    result = subprocess.run(SUITE, cwd=project, env=kedro_environment(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    for task in TASKS:
+        assert f"Suite task {task}: finished before with the same parameters" in log
+    assert "suite: 2 tasks (digits_inverted, printed_letters), 0 trained now" in log
+    new = [r for r in mlflow_runs(project) if r.info.run_id not in before]
+    assert sorted(r.data.tags.get("orchestrator") or r.data.tags["kedro.pipelines"] for r in new) == [
+        "kedro suite",
+        "suite",
+    ]  # the suite's run and its report's: no task's run, no training

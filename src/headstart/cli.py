@@ -90,18 +90,31 @@ cli.add_command(run)
 @cli.command()
 @click.option("--env", "-e", default=None, help="The Kedro environment (default: local).")
 @click.option("--tasks", default=None, help="Comma-separated tasks of suite.tasks (default: suite.run, or all).")
+@click.option("--rerun", is_flag=True, help="Train every task anew, even one that finished with the same parameters.")
+@click.option(
+    "--params",
+    default="",
+    callback=next(option for option in kedro_run.params if option.name == "params").callback,
+    help="Parameters for every task's run and the suite's own, as `kedro run --params` takes them "
+    "(e.g. suite.concurrent_tasks=3,runtime.workers=4).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="On an error of your input, show the traceback too.")
-def suite(env: str | None, tasks: str | None, verbose: bool) -> None:
+def suite(env: str | None, tasks: str | None, rerun: bool, params: dict, verbose: bool) -> None:
     """The transfer comparison and the advice on every task of the suite, then the suite report and the
-    advice's audit across tasks (data/08_reporting/suite_*; each task's versions in data/suite/<task>)."""
+    advice's audit across tasks (data/08_reporting/suite_*; each task's versions in data/suite/<task>).
+    Several tasks run at once on one shared pool of workers; a task that finished before with the same
+    parameters is not trained again."""
     from kedro.framework.startup import bootstrap_project
 
     from headstart.suite import run_suite
 
     bootstrap_project(Path.cwd())
     chosen = [name.strip() for name in tasks.split(",")] if tasks else None
-    done = _reported(verbose, run_suite, Path.cwd(), env, chosen)
-    click.echo(f"suite: {len(done)} tasks ({', '.join(done)}); the report: data/08_reporting/suite_report.md")
+    reported, trained = _reported(verbose, run_suite, Path.cwd(), env, chosen, params or {}, rerun)
+    click.echo(
+        f"suite: {len(reported)} tasks ({', '.join(reported)}), {len(trained)} trained now; "
+        "the report: data/08_reporting/suite_report.md"
+    )
 
 
 @cli.command()

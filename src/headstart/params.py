@@ -303,6 +303,9 @@ class SuiteParams(Settings):
     tasks: dict[str, SuiteTaskParams] = Field(min_length=1)
     run: list[str] | None = None  # the tasks run and reported; null: all (`kedro suite --tasks` overrides)
     pipelines: list[str] = ["ingest", "pretrain", "transfer", "advise"]
+    # task runs at once, their trainings on one shared pool of workers (headstart.suite_grid)
+    concurrent_tasks: int = Field(2, ge=1)
+    rerun: bool = False  # train a task again although it finished before with the same parameters
 
     @model_validator(mode="after")
     def _runs_known_tasks(self) -> SuiteParams:
