@@ -5,6 +5,8 @@ not where their trainings run."""
 
 import _thread
 import logging
+import os
+import signal
 import threading
 import time
 from contextlib import nullcontext
@@ -25,7 +27,7 @@ from headstart.suite import (
     task_fingerprint,
     task_runtime_params,
 )
-from headstart.suite_grid import TaskFailed, run_tasks
+from headstart.suite_grid import TaskFailed, TaskProcesses, run_tasks
 from tests.conftest import PROJECT_ROOT, copy_project
 
 
@@ -85,6 +87,19 @@ def test_an_interrupt_drops_the_tasks_not_started_and_stops_those_running():
         run_tasks(["a", "b", "c", "d"], 2, interrupted, stop=lambda: stopped.append(True))
     time.sleep(0.5)
     assert stopped == [True] and "a" in started and not {"c", "d"} & set(started)
+
+
+def test_sigterm_stops_the_running_tasks_as_an_interrupt_does():
+    stopped = []
+
+    def terminated(task: str) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # as Airflow stopping the suite's task
+        time.sleep(0.3)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        run_tasks(["a", "b"], 1, terminated, stop=lambda: stopped.append(True))
+    assert stopped == [True] and signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_task_is_marked_finished_only_when_its_run_ends_well(tmp_path):
@@ -208,3 +223,15 @@ def test_a_failed_task_is_named_after_the_report_of_the_others_and_runs_again_ne
     reported, trained = suite.run_suite(project, "test")
     assert FakeProcesses.ran == ["digits_inverted"] and trained == ["digits_inverted"]  # printed_letters finished
     assert reported == ["digits_inverted", "printed_letters"] and reports[-1] == reported
+
+
+def test_a_tasks_run_whose_parameters_are_invalid_fails_in_its_own_process(tmp_path):
+    """TaskProcesses for real: a spawned `kedro run` that stops before any node (an invalid parameter)
+    is a TaskFailed naming its exit code; this process goes on."""
+    project = copy_project(tmp_path)
+    folder = tmp_path / "data/suite/x"
+    params = {"ingest": {"split": {"labels_per_class": 0}}, "stored_data": str(folder), "suite_task": "x"}
+    processes = TaskProcesses(project, "test", ["ingest"], lambda task: params)
+    with pytest.raises(TaskFailed, match="its kedro run ended with exit code 1"):
+        processes("x")
+    assert processes.running == set() and not folder.exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -56,13 +57,20 @@ def shared_cluster(runtime: RuntimeParams) -> Iterator[str]:
         cluster.close()
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # as Ctrl-C does: the running tasks are stopped, the cluster closed
+
+
 def run_tasks(
     tasks: Sequence[str], concurrent: int, run_one: Callable[[str], None], stop: Callable[[], None] | None = None
 ) -> dict[str, BaseException]:
     """`run_one(task)` for every task, `concurrent` at a time, started in the order given; a task that
     fails does not stop the others. Returns the failures by task, in the tasks' order. On an interrupt
-    (Ctrl-C), the tasks not started are dropped and `stop` ends those running."""
+    (Ctrl-C, or SIGTERM from a scheduler such as Airflow), the tasks not started are dropped and `stop`
+    ends those running, so no task's process outlives the suite."""
     failures: dict[str, BaseException] = {}
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main else None
     pool = ThreadPoolExecutor(concurrent, thread_name_prefix="suite-task")
     try:
         futures = {pool.submit(run_one, task): task for task in tasks}
@@ -78,6 +86,8 @@ def run_tasks(
         raise
     finally:
         pool.shutdown(wait=True)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     return {task: failures[task] for task in tasks if task in failures}
 
 
