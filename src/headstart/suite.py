@@ -61,17 +61,14 @@ def read_keys(project_path: Path, env: str | None, runtime_params: dict | None, 
     with KedroSession.create(project_path, env=env, runtime_params=runtime_params) as session:
         session.load_context()  # hands the run's conf to the pipelines that build from it
         inputs = {name for pipeline in pipelines for name in project_pipelines[pipeline].inputs()}
+    if "parameters" in inputs:  # a node that reads them all: every entry but the suite's own
+        return sorted(set(_loaded(project_path, env, runtime_params)[0]) - {"suite", "suite_task"})
     return sorted({name.split(":", 1)[1].split(".")[0] for name in inputs if name.startswith("params:")})
 
 
-def chosen_tasks(parameters: dict, chosen: list[str] | None = None) -> list[str]:
-    """The tasks a suite run covers: `chosen` (from --tasks), else `suite.run`, else every task;
-    an unknown one is refused, naming it, before anything runs."""
-    return suite_params(parameters, chosen).chosen()
-
-
 def suite_params(parameters: dict, chosen: list[str] | None = None) -> SuiteParams:
-    """`suite.*`, checked (with `chosen` as its `run`), or one line per invalid field."""
+    """`suite.*`, checked, with `chosen` (from --tasks) as its `run`: the tasks a suite covers are `chosen`,
+    else `suite.run`, else every task; an unknown one is refused, naming it, before anything runs."""
     raw = parameters.get("suite") or {}
     try:
         return SuiteParams(**{**raw, "run": chosen or raw.get("run")})
@@ -199,9 +196,14 @@ def _train(project_path: Path, env: str | None, plan: SuitePlan) -> dict[str, Ba
         # one driver's progress bars only: two would overwrite each other's lines
         shared = {"runtime": {"cluster": address, **({"progress": False} if suite.concurrent_tasks > 1 else {})}}
         processes = TaskProcesses(project_path, env, suite.pipelines, lambda task: merged(plan.params_of(task), shared))
-        run_one = marking(plan.folders, plan.fingerprints, processes)
-        for number, task in enumerate(plan.to_run, 1):
-            logger.info("Suite task %d of %d: %s (%s)", number, len(plan.to_run), task, " → ".join(suite.pipelines))
+        marked = marking(plan.folders, plan.fingerprints, processes)
+        number = {task: n for n, task in enumerate(plan.to_run, 1)}
+
+        def run_one(task: str) -> None:
+            logger.info("Suite task %d of %d: %s (%s)", number[task], len(number), task, " → ".join(suite.pipelines))
+            marked(task)
+            logger.info("Suite task %s finished", task)
+
         return run_tasks(plan.to_run, min(suite.concurrent_tasks, len(plan.to_run)), run_one, processes.stop)
 
 
