@@ -74,7 +74,16 @@ def test_a_failed_task_stops_no_other_and_is_named(caplog):
     assert "Suite task b failed: its kedro run ended with exit code 1" in caplog.text
 
 
-def test_an_interrupt_drops_the_tasks_not_started_and_stops_those_running():
+@pytest.fixture
+def ctrl_c_handled():
+    """Python's own Ctrl-C handler for the test: a pytest-xdist worker ignores SIGINT (its controller takes
+    Ctrl-C), and `_thread.interrupt_main` does nothing where SIGINT is ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_an_interrupt_drops_the_tasks_not_started_and_stops_those_running(ctrl_c_handled):
     started, stopped = [], []
 
     def interrupted(task: str) -> None:
