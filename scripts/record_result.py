@@ -1,0 +1,98 @@
+"""Run a measurement and keep what it printed as a result file the docs include, so a page never retypes a
+figure: `docs/results/NAME.md` says when, on which machine, at which commit and with which command it was
+measured, then the command's result (its Markdown table lines, and a section of a report it wrote).
+A page includes it with `--8<-- "NAME.md"` (pymdownx.snippets; `mkdocs build --strict` fails on a missing one).
+
+    .venv/bin/python scripts/record_result.py default_run \\
+        --report "data/08_reporting/transfer_comparison.md/*/transfer_comparison.md" --section Verdict \\
+        -- .venv/bin/kedro run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    """The CPU's model name and the cores this process may use."""
+    model = platform.processor() or platform.machine()
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        model = found.group(1).strip() if found else model
+    except OSError:
+        pass
+    return f"{model}, {len(os.sched_getaffinity(0))} cores"
+
+
+def commit(root: Path) -> str:
+    """The commit measured, marked when the work tree differs from it (the figure is then of no commit)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True)
+    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def report_section(pattern: str, title: str, root: Path) -> str:
+    """Section `title` (a `## ` heading) of the newest file matching `pattern`, without its heading."""
+    files = sorted(glob.glob(pattern, root_dir=root))
+    if not files:
+        raise SystemExit(f"--report {pattern}: the command wrote no such file")
+    text = (root / files[-1]).read_text()
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    if not found:
+        raise SystemExit(f"--section {title}: no '## {title}' in {files[-1]}")
+    return found.group(1).strip()
+
+
+def record(name: str, command: list[str], out_dir: Path, report: str | None, section: str | None) -> Path:
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr[-3000:])
+        raise SystemExit(f"{shlex.join(command)} failed (exit {result.returncode}); nothing recorded")
+    lines = [
+        f"<!-- written by scripts/record_result.py {name}; measure again rather than edit -->",
+        f"Measured {datetime.date.today().isoformat()} on {machine()}, commit `{commit(PROJECT_ROOT)}`: "
+        f"`{shlex.join(command)}` took **{wall:.1f} s** wall.",
+        "",
+    ]
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    if table:
+        lines += [*table, ""]
+    if report:
+        quoted = report_section(report, section or "", PROJECT_ROOT).split("\n")
+        lines += [f"> {line}" if line else ">" for line in quoted]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="the result's name: docs/results/NAME.md")
+    parser.add_argument("--report", help="a glob (from the project root) of a report the command writes")
+    parser.add_argument("--section", help="the report's `## ` section to keep (with --report)")
+    parser.add_argument("--out-dir", type=Path, default=PROJECT_ROOT / "docs" / "results")
+    argv = sys.argv[1:]
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        parser.error("give the command to measure after --")
+    split = argv.index("--")
+    args = parser.parse_args(argv[:split])
+    print(record(args.name, argv[split + 1 :], args.out_dir, args.report, args.section))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""scripts/record_result.py: a measured result is a file that says when, where, at which commit and with
+which command it was measured, then what the command printed; the docs include it, never retype it."""
+
+import subprocess
+import sys
+
+from tests.conftest import PROJECT_ROOT
+
+SCRIPT = str(PROJECT_ROOT / "scripts" / "record_result.py")
+
+
+def record(tmp_path, *arguments):
+    return subprocess.run(
+        [sys.executable, SCRIPT, "demo", "--out-dir", str(tmp_path), *arguments],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_result_says_when_where_and_how_then_the_table_and_the_reports_section(tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text("# Report\n\n## Verdict\n\nBetter by 2 points.\n\nOpen: one.\n\n## Protocol\n\nsplits\n")
+    measuring = tmp_path / "measure.py"
+    measuring.write_text("print('a log line')\nprint('| stage | s |')\nprint('| ingest | 3.1 |')\n")
+    command = [sys.executable, str(measuring)]
+    done = record(tmp_path, "--report", str(report), "--section", "Verdict", "--", *command)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "demo.md").read_text()
+    assert "Measured 20" in text and "cores, commit `" in text and "s** wall" in text and "measure.py`" in text
+    assert "| ingest | 3.1 |" in text and "a log line" not in text
+    assert "> Better by 2 points.\n>\n> Open: one." in text and "splits" not in text
+
+
+def test_a_command_that_fails_records_nothing(tmp_path):
+    done = record(tmp_path, "--", sys.executable, "-c", "raise SystemExit(3)")
+    assert done.returncode != 0 and "failed (exit 3)" in done.stderr and not (tmp_path / "demo.md").exists()
