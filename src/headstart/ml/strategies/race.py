@@ -181,14 +181,14 @@ def race_strategies(
             raced = candidate.raced_settings(settings)
             short = candidate.short(budget_share)
             tuned = train_tuned(candidate.task, raced, seeds, short)
-            score = {text: settled_accuracy(h, settled_epochs) for text, h in tuned.final_histories.items()}
-            setting = max(raced, key=lambda s: score[setting_text(s)])
+            per_seed = {text: settled_per_seed(h, settled_epochs) for text, h in tuned.final_histories.items()}
+            setting = max(raced, key=lambda s: mean(per_seed[setting_text(s)]))
             accuracy, negative_loss = tuned.final_scores[setting_text(setting)]
             rows[candidate.name] = _row(candidate.name, tuned, short(setting, seeds[0]), setting) | {
                 "validation_accuracy": accuracy,
                 "validation_loss": -negative_loss,
-                "race_score": score[setting_text(setting)],
-                "seed_scores": settled_per_seed(tuned.final_histories[setting_text(setting)], settled_epochs),
+                "race_score": mean(per_seed[setting_text(setting)]),  # settled_accuracy, from its seeds
+                "seed_scores": per_seed[setting_text(setting)],
             }
         else:
             tuned = train_tuned(candidate.task, candidate.grid, seeds, candidate.configure)
