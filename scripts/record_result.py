@@ -1,6 +1,6 @@
 """Run a measurement and keep what it printed as a result file the docs include, so a page never retypes a
 figure: `docs/results/NAME.md` says when, on which machine, at which commit and with which command it was
-measured, then the command's result (its Markdown table lines, and a section of a report it wrote).
+measured, then the command's result (its Markdown table lines, and sections of a report it wrote).
 A page includes it with `--8<-- "NAME.md"` (pymdownx.snippets; `mkdocs build --strict` fails on a missing one).
 
     .venv/bin/python scripts/record_result.py default_run \\
@@ -55,25 +55,29 @@ def report_section(pattern: str, title: str, root: Path) -> str:
     return found.group(1).strip()
 
 
-def record(name: str, command: list[str], out_dir: Path, report: str | None, section: str | None) -> Path:
+def record(name: str, command: list[str], out_dir: Path, report: str | None, sections: list[str]) -> Path:
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    # its log (stderr) passes through as it runs; what it prints is echoed and kept for its tables
+    with subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True) as process:
+        printed = []
+        for line in process.stdout:
+            sys.stdout.write(line)
+            printed.append(line)
     wall = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.stderr.write(result.stderr[-3000:])
-        raise SystemExit(f"{shlex.join(command)} failed (exit {result.returncode}); nothing recorded")
+    if process.returncode != 0:
+        raise SystemExit(f"{shlex.join(command)} failed (exit {process.returncode}); nothing recorded")
     lines = [
         f"<!-- written by scripts/record_result.py {name}; measure again rather than edit -->",
         f"Measured {datetime.date.today().isoformat()} on {machine()}, commit `{commit(PROJECT_ROOT)}`: "
         f"`{shlex.join(command)}` took **{wall:.1f} s** wall.",
         "",
     ]
-    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    table = [line.rstrip("\n") for line in printed if line.startswith("|")]
     if table:
         lines += [*table, ""]
-    if report:
-        quoted = report_section(report, section or "", PROJECT_ROOT).split("\n")
-        lines += [f"> {line}" if line else ">" for line in quoted]
+    for section in sections:
+        quoted = [f"**{section}**", "", *report_section(report, section, PROJECT_ROOT).split("\n")]
+        lines += [*(f"> {line}" if line else ">" for line in quoted), ""]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
@@ -84,13 +88,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="the result's name: docs/results/NAME.md")
     parser.add_argument("--report", help="a glob (from the project root) of a report the command writes")
-    parser.add_argument("--section", help="the report's `## ` section to keep (with --report)")
+    parser.add_argument(
+        "--section",
+        action="append",
+        default=[],
+        help="a `## ` section of the report to keep (with --report; repeatable)",
+    )
     parser.add_argument("--out-dir", type=Path, default=PROJECT_ROOT / "docs" / "results")
     argv = sys.argv[1:]
     if "--" not in argv or argv.index("--") == len(argv) - 1:
         parser.error("give the command to measure after --")
     split = argv.index("--")
     args = parser.parse_args(argv[:split])
+    if bool(args.report) != bool(args.section):
+        parser.error("--report and --section go together")
     print(record(args.name, argv[split + 1 :], args.out_dir, args.report, args.section))
 
 
