@@ -21,7 +21,7 @@ RESULTS = {
     "real_shape.py": r"^\| scratch +\| +[\d.]+ \|",
     "served_env.py": r"^SAME ANSWERS$",
     "stacked_seeds.py": r"^seeds keeping the same epoch: \d of 2",
-    "suite_scaling.py": r"^\| strategies in turn \(today\) +\| +[\d.]+ +\| +[\d.]+ +\| +[\d.]+ +\|$",
+    "suite_scaling.py": r"^\| today's order \(2 tasks at a time[^|]*(\| +[\d.]+ +){4}\|$",
     "step_time.py": r"^\| 1 × \d+ +\| channels-last \| bf16 +\| +[\d.]+ \|",
     "training_throughput.py": r"^\| smoke +\| headstart fit +\| +[\d.]+ \|",
 }

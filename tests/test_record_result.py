@@ -20,7 +20,8 @@ def record(tmp_path, *arguments):
 
 def test_a_result_says_when_where_and_how_then_the_table_and_the_reports_sections(tmp_path):
     report = tmp_path / "report.md"
-    report.write_text("# Report\n\n## Verdict\n\nBetter by 2 points.\n\nOpen: one.\n\n## Protocol\n\nsplits\n\n## Cost\n\n9 s\n")
+    sections = "## Verdict\n\nBetter by 2 points.\n\nOpen: one.\n\n## Protocol\n\nsplits\n\n## Cost\n\n9 s\n"
+    report.write_text(f"# Report\n\n{sections}")
     measuring = tmp_path / "measure.py"
     measuring.write_text("print('a log line')\nprint('| stage | s |')\nprint('| ingest | 3.1 |')\n")
     command = [sys.executable, str(measuring)]

@@ -178,6 +178,20 @@ def test_the_plan_fingerprints_each_task_by_what_its_pipelines_read():
     assert other.params_of("printed_letters")["transfer"]["seeds"] == [0, 1]  # the suite's --params reach the task
 
 
+def test_tasks_whose_source_models_are_made_alike_share_their_folder():
+    """Another target (printed letters against digits inverted) keeps the source: one folder of source models,
+    so the suite pretrains it once; another source, image or pretraining gets a folder of its own."""
+    bootstrap_project(PROJECT_ROOT)
+    plan = plan_suite(PROJECT_ROOT, "test", None, {}, rerun=False)
+    stores = {task: plan.params_of(task)["source_store"] for task in plan.suite.chosen()}
+    assert stores["digits_inverted"] == stores["printed_letters"]
+    assert stores["printed_letters"].startswith(f"{plan.stored_data}/suite/_sources/")
+    far = plan_suite(PROJECT_ROOT, "test", ["printed_letters", "patch_rotation"], {}, rerun=False)
+    assert far.params_of("patch_rotation")["source_store"] != far.params_of("printed_letters")["source_store"]
+    longer = plan_suite(PROJECT_ROOT, "test", None, {"pretrain": {"training": {"epochs": 3}}}, rerun=False)
+    assert longer.params_of("printed_letters")["source_store"] != stores["printed_letters"]
+
+
 def test_concurrent_tasks_is_at_least_one():
     from pydantic import ValidationError
 

@@ -39,6 +39,7 @@ from headstart.user_errors import ParameterError, field_lines
 logger = logging.getLogger(__name__)
 
 FINISHED_FILE = "suite_task.json"
+SOURCES = "_sources"  # <stored_data>/suite/_sources/<key>: the source models tasks share (source_folder)
 # Where and how visibly the trainings run: no part of a task's results, so no part of its fingerprint
 NOT_FINGERPRINTED = {"runtime": ("cluster", "workers", "progress")}
 
@@ -95,8 +96,28 @@ def task_runtime_params(
     return {**params, "stored_data": task_folder(stored_data, task), "suite_task": task}
 
 
+def with_source_store(params: dict[str, Any], store: str | None) -> dict[str, Any]:
+    return {**params, "source_store": store} if store else params
+
+
 def task_folder(stored_data: str, task: str) -> str:
     return f"{stored_data}/suite/{task}"
+
+
+def source_folder(stored_data: str, parameters: dict) -> str:
+    """Where a task's source models are kept (the catalog's `_source_store`): one folder for every task
+    whose source models are made alike (the source data and its split, the image, pretraining, the
+    advice's candidates), so the suite pretrains each source once; the models' own fingerprints (data
+    and parameters) still decide whether a stored one is reused."""
+    ingest = parameters.get("ingest") or {}
+    split = ingest.get("split") or {}
+    made_from = {
+        "ingest": {key: ingest.get(key) for key in ("image", "source")},
+        "split": {key: split.get(key) for key in ("seed", "source_validation_fraction")},
+        "pretrain": parameters.get("pretrain"),
+        "candidates": (parameters.get("advise") or {}).get("candidates"),
+    }
+    return f"{stored_data}/suite/{SOURCES}/{fingerprint(made_from)[:12]}"
 
 
 def task_fingerprint(parameters: dict, keys: list[str], pipelines: list[str]) -> str:
@@ -165,11 +186,13 @@ class SuitePlan:
     stored_data: str
     extra: dict[str, Any]  # the suite's --params
     folders: dict[str, Path] = field(default_factory=dict)
+    source_stores: dict[str, str] = field(default_factory=dict)  # each task's folder of source models
     fingerprints: dict[str, str] = field(default_factory=dict)
     to_run: list[str] = field(default_factory=list)
 
     def params_of(self, task: str) -> dict[str, Any]:
-        return task_runtime_params(task, self.parameters, self.stored_data, self.extra)
+        params = task_runtime_params(task, self.parameters, self.stored_data, self.extra)
+        return with_source_store(params, self.source_stores.get(task))
 
 
 def plan_suite(
@@ -185,6 +208,7 @@ def plan_suite(
         plan.folders[task] = project_path / task_folder(plan.stored_data, task)
         resolved = _loaded(project_path, env, plan.params_of(task))[0]
         plan.fingerprints[task] = task_fingerprint(resolved, keys, suite.pipelines)
+        plan.source_stores[task] = source_folder(plan.stored_data, resolved)
     plan.to_run = _to_run(suite.chosen(), plan.folders, plan.fingerprints, rerun or suite.rerun)
     return plan
 
