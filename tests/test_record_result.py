@@ -25,14 +25,18 @@ def test_a_result_says_when_where_and_how_then_the_table_and_the_reports_section
     measuring = tmp_path / "measure.py"
     measuring.write_text("print('a log line')\nprint('| stage | s |')\nprint('| ingest | 3.1 |')\n")
     command = [sys.executable, str(measuring)]
-    done = record(tmp_path, "--report", str(report), "--section", "Verdict", "--section", "Cost", "--", *command)
+    done = record(tmp_path, "--report", str(report), "Verdict", "Cost", "--", *command)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "demo.md").read_text()
-    assert "Measured 20" in text and "cores, commit `" in text and "s** wall" in text and "measure.py`" in text
+    assert "Measured 20" in text and "started), commit `" in text and "s** wall" in text and "measure.py`" in text
     assert "| ingest | 3.1 |" in text and "a log line" not in text
     assert "> Better by 2 points.\n>\n> Open: one." in text and "> 9 s" in text and "splits" not in text
     assert text.index("**Verdict**") < text.index("Better") < text.index("**Cost**") < text.index("9 s")
     assert "a log line" in done.stdout  # the command's output passes through as it runs
+    # each part a named section a page can include alone
+    for name in ("measured", "printed", "report-verdict", "report-cost"):
+        assert f"<!-- --8<-- [start:{name}] -->" in text and f"<!-- --8<-- [end:{name}] -->" in text
+    assert "(load average " in text
 
 
 def test_a_command_that_fails_records_nothing(tmp_path):
