@@ -12,6 +12,7 @@ from headstart.ml.suite import (
     audit_summary,
     domain_summary,
     leave_one_task_out,
+    looks_outcome,
     race_calibration,
     suite_audit,
     task_outcome,
@@ -42,6 +43,20 @@ def test_a_task_outcome_names_its_measured_best_and_who_is_inside_its_interval()
     assert outcome["within_best"] == "feature_svm, finetune_top" and outcome["best_baseline"] == "scratch"
     assert set(outcome["beat_best_baseline"].split(", ")) == {"feature_svm", "finetune_top", "finetune_full"}
     assert outcome["negative_transfer"] == "l2_sp"
+
+
+def test_the_looks_per_task_say_the_seeds_spent_and_each_open_row_with_its_seeds():
+    rows = pd.DataFrame(
+        {
+            "strategy": ["scratch", "feature_svm", "finetune_top", "rkd", "dann"],
+            "verdict": ["best baseline", "worse", "open", "open", "equivalent"],
+            "seeds": [10, 3, 10, 5, 5],
+        }
+    )
+    looks = looks_outcome(rows)
+    assert looks == {"rows": 5, "row_seeds": 33, "most_seeds": 10, "open": "finetune_top (10), rkd (5)"}
+    outcome = task_outcome("digits", "about", comparison(ACCURACIES, GRID))
+    assert outcome["rows"] == 6 and outcome["row_seeds"] == 18 and outcome["most_seeds"] == 3
 
 
 def test_the_audit_scores_hits_normalised_regret_points_lost_and_cost_share_per_policy():
@@ -202,3 +217,5 @@ def test_the_suite_report_states_the_set_and_the_far_tasks_apart():
     apart = report.split("## The audit, near and far tasks apart")[1].split("##")[0]
     assert "| far " in apart and "| near " in apart and "| all " not in apart
     assert "| c      | far " in report.split("## Per task")[1]
+    looks = report.split("## The looks, per task")[1].split("##")[0]
+    assert "| task   | domain   |   rows |   row_seeds |   most_seeds | open" in looks

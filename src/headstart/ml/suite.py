@@ -63,6 +63,21 @@ def task_outcome(task: str, about: str, comparison: pd.DataFrame, domain: str = 
         "best_transfer_gain_points": None if best_transfer is None else float(best_transfer["gain_over_best_points"]),
         "beat_best_baseline": ", ".join(beats["strategy"]),
         "negative_transfer": ", ".join(transfer.loc[transfer["negative_transfer"].astype(bool), "strategy"]),
+        **looks_outcome(comparison),
+    }
+
+
+def looks_outcome(comparison: pd.DataFrame) -> dict:
+    """What the planned looks spent on a task and left open: its rows, their seeds in all (n per row
+    summed), the most any row got, and each row still open with the seeds it had (fewer than the most:
+    its later looks did not fit the budget, or the budget ended the looks before it)."""
+    verdicts = comparison["verdict"] if "verdict" in comparison else pd.Series("", index=comparison.index)
+    open_rows = comparison[verdicts == "open"]
+    return {
+        "rows": len(comparison),
+        "row_seeds": int(comparison["seeds"].sum()),
+        "most_seeds": int(comparison["seeds"].max()),
+        "open": ", ".join(f"{row.strategy} ({row.seeds})" for row in open_rows.itertuples()),
     }
 
 

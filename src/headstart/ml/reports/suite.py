@@ -54,6 +54,7 @@ def suite_report(tasks: pd.DataFrame, audit: pd.DataFrame, by_domain: pd.DataFra
                 index=False, floatfmt=".3f"
             ),
             "",
+            *_looks_section(tasks),
             "## The audit, per policy",
             "",
             "Hit: inside the measured best's paired interval (or the best itself); normalised regret: (best − "
@@ -120,5 +121,22 @@ def _domain_section(by_domain: pd.DataFrame) -> list[str]:
         "patches of natural photographs (another kind of image). Each row over its domain's tasks (n = tasks).",
         "",
         apart.to_markdown(index=False, floatfmt=".3f"),
+        "",
+    ]
+
+
+def _looks_section(tasks: pd.DataFrame) -> list[str]:
+    """Per task, what the planned looks spent (the rows' seeds in all, the most a row got) and left open
+    (each open row with its seeds; fewer than the most: the budget ended its looks)."""
+    if "row_seeds" not in tasks:
+        return []
+    return [
+        "## The looks, per task",
+        "",
+        "Each row of a task's comparison gets the first look's seeds, and the next look's only while its verdict is "
+        "open and the budget lasts. row_seeds: the seeds of all its rows together; open: the rows still open, each "
+        "with its seeds (n).",
+        "",
+        tasks[["task", "domain", "rows", "row_seeds", "most_seeds", "open"]].to_markdown(index=False),
         "",
     ]
