@@ -73,7 +73,7 @@ def record(name: str, command: list[str], out_dir: Path, reports: list[list[str]
     """Run `command`, then write docs/results/NAME.md: where and how it was measured, the Markdown table
     lines it printed, and each report's sections (`reports`: [glob, section, ...] each), every part a
     named snippet section."""
-    load = os.getloadavg()[0]
+    load, measured_commit = os.getloadavg()[0], commit(PROJECT_ROOT)  # what ran: the tree as it starts
     started = time.perf_counter()
     # its log (stderr) passes through as it runs; what it prints is echoed and kept for its tables
     with subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True) as process:
@@ -86,7 +86,7 @@ def record(name: str, command: list[str], out_dir: Path, reports: list[list[str]
         raise SystemExit(f"{shlex.join(command)} failed (exit {process.returncode}); nothing recorded")
     measured = (
         f"Measured {datetime.date.today().isoformat()} on {machine()} (load average {load:.1f} when it started), "
-        f"commit `{commit(PROJECT_ROOT)}`: `{shlex.join(command)}` took **{wall:.1f} s** wall."
+        f"commit `{measured_commit}`: `{shlex.join(command)}` took **{wall:.1f} s** wall."
     )
     lines = [f"<!-- written by scripts/record_result.py {name}; measure again rather than edit -->"]
     lines += marked("measured", [measured, ""])
