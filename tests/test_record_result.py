@@ -1,6 +1,7 @@
 """scripts/record_result.py: a measured result is a file that says when, where, at which commit and with
 which command it was measured, then what the command printed; the docs include it, never retype it."""
 
+import re
 import subprocess
 import sys
 
@@ -42,3 +43,16 @@ def test_a_result_says_when_where_and_how_then_the_table_and_the_reports_section
 def test_a_command_that_fails_records_nothing(tmp_path):
     done = record(tmp_path, "--", sys.executable, "-c", "raise SystemExit(3)")
     assert done.returncode != 0 and "failed (exit 3)" in done.stderr and not (tmp_path / "demo.md").exists()
+
+
+def test_the_readme_quotes_the_recorded_default_run_and_stays_one_screenful():
+    """The README (read on its own, where no snippet is included) quotes the default run's verdict: every
+    figure of its quote is in the recorded run's verdict (docs/results), so it cannot drift from it."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    quote = "\n".join(line for line in readme.splitlines() if line.startswith("> "))
+    recorded = (PROJECT_ROOT / "docs" / "results" / "default_run_reports.md").read_text()
+    verdict = recorded.split("[start:transfer-comparison-verdict]")[1].split("[end:transfer-comparison-verdict]")[0]
+    figures = re.findall(r"[-+−]?\d+\.\d+", quote)
+    assert len(figures) >= 10 and "docs/results/default_run_reports.md" in readme
+    assert [figure for figure in figures if figure.replace("−", "-") not in verdict.replace("−", "-")] == []
