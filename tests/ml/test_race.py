@@ -223,3 +223,31 @@ def test_the_race_states_each_finishers_seed_scores_and_whether_it_is_separated_
     for name, row in table.iterrows():
         assert row["race_score"] == pytest.approx(np.mean(row["seed_scores"]))
         assert row["inseparable"] == (row["gap_ci_high"] >= 0 or name == chosen)
+
+
+def test_the_race_on_the_runs_workers_chooses_and_scores_as_on_one():
+    """The advice's race hands each rung's trainings to the run's pool (two processes here): every row, its
+    score per seed and the rungs are those of the race in one process."""
+    from headstart.ml.workers import Workers
+
+    def candidates():
+        return [
+            network("finetune_top", TransferSpec(copy_blocks="all", freeze_blocks=-1), 1e-3),
+            network("scratch", TransferSpec(copy_blocks=0), 3e-3),
+            network("feature_extractor", TransferSpec(copy_blocks="all", freeze_blocks="all"), 1e-3),
+            knn(),
+        ]
+
+    race = {"budget_share": 0.5, "eta": 3, "first_rung_share": 0.0}
+    alone = race_strategies(candidates(), [0, 1], **race)
+    pool, submitted = Workers(2), []
+    submit = pool.submit
+    pool.submit = lambda function, *args: submitted.append(function) or submit(function, *args)
+    try:
+        pooled = race_strategies(candidates(), [0, 1], **race, workers=pool)
+    finally:
+        pool.close()
+    assert len(submitted) >= 6  # the three networks' first rung, two seeds each, went to the pool
+    assert pooled[0] == alone[0] and pooled[2] == alone[2]
+    columns = ["strategy", "epochs", "cut_in_race", "validation_accuracy", "race_score", "images_seen"]
+    pd.testing.assert_frame_equal(pooled[1][columns], alone[1][columns])

@@ -44,6 +44,7 @@ from headstart.ml.looks import LookDesign, verdicts
 from headstart.ml.racing import setting_text
 from headstart.ml.strategies.base import StrategyConfig, TargetTask
 from headstart.ml.strategies.tuning import TunedStrategy, train_tuned
+from headstart.ml.workers import Workers
 
 Configure = Callable[[dict[str, float], int], StrategyConfig]
 
@@ -165,13 +166,16 @@ def race_strategies(
     settings: str = "middle",
     settled_epochs: int = 5,
     confidence: float = 0.95,
+    workers: Workers | None = None,
 ) -> tuple[str, pd.DataFrame, list[dict]]:
     """(the advised strategy; one row per candidate: its source and depth, the setting it ran (with
     `settings="grid"`, its best: every setting of a network's grid races as a candidate of its own), its
     epochs, best-epoch validation accuracy and loss (a cut candidate's at the rung that cut it), its race
     score (`settled_accuracy` for a network, the tuned validation or cross-validated accuracy otherwise)
     and each seed's, images and seconds, whether a rung cut it, its gap to the advised one and whether the
-    race could separate them (`separation`, at `confidence`); the rungs of the networks' race)."""
+    race could separate them (`separation`, at `confidence`); the rungs of the networks' race). With
+    `workers` (the run's pool), each rung's trainings run at once there; where they run does not change
+    what they draw."""
     rows: dict[str, dict] = {}
     racing = [c for c in candidates if c.trains_epochs() and c.configure(c.grid[0], 0).strategy.raced]
     for candidate in candidates:
@@ -180,7 +184,7 @@ def race_strategies(
         if candidate.trains_epochs():  # probe-then-finetune: alone over its raced settings, shortened
             raced = candidate.raced_settings(settings)
             short = candidate.short(budget_share)
-            tuned = train_tuned(candidate.task, raced, seeds, short)
+            tuned = train_tuned(candidate.task, raced, seeds, short, workers=workers)
             per_seed = {text: settled_per_seed(h, settled_epochs) for text, h in tuned.final_histories.items()}
             setting = max(raced, key=lambda s: mean(per_seed[setting_text(s)]))
             accuracy, negative_loss = tuned.final_scores[setting_text(setting)]
@@ -191,11 +195,12 @@ def race_strategies(
                 "seed_scores": per_seed[setting_text(setting)],
             }
         else:
-            tuned = train_tuned(candidate.task, candidate.grid, seeds, candidate.configure)
+            tuned = train_tuned(candidate.task, candidate.grid, seeds, candidate.configure, workers=workers)
             rows[candidate.name] = _row(candidate.name, tuned, None)
     rungs: list[dict] = []
     if racing:
-        rows |= _race_networks(racing, seeds, budget_share, eta, first_rung_share, settings, settled_epochs, rungs)
+        race = (budget_share, eta, first_rung_share, settings, settled_epochs)
+        rows |= _race_networks(racing, seeds, *race, rungs, workers)
     order = [c.name for c in candidates]
     where = {c.name: {"source": c.source, "freeze_blocks": c.freeze_blocks} for c in candidates}
     table = pd.DataFrame([{"strategy": name, **where[name], **rows[name]} for name in order])
@@ -213,6 +218,7 @@ def _race_networks(
     settings: str,
     settled_epochs: int,
     rungs: list[dict],
+    workers: Workers | None = None,
 ) -> dict[str, dict]:
     """The fit networks' successive halving, each (network, setting) an entry of one grid; a row per
     network: its finisher with the best race score, else its entry that a rung cut last. Fills `rungs`."""
@@ -231,7 +237,9 @@ def _race_networks(
         return candidate.name if settings == "middle" else f"{candidate.name} ({setting_text(setting)})"
 
     floor = math.ceil(first_rung_share * configure(grid[0], seeds[0]).training.epochs)
-    tuned = train_tuned(racing[0].task, grid, seeds, configure, eta=eta, task_for=own_task, rung_floor=floor)
+    tuned = train_tuned(
+        racing[0].task, grid, seeds, configure, eta=eta, task_for=own_task, rung_floor=floor, workers=workers
+    )
     name_of = {setting_text(entry): name(index) for index, entry in enumerate(grid)}
     for rung in tuned.rungs:
         rungs.append(

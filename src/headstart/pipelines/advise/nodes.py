@@ -10,7 +10,7 @@ from functools import partial
 import pandas as pd
 import torch
 
-from headstart.ml import cost
+from headstart.ml import cost, workers
 from headstart.ml.advice import (
     DOMAIN_MEASURES,
     SCORES,
@@ -157,8 +157,11 @@ def estimate_race_cost(
     meter = cost.Meter(task)
     title = f"Cost of the advice's race ({len(candidates)} strategies; an upper bound: halving cuts networks early)"
     plans = race_plans(candidates, len(race.seeds), race.budget_share, race.settings)
-    race_estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, RACE_KNOBS, meter=meter)
-    grid = cost.estimate_cost(task, transfer.cost_plans(runtime, train, validation, 0), meter=meter)
+    processes = workers.for_runtime(runtime).count
+    race_estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, RACE_KNOBS, processes, meter)
+    grid = cost.estimate_cost(
+        task, transfer.cost_plans(runtime, train, validation, 0), processes=processes, meter=meter
+    )
     share = race_estimate.seconds / grid.seconds if grid.seconds else float("nan")
     logger.info("%s", race_estimate.text(title))
     logger.info(
@@ -270,6 +273,7 @@ def race_strategies(
         race.settings,
         race.settled_epochs,
         transfer.confidence,  # the comparison's level: the strategies it cannot separate are named beside the pick
+        workers.for_runtime(runtime),  # the run's pool (or the suite's cluster), as the comparison trains
     )
     seconds = time.perf_counter() - started
     total = prior_advice["total_blocks"]
