@@ -169,16 +169,25 @@ def read_suite(tracking_uri: str, suite_run: str | None, looks: list[int]) -> tu
             raise SystemExit(f"no `kedro suite` run in {tracking_uri}")
         suite_run = suites["start_time"].idxmax()
     suite = runs.loc[suite_run]
-    task_runs = runs[parent == suite_run]
-    tasks = []
-    for task_id, task_run in task_runs.sort_values("start_time").iterrows():
-        tasks.append(_task_of(task_run, _descendants(runs, task_id), looks))
+    children = runs[(parent == suite_run) & runs["tags.suite.task"].notna()]
+    finished = children[children["status"] == "FINISHED"].sort_values("start_time")
+    tasks = [_task_of(task_run, _descendants(runs, task_id), looks) for task_id, task_run in finished.iterrows()]
+    ended = pd.notna(suite["end_time"])
+    # a suite still running (or killed): its wall so far, to the last finished task's end
+    until = suite["end_time"] if ended else finished["end_time"].max()
     about = {
         "suite_run": suite_run,
-        "wall": (suite["end_time"] - suite["start_time"]).total_seconds(),
-        "concurrent": int(float(suite.get("params.suite.concurrent_tasks") or 2)),
+        "wall": (until - suite["start_time"]).total_seconds(),
+        "whole": ended and len(finished) == len(children),
+        "unfinished": sorted(children.loc[children["status"] != "FINISHED", "tags.suite.task"]),
+        "concurrent": _number(suite.get("params.suite.concurrent_tasks"), default=2),
     }
     return tasks, about
+
+
+def _number(value, default: int) -> int:
+    found = pd.to_numeric(value, errors="coerce")
+    return int(found) if pd.notna(found) else default
 
 
 def _descendants(runs: pd.DataFrame, run_id: str) -> pd.DataFrame:
@@ -302,10 +311,13 @@ def main() -> None:
         f"{1000 * overhead:.1f} ms a training (median of {args.overhead_jobs} empty jobs, a 2-worker LocalCluster)"
     )
     modelled = simulate(tasks, measured_workers, about["concurrent"], overhead, False)
+    span = "measured" if about["whole"] else "measured from its start to the last finished task's end"
     print(
         f"The model against the run: today's order on {measured_workers} workers {modelled / 60:.1f} min, "
-        f"measured {about['wall'] / 60:.1f} min (suite run {about['suite_run']})"
+        f"{span} {about['wall'] / 60:.1f} min (suite run {about['suite_run']})"
     )
+    if about["unfinished"]:
+        print(f"Not finished, left out: {', '.join(about['unfinished'])} (their trainings shared the workers)")
     print(table.to_markdown(index=False))
 
 
