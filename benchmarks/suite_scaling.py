@@ -164,7 +164,7 @@ def read_suite(tracking_uri: str, suite_run: str | None, looks: list[int]) -> tu
     runs = runs.set_index("run_id")
     parent = runs.get("tags.mlflow.parentRunId")
     if suite_run is None:
-        suites = runs[runs["tags.mlflow.runName"].str.startswith("suite ") & parent.isna()]
+        suites = runs[(runs.get("tags.orchestrator") == "kedro suite") & parent.isna()]
         if suites.empty:
             raise SystemExit(f"no `kedro suite` run in {tracking_uri}")
         suite_run = suites["start_time"].idxmax()
@@ -261,7 +261,7 @@ def smoke_store(tracking_uri: str) -> None:
         clock += int(seconds * 1000)
         return made.info.run_id
 
-    suite = run("suite a, b", seconds=0)
+    suite = run("suite a, b", seconds=0, orchestrator="kedro suite")
     client.log_param(suite, "suite.concurrent_tasks", "2")
     for task in ("a", "b"):
         task_run = run(f"{task}: ingest+transfer+advise", suite, seconds=2, **{"suite.task": task})

@@ -103,6 +103,18 @@ def test_the_tasks_ran_at_once_and_their_trainings_nest_under_each_tasks_run(sui
         assert run.info.status == "FINISHED"
 
 
+def test_the_tasks_share_one_folder_of_source_models(suite_project):
+    """Both tasks keep the printed-digit source: its model and the advice's candidate sources sit in one
+    folder of data/suite/_sources, none in a task's own."""
+    project, _ = suite_project
+    (shared,) = (project / "data/suite/_sources").iterdir()
+    assert list((shared / "06_models/source_model").iterdir()) and list(
+        (shared / "06_models/source_candidates").iterdir()
+    )
+    for task in TASKS:
+        assert not (project / f"data/suite/{task}/06_models/source_model").exists()
+
+
 def test_a_second_suite_of_the_same_tasks_trains_nothing(suite_project):
     project, _ = suite_project
     before = {r.info.run_id for r in mlflow_runs(project)}
