@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from headstart.ml.studies import SweepArm, labels_saved, layer_sweep_spec
+from headstart.ml.config import TrainConfig
+from headstart.ml.data.images import LabelledImages
+from headstart.ml.models.stored import StoredModel
+from headstart.ml.studies import SweepArm, labels_saved, layer_sweep, layer_sweep_spec
+from headstart.ml.workers import Workers
+from tests.ml.test_transfer import tiny, toy_data
 
 
 def curve_rows(strategy, accuracies, validation=None):
@@ -107,3 +112,59 @@ def test_labels_saved_interval_resamples_seeds_and_widens_where_the_seeds_disagr
     ] = 0.2
     spread = labels_saved_interval(curve, ["scratch"], resamples=200).set_index("labels_per_class")[column]
     assert spread["1"] == "[+0.0, +8.0]"
+
+
+class CountingWorkers(Workers):
+    submitted = 0
+
+    def submit(self, function, *args):
+        self.submitted += 1
+        return super().submit(function, *args)
+
+
+def test_the_layer_sweep_trains_its_points_in_the_workers_with_the_same_rows_as_alone():
+    images, labels = toy_data(n=72)
+    pool = LabelledImages(images[:48], {"digit": labels[:48]}, {"digit": ["a", "b", "c"]})
+    held = LabelledImages(images[48:], {"digit": labels[48:]}, {"digit": ["a", "b", "c"]})
+    torch.manual_seed(0)
+    source = StoredModel.from_module(
+        tiny(num_classes=5), {"name": "small_cnn", "in_channels": 1, "num_classes": 5, "widths": [4, 8]}
+    )
+    arms = {
+        "copied_frozen": SweepArm(from_source=True, frozen=True),
+        "random_frozen": SweepArm(from_source=False, frozen=True),
+    }
+    training = TrainConfig(epochs=2, min_epochs=1, patience=1, batch_size=16, progress=False)
+
+    def sweep(workers):
+        return layer_sweep(
+            source,
+            pool,
+            pool,
+            held,
+            [0, 1],
+            arms,
+            4,
+            2,
+            [0, 1],
+            lambda seed: training.model_copy(update={"seed": seed}),
+            {"epochs": 2},
+            workers,
+        )
+
+    alone, alone_runs = sweep(Workers(1))
+    workers = CountingWorkers(2)
+    try:
+        pooled, pooled_runs = sweep(workers)
+    finally:
+        workers.close()
+    assert len(alone) == 2 * 2 * 2 and len(alone_runs) == 2 * 3  # n = 0 trained once per seed
+    assert workers.submitted == 2 * 3  # every trained point, in the pool
+    timings = [column for column in alone if "seconds" in column]
+    assert timings  # how long each took is the one thing that may differ
+    pd.testing.assert_frame_equal(pooled.drop(columns=timings), alone.drop(columns=timings))
+    assert [run["run_name"] for run in pooled_runs] == [run["run_name"] for run in alone_runs]
+    at_zero = alone[alone["blocks"] == 0].groupby("seed")["accuracy"].nunique()
+    assert (at_zero == 1).all()
+    frozen = alone[alone["blocks"] == 1]
+    assert (frozen["trainable_parameters"] < alone[alone["blocks"] == 0]["trainable_parameters"].min()).all()

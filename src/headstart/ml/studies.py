@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -108,37 +109,51 @@ def layer_sweep(
     seeds: Sequence[int],
     training_for: Callable[[int], TrainConfig],
     training_settings: Mapping,
+    workers: int | Workers = 1,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Rows of (arm, blocks, seed, labels_used, test metrics) and one child-run record per trained row:
     per seed its own draw of `labels_per_class` from `pool` (and of the validation labels), per n in
-    `blocks` each arm. At n = 0 the arms are the same model (nothing copied or frozen): it is trained
-    once and reported for each. `training_settings` are logged as the runs' params."""
+    `blocks` each arm, every trained point in the run's `workers` (they are independent). At n = 0 the
+    arms are the same model (nothing copied or frozen): it is trained once and reported for each.
+    `training_settings` are logged as the runs' params."""
     num_classes = len(pool.primary_classes)
-    test_pairs = test.primary_pairs()
-    draws = {
-        seed: draw_label_budget(pool, validation_pool, labels_per_class, validation_labels_per_class, seed)
-        for seed in seeds
-    }
-    rows, runs = [], []
-    for seed, (train_labels, validation_labels) in draws.items():
-        train, validation = train_labels.primary_pairs(), validation_labels.primary_pairs()
-        used = labels_used_per_class(train_labels, validation_labels)
+    points, trained = [], []
+    for seed in seeds:
+        train_labels, validation_labels = draw_label_budget(
+            pool, validation_pool, labels_per_class, validation_labels_per_class, seed
+        )
+        task = TargetTask(
+            source.config, source.state, num_classes, train_labels.primary_pairs(), validation_labels.primary_pairs()
+        )
         base = StrategyConfig(procedure="fit", spec=TransferSpec(), training=training_for(seed))
+        used = labels_used_per_class(train_labels, validation_labels)
         for n in blocks:
             for position, (arm, settings) in enumerate(arms.items()):
-                if n == 0 and position > 0:  # the same model as the first arm's
-                    rows.append({**rows[-1], "arm": arm})
-                    continue
-                logger.info("Layer sweep: %s, %d blocks, seed %d", arm, n, seed)
-                result, metrics = train_and_test(
-                    TargetTask(source.config, source.state, num_classes, train, validation),
-                    test_pairs,
-                    layer_sweep_config(base, settings, n),
-                )
-                point = {"arm": arm, "blocks": n, "seed": seed, "labels_used": used}
-                rows.append({**point, **metrics})
-                runs.append(layer_sweep_run(point, labels_per_class, training_settings, result.history, metrics))
+                points.append({"arm": arm, "blocks": n, "seed": seed, "labels_used": used})
+                if n > 0 or position == 0:  # at n = 0 the later arms are the first arm's model
+                    trained.append((points[-1], task, layer_sweep_config(base, settings, n)))
+    sweep_point = partial(_sweep_point, test.primary_pairs(), labels_per_class, dict(training_settings))
+    measured = dict(zip([id(point) for point, *_ in trained], parallel_map(sweep_point, trained, workers)))
+    rows, runs = [], []
+    for point in points:
+        if id(point) in measured:
+            metrics, run = measured[id(point)]
+            runs.append(run)
+        rows.append({**point, **metrics})  # an untrained point: the metrics of its n = 0 first arm
     return pd.DataFrame(rows), runs
+
+
+def _sweep_point(
+    test: tuple[torch.Tensor, torch.Tensor],
+    labels_per_class: int | str,
+    training_settings: dict,
+    trained: tuple[dict, TargetTask, StrategyConfig],
+) -> tuple[dict[str, float], dict]:
+    """One trained point of the layer sweep: its test metrics and its child-run record."""
+    point, task, config = trained
+    logger.info("Layer sweep: %s, %d blocks, seed %d", point["arm"], point["blocks"], point["seed"])
+    result, metrics = train_and_test(task, test, config)
+    return metrics, layer_sweep_run(point, labels_per_class, training_settings, result.history, metrics)
 
 
 def measure_candidates(

@@ -20,6 +20,7 @@ from headstart.ml.strategies import StrategyConfig, TargetTask
 from headstart.ml.studies import layer_sweep as sweep_layers
 from headstart.ml.studies import layer_sweep_config
 from headstart.ml.transfer import TransferSpec
+from headstart.ml.workers import for_runtime
 from headstart.params import IngestParams, LayerSweepParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,9 @@ def estimate_layer_sweep_cost(
         target_train_pool.primary_pairs(),
         target_validation_pool.primary_pairs(),
     )
-    estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, KNOBS)
+    trainings = len(plans) * len(layer_sweep.seeds)
+    processes = min(for_runtime(runtime).count, trainings)
+    estimate = cost.estimate_cost(task, plans, runtime.time_budget_minutes, KNOBS, processes)
     title = f"Cost of the layer sweep ({len(plans)} points of arm × n)"
     logger.info("%s", estimate.text(title))
     return estimate.table, estimate.summary(title)
@@ -123,6 +126,7 @@ def run_layer_sweep(
         layer_sweep.seeds,
         lambda seed: TrainConfig.of(layer_sweep.training, runtime, seed),
         layer_sweep.training.model_dump(mode="json"),
+        for_runtime(runtime),
     )
 
 
