@@ -243,9 +243,10 @@ def test_a_failed_task_is_named_after_the_report_of_the_others_and_runs_again_ne
     assert "1 suite task(s) failed (the report covers the other 1)" in str(failed.value)
     assert sorted(FakeProcesses.ran) == ["digits_inverted", "printed_letters"] and reports == [["printed_letters"]]
     FakeProcesses.ran, FakeProcesses.failing = [], set()
-    reported, trained = suite.run_suite(project, "test")
+    reported, trained, report = suite.run_suite(project, "test")
     assert FakeProcesses.ran == ["digits_inverted"] and trained == ["digits_inverted"]  # printed_letters finished
     assert reported == ["digits_inverted", "printed_letters"] and reports[-1] == reported
+    assert report == "data/08_reporting/suite_report.md"  # under the environment's stored_data
 
 
 def test_a_tasks_run_whose_parameters_are_invalid_fails_in_its_own_process(tmp_path):

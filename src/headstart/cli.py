@@ -110,10 +110,9 @@ def suite(env: str | None, tasks: str | None, rerun: bool, params: dict, verbose
 
     bootstrap_project(Path.cwd())
     chosen = [name.strip() for name in tasks.split(",")] if tasks else None
-    reported, trained = _reported(verbose, run_suite, Path.cwd(), env, chosen, params or {}, rerun)
+    reported, trained, report = _reported(verbose, run_suite, Path.cwd(), env, chosen, params or {}, rerun)
     click.echo(
-        f"suite: {len(reported)} tasks ({', '.join(reported)}), {len(trained)} trained now; "
-        "the report: data/08_reporting/suite_report.md"
+        f"suite: {len(reported)} tasks ({', '.join(reported)}), {len(trained)} trained now; the report: {report}"
     )
 
 

@@ -237,11 +237,11 @@ def run_suite(
     chosen: list[str] | None = None,
     extra: dict[str, Any] | None = None,
     rerun: bool = False,
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], str]:
     """Every chosen task's run that has not finished before, then the suite report over the tasks that
-    have finished; returns (the tasks reported, those trained now). Tasks that failed are named
-    (SuiteTasksFailed) after the report of the others: the report leaves them out rather than read a
-    failed task's older outputs as if they were this run's."""
+    have finished; returns (the tasks reported, those trained now, the report's versioned folder).
+    Tasks that failed are named (SuiteTasksFailed) after the report of the others: the report leaves
+    them out rather than read a failed task's older outputs as if they were this run's."""
     project_path = Path(project_path).resolve()
     plan = plan_suite(project_path, env, chosen, extra or {}, rerun)
     tasks = plan.suite.chosen()
@@ -263,4 +263,5 @@ def run_suite(
         lines = [f"{task}: {error}" for task, error in failed.items()]
         where = f"the report covers the other {len(reported)}" if reported else "no report was written"
         raise SuiteTasksFailed(f"{len(failed)} suite task(s) failed ({where}):\n  " + "\n  ".join(lines))
-    return reported, [task for task in plan.to_run if task not in failed]
+    report = f"{plan.stored_data}/08_reporting/suite_report.md"
+    return reported, [task for task in plan.to_run if task not in failed], report
