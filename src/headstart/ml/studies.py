@@ -129,18 +129,14 @@ def layer_sweep(
         used = labels_used_per_class(train_labels, validation_labels)
         for n in blocks:
             for position, (arm, settings) in enumerate(arms.items()):
-                points.append({"arm": arm, "blocks": n, "seed": seed, "labels_used": used})
-                if n > 0 or position == 0:  # at n = 0 the later arms are the first arm's model
-                    trained.append((points[-1], task, layer_sweep_config(base, settings, n)))
+                point = {"arm": arm, "blocks": n, "seed": seed, "labels_used": used}
+                if n > 0 or position == 0:  # at n = 0 the later arms report the first arm's training
+                    trained.append((point, task, layer_sweep_config(base, settings, n)))
+                points.append((point, len(trained) - 1))
     sweep_point = partial(_sweep_point, test.primary_pairs(), labels_per_class, dict(training_settings))
-    measured = dict(zip([id(point) for point, *_ in trained], parallel_map(sweep_point, trained, workers)))
-    rows, runs = [], []
-    for point in points:
-        if id(point) in measured:
-            metrics, run = measured[id(point)]
-            runs.append(run)
-        rows.append({**point, **metrics})  # an untrained point: the metrics of its n = 0 first arm
-    return pd.DataFrame(rows), runs
+    measured = parallel_map(sweep_point, trained, workers)
+    rows = [{**point, **measured[training][0]} for point, training in points]
+    return pd.DataFrame(rows), [run for _, run in measured]
 
 
 def _sweep_point(
